@@ -1,0 +1,33 @@
+"""Errors that the CLI turns into one clear line and exit status 2."""
+from __future__ import annotations
+
+
+class DseError(Exception):
+    """A user-facing error: bad input, an impossible design, a missing file.
+
+    ``where`` names the file (and line where known); ``field`` is the dotted path
+    of the offending field. ``str()`` gives the one line the CLI prints.
+    """
+
+    def __init__(self, message: str, *, where: str | None = None, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.where = where
+        self.field = field
+
+    def __str__(self) -> str:
+        parts = []
+        if self.where:
+            parts.append(self.where)
+        if self.field:
+            parts.append(self.field)
+        parts.append(self.message)
+        return ": ".join(parts)
+
+
+class SpecError(DseError):
+    """An architecture, workload or study file that does not validate."""
+
+
+class DesignError(DseError):
+    """A valid file describing a design that cannot run a workload (too-small SRAM...)."""
