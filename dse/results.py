@@ -1,0 +1,68 @@
+"""Simulation results as pandas tables; the metric names are defined here, once."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+# Summary metrics (columns) shared by the engine, the search and the reports.
+LATENCY = "latency_s"
+THROUGHPUT_OPS = "throughput_ops_per_s"
+THROUGHPUT_SAMPLES = "throughput_samples_per_s"
+ENERGY = "energy_j"
+AVG_POWER = "avg_power_w"
+TOPS_PER_W = "tops_per_w"
+AREA = "area_mm2"
+BOUND = "bound"
+ENERGY_PER_SAMPLE = "energy_per_sample_j"
+
+CORE_METRICS = [LATENCY, THROUGHPUT_OPS, THROUGHPUT_SAMPLES, ENERGY, AVG_POWER, TOPS_PER_W, AREA,
+                ENERGY_PER_SAMPLE]
+
+
+def energy_col(component: str) -> str:
+    return f"energy_{component}_j"
+
+
+def busy_col(resource: str) -> str:
+    return f"busy_{resource}"
+
+
+def bytes_read_col(tier: str) -> str:
+    return f"bytes_read_{tier}"
+
+
+def bytes_written_col(tier: str) -> str:
+    return f"bytes_written_{tier}"
+
+
+#: Metrics a study may optimise or constrain (plus the per-component families above).
+OBJECTIVE_METRICS = {
+    LATENCY: "minimize", THROUGHPUT_OPS: "maximize", THROUGHPUT_SAMPLES: "maximize",
+    ENERGY: "minimize", AVG_POWER: "minimize", TOPS_PER_W: "maximize", AREA: "minimize",
+    ENERGY_PER_SAMPLE: "minimize",
+}
+
+
+@dataclass
+class Result:
+    """The outcome of simulating one workload on one architecture."""
+
+    architecture: str
+    workload: str
+    summary_row: dict
+    op_rows: list[dict] = field(default_factory=list)
+    timeline: list[dict] = field(default_factory=list)
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """One row: architecture, workload and every summary metric."""
+        return pd.DataFrame([self.summary_row])
+
+    @property
+    def ops(self) -> pd.DataFrame:
+        """One row per op, in workload order."""
+        return pd.DataFrame(self.op_rows)
+
+    def __getitem__(self, metric: str):
+        return self.summary_row[metric]

@@ -1,0 +1,116 @@
+"""One op as a double-buffered pipeline: load tiles, compute them, store results.
+
+Identical tiles are grouped into at most ``max_chunks`` chunks so that the
+number of events per op stays bounded. Within a chunk every stage progresses at
+a constant rate, so a downstream stage may start once the first tile of the
+upstream chunk is ready and cannot finish before the upstream's last tile plus
+one tile of its own: with these two endpoint rules, chunks reproduce the
+tile-by-tile schedule of an uncontended op exactly (tests/test_pipeline.py
+compares both). Contention is resolved at chunk granularity on the buses.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import simpy
+
+from dse.sim.machine import Machine
+from dse.sim.plan import OpPlan
+
+
+def chunk_sizes(n_tiles: int, max_chunks: int | None) -> list[int]:
+    k = n_tiles if not max_chunks else min(n_tiles, max_chunks)
+    base, rem = divmod(n_tiles, k)
+    return [base + 1] * rem + [base] * (k - rem)
+
+
+@dataclass
+class _Chunk:
+    g: int
+    loaded_first: simpy.Event
+    loaded: simpy.Event
+    computed_first: simpy.Event
+    computed: simpy.Event
+
+
+def run_op(env: simpy.Environment, machine: Machine, plan: OpPlan, max_chunks: int | None):
+    """SimPy process running one planned op to completion; returns its compute busy time."""
+    n = plan.n_tiles
+    sizes = chunk_sizes(n, max_chunks)
+    chunks = [_Chunk(g, env.event(), env.event(), env.event(), env.event()) for g in sizes]
+    c_tile = plan.compute_s / n
+    reads = [(machine.buses[t], b / n) for t, b in plan.reads.items() if b > 0]
+    writes = [(machine.buses[t], b / n) for t, b in plan.writes.items() if b > 0]
+    if reads:
+        env.process(_load(env, chunks, reads))
+    else:
+        for ch in chunks:
+            ch.loaded_first.succeed(env.now)
+            ch.loaded.succeed(env.now)
+    compute = env.process(_compute(env, chunks, c_tile))
+    if writes:
+        yield env.process(_store(env, chunks, writes))
+    else:
+        yield compute
+
+
+def _transfer(env, bus, bytes_tile: float, g: int, started: simpy.Event | None):
+    """Hold a bus for g tiles; report when the first tile will have arrived."""
+    t_tile = bytes_tile / bus.bandwidth
+    with bus.resource.request() as req:
+        yield req
+        if started is not None:
+            started.succeed(env.now + bus.latency + t_tile)
+        first = env.now + bus.latency + t_tile
+        yield env.timeout(g * t_tile)
+        bus.busy_s += g * t_tile
+    return first, env.now + bus.latency
+
+
+def _load(env, chunks: list[_Chunk], reads):
+    for j, ch in enumerate(chunks):
+        if j >= 2:  # double buffering: chunk j reuses the buffer of chunk j-2
+            yield chunks[j - 2].computed
+        if len(reads) == 1:
+            bus, bt = reads[0]
+            first, done = yield from _transfer(env, bus, bt, ch.g, ch.loaded_first)
+        else:
+            procs = [env.process(_transfer(env, bus, bt, ch.g, None)) for bus, bt in reads]
+            results = yield env.all_of(procs)
+            firsts, dones = zip(*results.values())
+            ch.loaded_first.succeed(max(firsts))
+            done = max(dones)
+        ch.loaded.succeed(done)
+
+
+def _compute(env, chunks: list[_Chunk], c_tile: float):
+    for ch in chunks:
+        first = yield ch.loaded_first
+        if first > env.now:
+            yield env.timeout(first - env.now)
+        ch.computed_first.succeed(env.now + c_tile)
+        yield env.timeout(ch.g * c_tile)
+        loaded = yield ch.loaded
+        end = loaded + c_tile
+        if end > env.now:
+            yield env.timeout(end - env.now)
+        ch.computed.succeed(env.now)
+
+
+def _store(env, chunks: list[_Chunk], writes):
+    for ch in chunks:
+        first = yield ch.computed_first
+        if first > env.now:
+            yield env.timeout(first - env.now)
+        s_tile = 0.0
+        for bus, bt in writes:
+            with bus.resource.request() as req:
+                yield req
+                t = bt / bus.bandwidth
+                s_tile = max(s_tile, t)
+                yield env.timeout(ch.g * t)
+                bus.busy_s += ch.g * t
+        computed = yield ch.computed
+        end = computed + s_tile
+        if end > env.now:
+            yield env.timeout(end - env.now)

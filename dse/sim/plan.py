@@ -1,0 +1,208 @@
+"""What one op costs on one compute unit: time of its compute, bytes per tier, actions.
+
+The plan is pure arithmetic (no simulation): the engine turns it into a
+pipeline of tile transfers and compute on SimPy resources, where queuing and
+overlap decide the actual time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import ceil
+
+from dse.errors import DesignError
+from dse.spec.architecture import Architecture, SystolicArray, VectorUnit
+from dse.sim import systolic
+from dse.sim.tiling import tile_gemm, tile_vector
+from dse.workloads.ops import Op
+
+BITS = 8.0
+
+
+@dataclass
+class OpPlan:
+    op: Op
+    unit: str
+    compute_s: float                      # busy time of the unit (incl. buffer bandwidth limits)
+    n_tiles: int
+    reads: dict[str, float]               # tier -> bytes fetched from it
+    writes: dict[str, float]              # tier -> bytes written to it
+    sram_read: dict[str, float] = field(default_factory=dict)
+    sram_write: dict[str, float] = field(default_factory=dict)
+    macs: float = 0.0
+    vector_ops: float = 0.0
+    #: dynamic energy by component name (J)
+    energy: dict[str, float] = field(default_factory=dict)
+
+    def transfer_s(self, bandwidth: dict[str, float]) -> dict[str, float]:
+        """Time each tier's bus needs for this op, uncontended."""
+        tiers = set(self.reads) | set(self.writes)
+        return {t: (self.reads.get(t, 0.0) + self.writes.get(t, 0.0)) / bandwidth[t] for t in tiers}
+
+
+def _add(d: dict[str, float], key: str, value: float) -> None:
+    if value:
+        d[key] = d.get(key, 0.0) + value
+
+
+class Planner:
+    """Plans ops for one architecture; caches by (op shape, unit)."""
+
+    def __init__(self, arch: Architecture):
+        self.arch = arch
+        self.memories = {m.name: m for m in arch.memories}
+        self.srams = {s.name: s for s in arch.sram}
+        self.units = {u.name: u for u in arch.compute}
+
+    # ---- where tensors live ------------------------------------------------
+    def home(self, role: str, resident_bytes: float) -> str:
+        """The tier or SRAM holding a role for this op; an SRAM only if it fits."""
+        where = self.arch.tier_of(role)
+        sram = self.srams.get(where)
+        if sram is not None and resident_bytes > sram.capacity:
+            # does not fit on chip: falls back to the first off-chip tier
+            return self.arch.memories[0].name
+        return where
+
+    def plan(self, op: Op, unit_name: str) -> OpPlan:
+        unit = self.units[unit_name]
+        buf = self.arch.buffer_of(unit)
+        tensors = op.tensor_bytes()
+        resident = {key: t["bytes"] for key, t in tensors.items()
+                    if self.arch.tier_of(t["role"]) in self.srams}
+        resident_total = sum(resident.values())
+        homes = {key: self.home(t["role"], resident_total) for key, t in tensors.items()}
+        streamed = {key: homes[key] in self.memories for key in tensors}
+        if buf is None:
+            if any(streamed.values()):
+                raise DesignError(f"compute unit '{unit.name}' has no SRAM buffer to stage tiles of op '{op.name}'")
+            free = float("inf")
+        else:
+            used = sum(tensors[k]["bytes"] for k in tensors if homes[k] == buf.name)
+            free = buf.capacity - used
+        if op.kind == "vector":
+            return self._plan_vector(op, unit, buf, tensors, homes, streamed, free)
+        return self._plan_gemm(op, unit, buf, tensors, homes, streamed, free)
+
+    def _too_small(self, op: Op, buf, need: str) -> DesignError:
+        cap = f"{buf.capacity / 2**10:.0f} KiB" if buf is not None else "0 B"
+        return DesignError(
+            f"SRAM '{buf.name if buf else '?'}' ({cap} free of resident data) is too small for any tile "
+            f"of op '{op.name}': {need}")
+
+    def _plan_gemm(self, op, unit, buf, tensors, homes, streamed, free) -> OpPlan:
+        m, n, k, reps = op.gemm()
+        eb = op.elem_bytes
+        plan = OpPlan(op, unit.name, 0.0, 1, {}, {}, macs=float(op.macs))
+        if isinstance(unit, SystolicArray):
+            rate = unit.macs_per_cycle.get(op.precision)
+            if rate is None:
+                raise DesignError(f"compute unit '{unit.name}' does not support {op.precision} "
+                                  f"(supports {', '.join(unit.macs_per_cycle)}) for op '{op.name}'")
+            cycles = systolic.gemm_cycles(unit.rows, unit.cols, m, n, k, unit.dataflow, reps, unit.count)
+            compute_s = cycles / rate / unit.clock
+            min_kt, min_nt = (unit.rows, unit.cols) if unit.dataflow != "input_stationary" else (unit.rows, 1)
+            ra, rb = systolic.sram_reads(unit.rows, unit.cols, m, n, k, unit.dataflow)
+            e_mac = unit.energy_per_mac.get(op.precision, 0.0)
+            _add(plan.energy, unit.name, op.macs * e_mac)
+        else:  # a GEMM on a vector unit: 2 ops per MAC at the lane rate
+            compute_s = 2.0 * op.macs / unit.peak_ops_per_s
+            min_kt = min_nt = 1
+            ra, rb = m * k * n, k * n * m
+            _add(plan.energy, unit.name, 2.0 * op.macs * unit.energy_per_op)
+        tiling = tile_gemm(m, n, k, eb, free, streamed["a"], streamed["b"], streamed["out"], min_kt, min_nt)
+        if tiling is None:
+            need = 2 * eb * (streamed["a"] * min_kt + streamed["b"] * min_kt * min(n, min_nt)
+                             + streamed["out"] * min(n, min_nt))
+            raise self._too_small(op, buf, f"the smallest tile needs {need / 2**10:.0f} KiB (double-buffered)")
+        plan.n_tiles = tiling.n_tiles * reps
+        fetches = {"a": tiling.reads_a, "b": tiling.reads_b, "out": 1}
+        for key, t in tensors.items():
+            where = homes[key]
+            if where in self.memories:
+                if key == "out":
+                    _add(plan.writes, where, t["bytes"])
+                else:
+                    _add(plan.reads, where, t["bytes"] * fetches[key])
+        # buffer traffic: staged tiles are written into the buffer; the array reads
+        # its operands from the buffer (or from the SRAM holding them) per dataflow
+        reads_el = {"a": ra * reps, "b": rb * reps}
+        for key, t in tensors.items():
+            where = homes[key]
+            sram = where if where in self.srams else (buf.name if buf else None)
+            if sram is None:
+                continue
+            if key == "out":
+                _add(plan.sram_write, sram, t["bytes"])
+                if where in self.memories:
+                    _add(plan.sram_read, sram, t["bytes"])       # drained to memory
+            else:
+                if where in self.memories:
+                    _add(plan.sram_write, sram, t["bytes"] * fetches[key])
+                _add(plan.sram_read, sram, reads_el[key] * eb)
+        plan.compute_s = max(compute_s, self._sram_time(plan))
+        self._charge_storage(plan)
+        return plan
+
+    def _plan_vector(self, op, unit, buf, tensors, homes, streamed, free) -> OpPlan:
+        plan = OpPlan(op, unit.name, 0.0, 1, {}, {}, vector_ops=float(op.vector_ops))
+        if isinstance(unit, VectorUnit):
+            rate = unit.peak_ops_per_s
+            _add(plan.energy, unit.name, op.vector_ops * unit.energy_per_op)
+        else:  # a systolic array used as a SIMD row: one op per column per cycle
+            rate = unit.cols * unit.count * unit.clock
+            e_mac = max(unit.energy_per_mac.values(), default=0.0)
+            _add(plan.energy, unit.name, op.vector_ops * e_mac)
+        compute_s = op.vector_ops / rate
+        per_el = sum(t["bytes"] for k, t in tensors.items() if streamed[k]) / max(op.elements, 1)
+        n_tiles = tile_vector(op.elements, per_el, free)
+        if n_tiles is None:
+            raise self._too_small(op, buf, f"one element needs {2 * per_el:.0f} B (double-buffered)")
+        plan.n_tiles = n_tiles
+        for key, t in tensors.items():
+            where = homes[key]
+            sram = where if where in self.srams else (buf.name if buf else None)
+            if where in self.memories:
+                _add(plan.writes if key == "out" else plan.reads, where, t["bytes"])
+            if sram is not None:
+                if key == "out":
+                    _add(plan.sram_write, sram, t["bytes"])
+                    if where in self.memories:
+                        _add(plan.sram_read, sram, t["bytes"])
+                else:
+                    _add(plan.sram_read, sram, t["bytes"])
+                    if where in self.memories:
+                        _add(plan.sram_write, sram, t["bytes"])
+        plan.compute_s = max(compute_s, self._sram_time(plan))
+        self._charge_storage(plan)
+        return plan
+
+    def _sram_time(self, plan: OpPlan) -> float:
+        """The buffer's bandwidth can bound the unit: bytes through each SRAM / its bandwidth."""
+        t = 0.0
+        for name in set(plan.sram_read) | set(plan.sram_write):
+            moved = plan.sram_read.get(name, 0.0) + plan.sram_write.get(name, 0.0)
+            t = max(t, moved / self.srams[name].bandwidth)
+        return t
+
+    def _charge_storage(self, plan: OpPlan) -> None:
+        for name, b in plan.sram_read.items():
+            _add(plan.energy, name, b * BITS * self.srams[name].read_energy)
+        for name, b in plan.sram_write.items():
+            _add(plan.energy, name, b * BITS * self.srams[name].write_energy)
+        for name, b in plan.reads.items():
+            _add(plan.energy, name, b * BITS * self.memories[name].read_energy)
+        for name, b in plan.writes.items():
+            _add(plan.energy, name, b * BITS * self.memories[name].write_energy)
+
+
+def compatible_units(arch: Architecture, op: Op) -> list[str]:
+    """Units that can run an op, best kind first: arrays for GEMMs, vector units for the rest."""
+    arrays = [u.name for u in arch.compute if isinstance(u, SystolicArray)]
+    vectors = [u.name for u in arch.compute if isinstance(u, VectorUnit)]
+    if op.kind == "vector":
+        return vectors or arrays
+    if arrays:
+        supported = [u.name for u in arch.compute
+                     if isinstance(u, SystolicArray) and op.precision in u.macs_per_cycle]
+        return supported or arrays
+    return vectors

@@ -1,0 +1,54 @@
+"""Stall-free timing of a systolic array, after SCALE-Sim's analytical model.
+
+Samajdar et al., "A Systematic Methodology for Characterizing Scalability of DNN
+Accelerators using SCALE-Sim", ISPASS 2020: a GEMM is mapped onto the array as
+an S_R x T operand streamed against a T x S_C operand; one fold of an R x C array
+takes 2R + C + T - 2 cycles (fill, stream, drain) and the array is folded
+ceil(S_R/R) * ceil(S_C/C) times. A partial fold costs a full fold.
+
+Mapping per dataflow (M output rows, N output columns, K reduction):
+    output stationary: S_R = M, S_C = N, T = K
+    weight stationary: S_R = K, S_C = N, T = M
+    input stationary:  S_R = K, S_C = M, T = N
+"""
+from __future__ import annotations
+
+from math import ceil
+
+MAPPING = {
+    "output_stationary": lambda m, n, k: (m, n, k),
+    "weight_stationary": lambda m, n, k: (k, n, m),
+    "input_stationary": lambda m, n, k: (k, m, n),
+}
+
+
+def folds(rows: int, cols: int, m: int, n: int, k: int, dataflow: str) -> int:
+    s_r, s_c, _ = MAPPING[dataflow](m, n, k)
+    return ceil(s_r / rows) * ceil(s_c / cols)
+
+
+def gemm_cycles(rows: int, cols: int, m: int, n: int, k: int, dataflow: str,
+                repeats: int = 1, arrays: int = 1) -> int:
+    """Cycles for ``repeats`` independent M x N x K GEMMs on ``arrays`` identical arrays.
+
+    Folds are independent, so they are dealt round-robin to the arrays; the
+    busiest array sets the time.
+    """
+    s_r, s_c, t = MAPPING[dataflow](m, n, k)
+    total_folds = ceil(s_r / rows) * ceil(s_c / cols) * repeats
+    per_fold = 2 * rows + cols + t - 2
+    return ceil(total_folds / arrays) * per_fold
+
+
+def sram_reads(rows: int, cols: int, m: int, n: int, k: int, dataflow: str) -> tuple[int, int]:
+    """Elements of (a[M,K], b[K,N]) the array reads from its buffer for one GEMM.
+
+    The stationary operand is read once; the streamed one is re-read for every
+    fold along the other dimension.
+    """
+    if dataflow == "weight_stationary":
+        return m * k * ceil(n / cols), k * n
+    if dataflow == "output_stationary":
+        return m * k * ceil(n / cols), k * n * ceil(m / rows)
+    # input stationary: a is held in the array, b is streamed past each fold of M
+    return m * k, k * n * ceil(m / cols)

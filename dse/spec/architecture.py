@@ -1,0 +1,185 @@
+"""The architecture spec: one accelerator chip described in YAML, validated by pydantic.
+
+A chip has compute units (systolic arrays, vector units), on-chip SRAM buffers,
+off-chip memory tiers, a placement of tensor roles onto buffers or tiers, and
+static components (control, I/O) whose power and area complete the totals.
+All quantities are SI floats after validation (areas in mm^2).
+"""
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from dse.spec.quantities import (
+    Bytes,
+    BytesPerSecond,
+    Hertz,
+    Joules,
+    JoulesPerBit,
+    Metres,
+    Seconds,
+    SquareMillimetres,
+    Watts,
+)
+from dse.spec.yaml_io import at
+from dse.workloads.ops import PRECISION_BYTES, ROLES
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Component(_Strict):
+    name: str = Field(min_length=1)
+    leakage: Watts = 0.0
+    area: SquareMillimetres = 0.0
+    source: str | None = None
+
+
+def _check_precisions(value: dict) -> dict:
+    for p in value:
+        if p not in PRECISION_BYTES:
+            raise ValueError(f"unknown precision '{p}' (known: {', '.join(PRECISION_BYTES)})")
+    return value
+
+
+class SystolicArray(_Component):
+    """A rows x cols array of MAC units (SCALE-Sim's model), ``count`` copies."""
+
+    kind: Literal["systolic"]
+    rows: int = Field(gt=0)
+    cols: int = Field(gt=0)
+    count: int = Field(default=1, gt=0)
+    clock: Hertz
+    dataflow: Literal["weight_stationary", "output_stationary", "input_stationary"] = "weight_stationary"
+    #: MACs each PE completes per cycle at each supported precision.
+    macs_per_cycle: dict[str, Annotated[float, Field(gt=0)]] = {"int8": 1.0}
+    #: Energy of one MAC at each precision (operand delivery inside the array included).
+    energy_per_mac: dict[str, Joules] = {}
+    buffer: str | None = None
+
+    _v = field_validator("macs_per_cycle", "energy_per_mac")(_check_precisions)
+
+    @property
+    def pes(self) -> int:
+        return self.rows * self.cols * self.count
+
+    def peak_macs_per_s(self, precision: str) -> float:
+        return self.pes * self.macs_per_cycle.get(precision, 0.0) * self.clock
+
+
+class VectorUnit(_Component):
+    """SIMD lanes for elementwise work (activations, normalisation, pooling)."""
+
+    kind: Literal["vector"]
+    lanes: int = Field(gt=0)
+    count: int = Field(default=1, gt=0)
+    clock: Hertz
+    ops_per_lane_per_cycle: float = Field(default=1.0, gt=0)
+    energy_per_op: Joules = 0.0
+    buffer: str | None = None
+
+    @property
+    def peak_ops_per_s(self) -> float:
+        return self.lanes * self.count * self.ops_per_lane_per_cycle * self.clock
+
+
+ComputeUnit = Annotated[Union[SystolicArray, VectorUnit], Field(discriminator="kind")]
+
+
+class Sram(_Component):
+    """An on-chip buffer: stages tiles and may hold whole tensors (placement)."""
+
+    capacity: Bytes
+    bandwidth: BytesPerSecond
+    read_energy: JoulesPerBit = 0.0
+    write_energy: JoulesPerBit = 0.0
+
+
+class MemoryTier(_Component):
+    """An off-chip (or stacked) memory: channels of some bandwidth with an access latency."""
+
+    technology: str | None = None
+    capacity: Bytes
+    channels: int = Field(default=1, gt=0)
+    bandwidth_per_channel: BytesPerSecond
+    latency: Seconds = 0.0
+    read_energy: JoulesPerBit = 0.0
+    write_energy: JoulesPerBit = 0.0
+    background_power: Watts = 0.0
+
+    @property
+    def bandwidth(self) -> float:
+        return self.channels * self.bandwidth_per_channel
+
+
+class StaticComponent(_Component):
+    """Anything that only burns power and takes area (control, host I/O, PHYs)."""
+
+
+class Architecture(_Strict):
+    name: str = Field(min_length=1)
+    description: str = ""
+    technology_node: Metres | None = None
+    tdp: Watts | None = None
+    sources: dict[str, str] = {}
+    compute: list[ComputeUnit] = Field(min_length=1)
+    sram: list[Sram] = []
+    memories: list[MemoryTier] = Field(min_length=1)
+    placement: dict[str, str] = {}
+    static: list[StaticComponent] = []
+
+    @field_validator("placement")
+    @classmethod
+    def _roles_known(cls, value: dict[str, str]) -> dict[str, str]:
+        for role in value:
+            if role not in ROLES:
+                raise ValueError(f"unknown tensor role '{role}' (known: {', '.join(ROLES)})")
+        return value
+
+    @model_validator(mode="after")
+    def _names_resolve(self) -> "Architecture":
+        names = [c.name for c in self.components()]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"component names must be unique; repeated: {', '.join(dupes)}")
+        srams = {s.name for s in self.sram}
+        storage = srams | {m.name for m in self.memories}
+        for role, where in self.placement.items():
+            if where not in storage:
+                raise ValueError(at(f"placement.{role}", f"'{where}' is not an SRAM or memory tier "
+                                    f"(have: {', '.join(sorted(storage))})"))
+        for i, unit in enumerate(self.compute):
+            if unit.buffer is not None and unit.buffer not in srams:
+                raise ValueError(at(f"compute[{i}].buffer", f"'{unit.buffer}' is not an SRAM "
+                                    f"(have: {', '.join(sorted(srams)) or 'none'})"))
+        return self
+
+    # ---- queries used by the engine --------------------------------------
+    def components(self) -> list:
+        return [*self.compute, *self.sram, *self.memories, *self.static]
+
+    def tier_of(self, role: str) -> str:
+        """Where a tensor role lives: its placement, else the first memory tier."""
+        return self.placement.get(role, self.memories[0].name)
+
+    def sram_named(self, name: str) -> Sram | None:
+        return next((s for s in self.sram if s.name == name), None)
+
+    def memory_named(self, name: str) -> MemoryTier | None:
+        return next((m for m in self.memories if m.name == name), None)
+
+    def buffer_of(self, unit) -> Sram | None:
+        """The SRAM that stages a unit's tiles: its own, else the largest one."""
+        if unit.buffer:
+            return self.sram_named(unit.buffer)
+        return max(self.sram, key=lambda s: s.capacity) if self.sram else None
+
+    @property
+    def area_mm2(self) -> float:
+        return sum(c.area for c in self.components())
+
+    @property
+    def static_power_w(self) -> float:
+        return sum(c.leakage for c in self.components()) + sum(m.background_power for m in self.memories)

@@ -1,0 +1,64 @@
+"""Finding and loading architecture files: by path, or by the name of a bundled design."""
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from dse.errors import SpecError
+from dse.spec.architecture import Architecture
+from dse.spec.yaml_io import YamlDoc, read_yaml, spec_error_from_validation
+
+
+def bundled_dir(kind: str) -> Path:
+    """Folder of bundled YAML ('architectures' or 'studies'), wherever dse is installed."""
+    return Path(str(resources.files(f"dse.{kind}")))
+
+
+def bundled_names(kind: str) -> list[str]:
+    return sorted(p.stem for p in bundled_dir(kind).glob("*.yaml"))
+
+
+def resolve(path_or_name: str | Path, kind: str) -> Path:
+    """A path that exists, or the bundled file of that name; else a SpecError listing names."""
+    p = Path(path_or_name)
+    if p.exists():
+        return p
+    candidate = bundled_dir(kind) / f"{path_or_name}.yaml"
+    if candidate.exists():
+        return candidate
+    if p.suffix in (".yaml", ".yml") or "/" in str(path_or_name):
+        raise SpecError("file not found", where=str(path_or_name))
+    names = ", ".join(bundled_names(kind)) or "none"
+    raise SpecError(f"no file or bundled {kind[:-1]} named '{path_or_name}' (bundled: {names})")
+
+
+def architecture_from_doc(doc: YamlDoc, overrides: dict[str, Any] | None = None) -> Architecture:
+    data = doc.data
+    if not isinstance(data, dict):
+        raise SpecError("expected a mapping of architecture fields at the top level", where=doc.name)
+    if overrides:
+        from dse.spec.overrides import apply_overrides
+
+        data = apply_overrides(copy.deepcopy(data), overrides)
+    try:
+        return Architecture.model_validate(data)
+    except ValidationError as exc:
+        raise spec_error_from_validation(exc, doc, Architecture) from None
+
+
+def load_architecture(path_or_name: str | Path | Architecture,
+                      overrides: dict[str, Any] | None = None) -> Architecture:
+    """Load and validate an architecture file (or bundled name), applying overrides."""
+    if isinstance(path_or_name, Architecture):
+        if not overrides:
+            return path_or_name
+        raw = path_or_name.model_dump(mode="python")
+        from dse.spec.overrides import apply_overrides
+
+        return Architecture.model_validate(apply_overrides(raw, overrides))
+    doc = read_yaml(resolve(path_or_name, "architectures"))
+    return architecture_from_doc(doc, overrides)
