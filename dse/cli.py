@@ -1,0 +1,154 @@
+"""The `dse` command line (Typer + Rich). Errors become one line on stderr and exit 2."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dse.errors import DseError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Design-space exploration of AI accelerators and their memory hierarchies.")
+list_app = typer.Typer(no_args_is_help=True, help="Show what is bundled.")
+app.add_typer(list_app, name="list")
+out = Console()
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"error: {message}", markup=False)
+    raise typer.Exit(code)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def print_table(df, title: str | None = None) -> None:
+    table = Table(title=title, show_lines=False)
+    for col in df.columns:
+        table.add_column(str(col), overflow="fold")
+    for _, row in df.iterrows():
+        table.add_row(*(_fmt(v) for v in row.tolist()))
+    out.print(table)
+
+
+def print_summary(row: dict, title: str) -> None:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in row.items():
+        table.add_row(k, _fmt(v))
+    out.print(table)
+
+
+def write_frame(df, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        df.to_parquet(path, index=False)
+    elif path.suffix == ".csv":
+        df.to_csv(path, index=False)
+    else:
+        fail(f"{path}: --out must end in .csv or .parquet")
+
+
+@app.command()
+def run(
+    arch: str = typer.Argument(..., help="Architecture YAML file or bundled name (see `dse list architectures`)."),
+    workload: str = typer.Option(..., "--workload", "-w", help="Workload: generator name (with :k=v,...), trace file or .onnx."),
+    batch: Optional[int] = typer.Option(None, "--batch", "-b", min=1, help="Override the workload's batch size."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table | csv | json"),
+    per_op: bool = typer.Option(False, "--per-op", help="Print one row per op instead of the summary."),
+    out_file: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the table to FILE.csv or FILE.parquet."),
+) -> None:
+    """Simulate one workload on one architecture and print the summary."""
+    from dse.sim.engine import simulate
+    from dse.spec.loader import load_architecture
+    from dse.workloads import load_workload
+
+    if fmt not in ("table", "csv", "json"):
+        fail(f"--format: '{fmt}' is not one of table, csv, json")
+    a = load_architecture(arch)
+    w = load_workload(workload, batch=batch)
+    result = simulate(a, w)
+    df = result.ops if per_op else result.summary
+    if out_file is not None:
+        write_frame(df, out_file)
+    if fmt == "csv":
+        sys.stdout.write(df.to_csv(index=False))
+    elif fmt == "json":
+        sys.stdout.write(json.dumps(df.to_dict(orient="records"), indent=2, default=str) + "\n")
+    elif per_op:
+        cols = ["op", "kind", "unit", "latency_s", "macs", "n_tiles", "bound"]
+        print_table(df[cols], title=f"{a.name} · {w.name}")
+    else:
+        print_summary(result.summary_row, title=f"{a.name} · {w.name}")
+
+
+@app.command()
+def check(file: str = typer.Argument(..., help="Architecture YAML file or bundled name.")) -> None:
+    """Validate an architecture and print it resolved to SI units."""
+    from dse.spec.describe import describe
+    from dse.spec.loader import load_architecture
+
+    a = load_architecture(file)
+    out.print(describe(a))
+
+
+@list_app.command("architectures")
+def list_architectures() -> None:
+    """Bundled architectures."""
+    from dse.spec.loader import bundled_dir, bundled_names, load_architecture
+
+    table = Table(title="bundled architectures")
+    for c in ("name", "description"):
+        table.add_column(c)
+    for name in bundled_names("architectures"):
+        a = load_architecture(bundled_dir("architectures") / f"{name}.yaml")
+        table.add_row(name, a.description)
+    out.print(table)
+
+
+@list_app.command("workloads")
+def list_workloads() -> None:
+    """Built-in workload generators and their parameters."""
+    from dse.workloads import list_generators
+
+    table = Table(title="workload generators")
+    for c in ("name", "description", "parameters (defaults)"):
+        table.add_column(c, overflow="fold")
+    for g in list_generators():
+        params = ", ".join(f"{k}={v}" for k, v in g.parameters.items())
+        table.add_row(g.name, g.description, params)
+    out.print(table)
+
+
+def main() -> None:
+    """Entry point: run the app, turning user errors into one line and exit status 2."""
+    try:
+        app(standalone_mode=False)
+    except DseError as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and friends
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(2)
+        raise
