@@ -125,7 +125,7 @@ def list_workloads() -> None:
     for c in ("name", "description", "parameters (defaults)"):
         table.add_column(c, overflow="fold")
     for g in list_generators():
-        params = ", ".join(f"{k}={v}" for k, v in g.parameters.items())
+        params = ", ".join(f"{k}={v}" for k, v in g.params.items())
         table.add_row(g.name, g.description, params)
     out.print(table)
 

@@ -103,7 +103,9 @@ def dotted(loc: Loc) -> str:
 
 def spec_error_from_validation(exc: ValidationError, doc: YamlDoc, model: type | None = None) -> SpecError:
     """The first pydantic error as one SpecError with file, line and field path."""
-    err = exc.errors()[0]
+    errors = exc.errors()
+    # an unknown field usually explains the missing one next to it (a typo): report it first
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     # pydantic puts discriminated-union tags in loc (e.g. 'systolic'); drop them
     loc = _strip_tags(loc, doc.data)

@@ -1,0 +1,105 @@
+"""Bad input: one line naming file (and line), field and problem; exit status 2; no traceback."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from archs import BASE
+
+import yaml
+
+
+def dse(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dse", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def write_arch(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "arch.yaml"
+    p.write_text(text)
+    return p
+
+
+def base_text(**edits) -> str:
+    return yaml.safe_dump(BASE, sort_keys=False)
+
+
+def assert_one_line_error(proc, *fragments: str) -> str:
+    assert proc.returncode == 2, proc.stderr + proc.stdout
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for f in fragments:
+        assert f in lines[0], lines[0]
+    return lines[0]
+
+
+def line_of(text: str, needle: str) -> int:
+    return next(i for i, l in enumerate(text.splitlines(), 1) if needle in l)
+
+
+def test_unknown_field_names_file_line_and_suggests(tmp_path):
+    text = base_text().replace("  cols: 16\n", "  colums: 16\n", 1)
+    p = write_arch(tmp_path, text)
+    msg = assert_one_line_error(dse("check", str(p)), f"{p}:{line_of(text, 'colums')}",
+                                "compute[0].colums", "unknown field")
+    assert "cols" in msg  # did you mean
+
+
+def test_missing_field(tmp_path):
+    text = base_text().replace("  capacity: 4 GiB\n", "", 1)
+    p = write_arch(tmp_path, text)
+    assert_one_line_error(dse("check", str(p)), str(p), "memories[0].capacity", "missing")
+
+
+@pytest.mark.parametrize("value", ["0 GB/s", "-5 GB/s"])
+def test_zero_or_negative_bandwidth(tmp_path, value):
+    text = base_text().replace("bandwidth_per_channel: 5 GB/s", f"bandwidth_per_channel: {value}")
+    p = write_arch(tmp_path, text)
+    assert_one_line_error(dse("check", str(p)), f"{p}:{line_of(text, 'bandwidth_per_channel')}",
+                          "memories[0].bandwidth_per_channel", "greater than 0")
+
+
+def test_unit_of_the_wrong_dimension(tmp_path):
+    text = base_text().replace("bandwidth_per_channel: 5 GB/s", "bandwidth_per_channel: 3 GHz")
+    p = write_arch(tmp_path, text)
+    assert_one_line_error(dse("check", str(p)), f"{p}:{line_of(text, 'bandwidth_per_channel')}",
+                          "'3 GHz' is a frequency, expected a bandwidth")
+
+
+def test_malformed_yaml(tmp_path):
+    text = base_text().replace("- name: vec\n", "- name: vec\n  bad: [unclosed\n", 1)
+    p = write_arch(tmp_path, text)
+    assert_one_line_error(dse("check", str(p)), f"{p}:", "malformed YAML")
+
+
+def test_file_that_does_not_exist(tmp_path):
+    missing = tmp_path / "nope.yaml"
+    assert_one_line_error(dse("check", str(missing)), str(missing), "file not found")
+    assert_one_line_error(dse("run", str(missing), "--workload", "mlp"), "file not found")
+
+
+def test_sram_too_small_for_any_tile(tmp_path):
+    text = base_text().replace("capacity: 1 MiB", "capacity: 256 B")
+    p = write_arch(tmp_path, text)
+    # the smallest tile streams one 16x16 int8 weight fold (256 B), double-buffered: 512 B
+    proc = dse("run", str(p), "--workload", "gemm:m=64,n=64,k=64")
+    assert_one_line_error(proc, "too small for any tile", "buf")
+
+
+def test_weights_larger_than_every_tier(tmp_path):
+    text = base_text().replace("capacity: 4 GiB", "capacity: 1 MiB")
+    p = write_arch(tmp_path, text)
+    proc = dse("run", str(p), "--workload", "gemm:m=1,n=2048,k=2048")  # 4 MiB of int8 weights
+    assert_one_line_error(proc, "exceed every memory tier", "dram")
+
+
+def test_unknown_workload_lists_known_ones():
+    proc = dse("run", "tpu-v1-like", "--workload", "resnet51")
+    assert_one_line_error(proc, "resnet51", "resnet50")
+
+
+def test_unknown_bundled_architecture_lists_bundled():
+    assert_one_line_error(dse("run", "tpu-v2", "--workload", "mlp"), "tpu-v1-like")
