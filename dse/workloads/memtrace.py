@@ -132,7 +132,7 @@ def parse_memtrace(source: str | Path | io.TextIOBase, *, default_size: int = 64
         bad = (t.isna() | (t < 0)).to_numpy()
         if bad.any():
             row = int(bad.argmax())
-            raise fail(row, f"bad time {df['time'].iloc[row]!r} (a non-negative number)")
+            raise fail(row, f"bad time {str(df['time'].iloc[row])!r} (a non-negative number)")
         if pd.api.types.is_integer_dtype(t.dtype):
             time = t.to_numpy(dtype=np.int64)
         else:
@@ -150,7 +150,7 @@ def parse_memtrace(source: str | Path | io.TextIOBase, *, default_size: int = 64
         bad = given & (np.isnan(sv) | (sv <= 0) | (sv != np.floor(sv)))
         if bad.any():
             row = int(bad.argmax())
-            raise fail(row, f"bad size {df['size'].iloc[row]!r} (a positive integer of bytes)")
+            raise fail(row, f"bad size {str(df['size'].iloc[row])!r} (a positive integer of bytes)")
         size = np.where(given, np.nan_to_num(sv), default_size).astype(np.int64)
     return _frame(time, address, is_write, size, timed=timed)
 
