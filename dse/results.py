@@ -53,6 +53,8 @@ class Result:
     summary_row: dict
     op_rows: list[dict] = field(default_factory=list)
     timeline: list[dict] = field(default_factory=list)
+    #: wall-clock seconds spent planning and simulating (not part of any table)
+    timing: dict = field(default_factory=dict)
 
     @property
     def summary(self) -> pd.DataFrame:
