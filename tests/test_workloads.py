@@ -217,3 +217,9 @@ def test_training_writes_gradients_and_runs_adam_over_every_weight():
     assert adam.elements == weights and adam.inputs == 4 and adam.in_role == "optimizer_state"
     assert adam.ops_per_element == pytest.approx(10)
     assert set(adam.deps) == {op.name for op in grads}
+
+
+def test_training_keeps_no_kv_cache():
+    step = load_workload("gpt:layers=1,seq=16,train=true")
+    roles = {r for op in step.ops for r in (op.a_role, op.b_role, op.out_role, op.in_role)}
+    assert "kv_cache" not in roles and "gradients" in roles

@@ -5,6 +5,7 @@ Backward of every matmul/conv is two ops of the forward's MACs each: ``dgrad``
 written with role ``gradients``), so a step costs 3x the forward MACs. The input
 gradient of the very first layer, which frameworks skip, is kept so that this
 rule is exact. One Adam update (fp32, ~10 ops per parameter) closes the step.
+Embedding tables get a sparse in-place update of the rows they gathered, not Adam.
 """
 from __future__ import annotations
 
@@ -76,8 +77,16 @@ def _backward(op: Op, grad_deps: tuple[str, ...]) -> list[Op]:
                     access_bytes=0, **base)]
 
 
+def _no_kv_cache(op: Op) -> Op:
+    """Training keeps no KV cache: K and V are ordinary activations saved for backward."""
+    roles = {r: "activations" for r in ("a_role", "b_role", "out_role", "in_role")
+             if getattr(op, r) == "kv_cache"}
+    return replace(op, **roles) if roles else op
+
+
 def training_workload(wl: Workload) -> Workload:
     """One training step of ``wl``: its ops, then backward in reverse order, then Adam."""
+    wl = replace(wl, ops=[_no_kv_cache(op) for op in wl.ops])
     consumers: dict[str, list[str]] = {op.name: [] for op in wl.ops}
     for op in wl.ops:
         for d in op.deps:
