@@ -16,7 +16,8 @@ from dse.workloads.ops import Workload
 from dse.workloads.registry import register
 
 
-@register("gpt", "GPT decoder, prefill or one decode step (defaults: GPT-2 small; d_ff=None means 4 x d_model)")
+@register("gpt", "GPT decoder, prefill or one decode step "
+          "(defaults: GPT-2 small; d_ff=None means 4 x d_model)")
 def gpt(layers: int = 12, d_model: int = 768, heads: int = 12, d_ff: int | None = None,
         vocab: int = 50257, seq: int = 1024, batch: int = 1,
         phase: Literal["prefill", "decode"] = "prefill", precision: str = "bf16") -> Workload:
