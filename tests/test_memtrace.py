@@ -5,6 +5,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dse.errors import SpecError
 from dse.workloads.memtrace import parse_memtrace, summary
@@ -81,3 +83,14 @@ def test_a_million_lines_parse_in_well_under_ten_seconds(tmp_path):
     assert len(df) == n
     assert np.array_equal(df["address"].to_numpy(), addr)
     assert summary(df)["write_bytes"] == 64 * int(writes.sum())
+
+
+@given(st.lists(st.tuples(st.integers(0, 2**64 - 1), st.booleans(), st.booleans(), st.booleans()),
+                min_size=1, max_size=50))
+@settings(max_examples=60, deadline=None)
+def test_any_64_bit_address_round_trips_in_any_hex_spelling(rows):
+    lines = [f"{'0x' if prefix else ''}{(f'{a:X}' if upper else f'{a:x}')} {'W' if w else 'R'}"
+             for a, prefix, upper, w in rows]
+    df = parse_memtrace("\n".join(lines) + "\n")
+    assert df["address"].tolist() == [a for a, *_ in rows]
+    assert df["is_write"].tolist() == [w for *_, w in rows]
