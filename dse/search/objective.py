@@ -1,0 +1,258 @@
+"""One trial: suggested parameters -> architecture -> simulate every workload ->
+aggregated metrics -> objective values and constraint values.
+
+Aggregation over weighted workloads (weights normalised to sum to 1) treats the
+mix as one job in which workload i runs w_i times: extensive quantities (time,
+energy, ops, bytes) are weighted sums and rates are ratios of those sums, so
+``tops_per_w`` = sum(w ops) / sum(w energy) and ``avg_power_w`` = sum(w energy) /
+sum(w time). A constraint must hold on every workload: its value for the trial
+is the worst (largest) over the workloads; <= 0 is feasible, as in Optuna.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import optuna
+
+from dse import results as R
+from dse.errors import DseError, SpecError
+from dse.sim.engine import simulate
+from dse.spec.architecture import Architecture
+from dse.spec.overrides import apply_overrides
+from dse.workloads.ops import Workload
+
+if TYPE_CHECKING:
+    from dse.search.resolve import Study
+
+FITS_MEMORY = "fits_memory"
+#: Per-workload column: weight bytes beyond the capacity of the memory holding them.
+CAPACITY_MARGIN = "capacity_margin_bytes"
+#: User attribute holding a trial's metrics, derived values and constraint values.
+RESULT_ATTR = "result"
+ERROR_ATTR = "error"
+
+_EXTRA_METRICS = ("total_ops", "macs", "dynamic_energy_j", "static_energy_j", "samples", "sim_events")
+
+
+@dataclass(frozen=True)
+class Objective:
+    metric: str
+    direction: str  # "maximize" | "minimize"
+
+    def worst(self) -> float:
+        return 0.0 if self.direction == "maximize" else math.inf
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """``metric <= bound`` or ``metric >= bound``, or ``fits_memory`` (metric None)."""
+
+    text: str
+    metric: str | None = None
+    op: str = "<="
+    bound: float = 0.0
+
+    def value(self, row: dict) -> float:
+        """Violation for one row of metrics: <= 0 when satisfied, NaN when unknown."""
+        if self.metric is None:
+            return float(row.get(CAPACITY_MARGIN, math.nan))
+        v = row.get(self.metric)
+        if v is None or not isinstance(v, (int, float)):
+            return math.nan
+        return v - self.bound if self.op == "<=" else self.bound - v
+
+
+def metric_names(arch: Architecture) -> list[str]:
+    """Numeric metrics the engine reports for this architecture (objective/constraint names)."""
+    names = list(R.CORE_METRICS) + list(_EXTRA_METRICS) + [CAPACITY_MARGIN]
+    names += [R.energy_col(c.name) for c in arch.components()]
+    names += [R.busy_col(u.name) for u in arch.compute] + [R.busy_col(m.name) for m in arch.memories]
+    names += [R.bytes_read_col(m.name) for m in arch.memories]
+    names += [R.bytes_written_col(m.name) for m in arch.memories]
+    return names
+
+
+_CONSTRAINT = re.compile(r"^\s*([A-Za-z_]\w*)\s*(<=|>=|<|>)\s*(.+?)\s*$")
+
+
+def parse_constraint(text: str, known: list[str], *, where: str | None = None) -> Constraint:
+    """'avg_power_w <= 75', 'area_mm2 <= 400 mm^2', 'throughput_samples_per_s >= 1000', 'fits_memory'."""
+    from dse.search.study_spec import si_number
+
+    if text.strip() == FITS_MEMORY:
+        return Constraint(FITS_MEMORY)
+    m = _CONSTRAINT.match(text)
+    if not m:
+        raise SpecError(f"constraint '{text}' should read '<metric> <= <number>', "
+                        f"'<metric> >= <number>' or '{FITS_MEMORY}'", where=where)
+    metric, op, bound = m.groups()
+    check_metric(metric, known, where=where)
+    try:
+        value = float(si_number(bound))
+    except ValueError as exc:
+        raise SpecError(f"constraint '{text}': {exc}", where=where) from None
+    return Constraint(text.strip(), metric, "<=" if op.startswith("<") else ">=", value)
+
+
+def check_metric(metric: str, known: list[str], *, where: str | None = None) -> None:
+    if metric in known:
+        return
+    import difflib
+
+    close = difflib.get_close_matches(metric, known, n=3, cutoff=0.5)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise SpecError(f"'{metric}' names no metric{hint}", where=where)
+
+
+# ---- aggregation over weighted workloads -----------------------------------------
+def _sum(rows, weights, key) -> float:
+    return sum(w * r.get(key, math.nan) for r, w in zip(rows, weights))
+
+
+def aggregate(rows: list[dict], weights: list[float]) -> dict:
+    """One row of metrics for the weighted mix of workloads (see the module docstring)."""
+    total_w = sum(weights)
+    weights = [w / total_w for w in weights]
+    if len(rows) == 1:
+        return dict(rows[0])
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    t = _sum(rows, weights, R.LATENCY)
+    e = _sum(rows, weights, R.ENERGY)
+    ops = _sum(rows, weights, "total_ops")
+    samples = _sum(rows, weights, "samples")
+    out: dict[str, Any] = {}
+    for k in keys:
+        vals = [r.get(k) for r in rows]
+        if any(isinstance(v, str) for v in vals):
+            out[k] = vals[0] if len(set(vals)) == 1 else None
+        elif k in (R.AREA, CAPACITY_MARGIN):
+            out[k] = max((v for v in vals if v is not None), default=math.nan)
+        elif k.startswith("busy_"):
+            out[k] = sum(w * r.get(k, math.nan) * r.get(R.LATENCY, math.nan)
+                         for r, w in zip(rows, weights)) / t if t else math.nan
+        else:
+            out[k] = _sum(rows, weights, k)
+    out[R.THROUGHPUT_OPS] = ops / t if t else math.nan
+    out[R.THROUGHPUT_SAMPLES] = samples / t if t else math.nan
+    out[R.AVG_POWER] = e / t if t else math.nan
+    out[R.TOPS_PER_W] = ops / e / 1e12 if e else math.nan
+    out[R.ENERGY_PER_SAMPLE] = e / samples if samples else math.nan
+    if R.BOUND in out:
+        # the resource that bounds the workload taking most of the mix's time
+        slowest = max(range(len(rows)), key=lambda i: weights[i] * rows[i].get(R.LATENCY, 0.0))
+        out[R.BOUND] = rows[slowest].get(R.BOUND)
+    return out
+
+
+def constraint_values(constraints: list[Constraint], rows: list[dict]) -> list[float]:
+    """Each constraint's worst value over the workload rows (NaN if known on none)."""
+    out = []
+    for c in constraints:
+        vals = [v for v in (c.value(r) for r in rows) if not math.isnan(v)]
+        out.append(max(vals) if vals else math.nan)
+    return out
+
+
+# ---- the trial itself -------------------------------------------------------------
+class TrialFailed(Exception):
+    """A design that could not be evaluated; its reason is in the trial's 'error' attribute."""
+
+
+def capacity_margin(arch: Architecture, workload: Workload) -> float:
+    """Weight bytes beyond what can hold them (<= 0: fits), by the engine's placement rule."""
+    w = workload.weight_bytes()
+    where = arch.tier_of("weights")
+    sram = arch.sram_named(where)
+    tier = arch.memory_named(where) or arch.memories[0]
+    cap = max(tier.capacity, sram.capacity if sram is not None else 0.0)
+    return w - cap
+
+
+#: Memory-tier fields that come from its technology (as in dse.tech.library.swap_memory).
+TECHNOLOGY_FIELDS = ("bandwidth_per_channel", "latency", "read_energy", "write_energy", "background_power")
+
+
+def apply_design(data: dict, overrides: dict[str, Any]) -> dict:
+    """Apply overrides to an architecture dict (in place). A tier given a new ``technology``
+    drops its technology fields so the library fills them; capacity and channels stay,
+    and fields the overrides set themselves win."""
+    for path, value in overrides.items():
+        parts = path.split(".")
+        if len(parts) != 3 or parts[0] != "memories" or parts[2] != "technology":
+            continue
+        for tier in data.get("memories") or []:
+            if isinstance(tier, dict) and tier.get("name") == parts[1] and tier.get("technology") != value:
+                for f in TECHNOLOGY_FIELDS:
+                    if f"memories.{parts[1]}.{f}" not in overrides:
+                        tier.pop(f, None)
+    return apply_overrides(data, overrides)
+
+
+def build_architecture(base_si: dict, overrides: dict[str, Any]) -> Architecture:
+    """The base architecture (as an SI dict) with the trial's values applied and validated."""
+    from pydantic import ValidationError
+
+    data = apply_design(copy.deepcopy(base_si), overrides)
+    try:
+        return Architecture.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        raise SpecError(f"{loc}: {err['msg']}") from None
+
+
+class Evaluator:
+    """The Optuna objective of a resolved study (picklable, so workers can rebuild it)."""
+
+    def __init__(self, study: "Study"):
+        self.study = study
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, ...] | float:
+        st = self.study
+        params = st.space.suggest(trial)
+        derived: dict[str, Any] = {}
+        try:
+            derived = st.space.derive(params)
+            arch = build_architecture(st.base_si, {**params, **derived})
+        except (DseError, ValueError) as exc:
+            self._fail(trial, f"invalid design: {exc}", derived)
+        rows: dict[str, dict] = {}
+        skip_capacity = any(c.metric is None for c in st.constraints)
+        for w in st.workloads:
+            margin = capacity_margin(arch, w.workload)
+            if skip_capacity and margin > 0:
+                rows[w.label] = {R.AREA: arch.area_mm2, CAPACITY_MARGIN: margin}
+                continue
+            try:
+                summary = simulate(arch, w.workload).summary_row
+            except Exception as exc:  # noqa: BLE001 - any failure of one design is recorded, not fatal
+                kind = "" if isinstance(exc, DseError) else f"{type(exc).__name__}: "
+                self._fail(trial, f"{w.label}: {kind}{exc}", derived)
+            row = {k: v for k, v in summary.items() if k not in ("architecture", "workload")}
+            row[CAPACITY_MARGIN] = margin
+            rows[w.label] = row
+        agg = aggregate(list(rows.values()), [w.weight for w in st.workloads])
+        cons = constraint_values(st.constraints, list(rows.values()))
+        trial.set_user_attr(RESULT_ATTR, {"metrics": rows, "derived": derived, "constraints": cons})
+        for i, (c, v) in enumerate(zip(st.constraints, cons)):
+            # what Optuna's samplers read; a value no workload could report counts as met
+            trial.set_constraint(f"{i}: {c.text}", 0.0 if math.isnan(v) else v)
+        values = []
+        for o in st.objectives:
+            v = agg.get(o.metric)
+            values.append(float(v) if isinstance(v, (int, float)) and not math.isnan(v) else o.worst())
+        return values[0] if len(values) == 1 else tuple(values)
+
+    @staticmethod
+    def _fail(trial: optuna.Trial, message: str, derived: dict[str, Any]) -> None:
+        if derived:
+            trial.set_user_attr(RESULT_ATTR, {"derived": derived})
+        trial.set_user_attr(ERROR_ATTR, message)
+        raise TrialFailed(message)
+

@@ -1,0 +1,220 @@
+"""A study file resolved against its base architecture: parameter paths checked,
+expressions parsed, metrics known, workloads built. Errors carry file:line."""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from dse.errors import DseError, SpecError
+from dse.search.expressions import parse_expression
+from dse.search.objective import (
+    Constraint,
+    Objective,
+    build_architecture,
+    check_metric,
+    metric_names,
+    parse_constraint,
+)
+from dse.search.space import Derived, Parameter, Space
+from dse.search.study_spec import StudySpec
+from dse.spec.architecture import Architecture
+from dse.spec.loader import architecture_from_doc, bundled_dir, resolve
+from dse.spec.overrides import field_paths
+from dse.spec.yaml_io import YamlDoc, read_yaml, spec_error_from_validation
+from dse.workloads.ops import Workload
+
+
+@dataclass
+class WorkloadItem:
+    label: str
+    spec: str
+    weight: float  # normalised: the weights of a study sum to 1
+    workload: Workload
+
+
+@dataclass
+class Study:
+    """Everything a trial needs, checked; picklable for worker processes."""
+
+    name: str
+    spec: StudySpec
+    source: str | None
+    base_raw: dict           # the architecture file as written (unit strings kept)
+    base_si: dict            # the validated architecture as SI values
+    base_arch: Architecture
+    space: Space
+    objectives: list[Objective]
+    constraints: list[Constraint]
+    workloads: list[WorkloadItem]
+    fingerprint: str = ""
+
+    @property
+    def directions(self) -> list[str]:
+        return [o.direction for o in self.objectives]
+
+
+def _where(doc: YamlDoc | None, *loc: Any) -> str | None:
+    return doc.where(loc) if doc is not None else None
+
+
+def load_spec(source: str | Path | StudySpec) -> tuple[StudySpec, YamlDoc | None, Path]:
+    """The validated spec, its YAML (for line numbers) and the folder paths are relative to."""
+    if isinstance(source, StudySpec):
+        return source, None, Path.cwd()
+    path = resolve(source, "studies")
+    doc = read_yaml(path)
+    if not isinstance(doc.data, dict):
+        raise SpecError("expected a mapping of study fields at the top level", where=doc.name)
+    try:
+        spec = StudySpec.model_validate(doc.data)
+    except ValidationError as exc:
+        raise spec_error_from_validation(exc, doc, StudySpec) from None
+    if spec.name is None:
+        spec = spec.model_copy(update={"name": path.stem})
+    return spec, doc, path.parent
+
+
+def _load_base(spec: StudySpec, doc: YamlDoc | None, base_dir: Path) -> tuple[YamlDoc, Architecture]:
+    where = _where(doc, "architecture")
+    candidates = [base_dir / spec.architecture, Path(spec.architecture),
+                  bundled_dir("architectures") / f"{spec.architecture}.yaml"]
+    path = next((p for p in candidates if p.is_file()), None)
+    if path is None:
+        try:
+            path = resolve(spec.architecture, "architectures")
+        except SpecError as exc:
+            raise SpecError(f"architecture: {exc}", where=where) from None
+    arch_doc = read_yaml(path)
+    return arch_doc, architecture_from_doc(arch_doc)
+
+
+def _valid_paths(raw: dict, arch: Architecture) -> list[str]:
+    paths = set(field_paths(raw)) | set(field_paths(arch.model_dump()))
+    return sorted(paths - {"name", "description", "sources"})
+
+
+def _parameters(spec: StudySpec, doc, valid: list[str]) -> list[Parameter]:
+    out = []
+    for path, p in spec.parameters.items():
+        if path not in valid:
+            close = difflib.get_close_matches(path, valid, n=3, cutoff=0.5)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise SpecError(f"'{path}' names no field of the architecture{hint}",
+                            where=_where(doc, "parameters", path))
+        name = p.name or path.rsplit(".", 1)[-1]
+        if p.choices is not None:
+            out.append(Parameter(path, name, "categorical", choices=tuple(p.choices)))
+        else:
+            out.append(Parameter(path, name, p.type, p.low, p.high, p.step, p.log))
+    return out
+
+
+def _short_names(params: list[Parameter], derived_paths: list[str]) -> dict[str, str]:
+    """Short name -> path, for names that are unambiguous."""
+    counts: dict[str, list[str]] = {}
+    for p in params:
+        counts.setdefault(p.name, []).append(p.path)
+    for d in derived_paths:
+        counts.setdefault(d.rsplit(".", 1)[-1], []).append(d)
+    return {n: paths[0] for n, paths in counts.items() if len(paths) == 1}
+
+
+def _derived(spec: StudySpec, doc, valid: list[str], params: list[Parameter]) -> list[Derived]:
+    searched = {p.path for p in params}
+    short = _short_names(params, list(spec.derived))
+    known = set(searched) | {p.name for p in params if short.get(p.name) == p.path}
+    out = []
+    for path, text in spec.derived.items():
+        where = _where(doc, "derived", path)
+        if path not in valid:
+            close = difflib.get_close_matches(path, valid, n=3, cutoff=0.5)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise SpecError(f"'{path}' names no field of the architecture{hint}", where=where)
+        if path in searched:
+            raise SpecError(f"'{path}' is both searched and derived", where=where)
+        expr = parse_expression(text, known, where=where)
+        name = path.rsplit(".", 1)[-1]
+        out.append(Derived(path, name if short.get(name) == path else path, expr))
+        known |= {path} | ({name} if short.get(name) == path else set())
+    return out
+
+
+def _check_values(space: Space, base_si: dict, doc) -> None:
+    """Each searched value at its extremes must be accepted by the architecture."""
+    for p in space.parameters:
+        values = list(p.choices) if p.kind == "categorical" else [p.low, p.high]
+        for v in values:
+            try:
+                build_architecture(base_si, {p.path: v})
+            except DseError as exc:
+                raise SpecError(f"value {v!r} is rejected by the architecture: {exc.message}",
+                                where=_where(doc, "parameters", p.path)) from None
+
+
+def _workloads(spec: StudySpec, doc) -> list[WorkloadItem]:
+    from dse.workloads import load_workload
+
+    total = sum(w.weight for w in spec.workloads)
+    out = []
+    for i, w in enumerate(spec.workloads):
+        try:
+            wl = load_workload(w.spec, batch=w.batch, precision=w.precision)
+        except SpecError as exc:
+            raise SpecError(f"workload '{w.spec}': {exc.message}",
+                            where=exc.where or _where(doc, "workloads", i)) from None
+        out.append(WorkloadItem(w.label, w.spec, w.weight / total, wl))
+    return out
+
+
+def _fingerprint(spec: StudySpec, base_raw: dict) -> str:
+    """What decides a trial's outcome; a stored study with another fingerprint is another study."""
+    keep = spec.model_dump(include={"workloads", "parameters", "derived", "objectives", "constraints"})
+    text = json.dumps({"spec": keep, "arch": base_raw}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def resolve_study(source: str | Path | StudySpec | Study) -> Study:
+    """Load and check a study file (or bundled name, or spec) against its base architecture."""
+    if isinstance(source, Study):
+        return source
+    spec, doc, base_dir = load_spec(source)
+    arch_doc, arch = _load_base(spec, doc, base_dir)
+    base_si = arch.model_dump()
+    valid = _valid_paths(arch_doc.data, arch)
+    params = _parameters(spec, doc, valid)
+    space = Space(params, _derived(spec, doc, valid, params))
+    _check_values(space, base_si, doc)
+    known = metric_names(arch)
+    objectives = []
+    for i, o in enumerate(spec.objectives):
+        check_metric(o.metric, known, where=_where(doc, "objectives", i))
+        from dse.results import OBJECTIVE_METRICS
+
+        direction = o.direction or OBJECTIVE_METRICS.get(o.metric)
+        if direction is None:
+            raise SpecError(f"objective '{o.metric}': give a direction (maximize or minimize)",
+                            where=_where(doc, "objectives", i))
+        objectives.append(Objective(o.metric, direction))
+    metrics = [o.metric for o in objectives]
+    dupes = sorted({m for m in metrics if metrics.count(m) > 1})
+    if dupes:
+        raise SpecError(f"objective listed twice: {', '.join(dupes)}", where=_where(doc, "objectives"))
+    constraints = [parse_constraint(c, known, where=_where(doc, "constraints", i))
+                   for i, c in enumerate(spec.constraints)]
+    if spec.sampler == "grid":
+        try:
+            space.grid()
+        except SpecError as exc:
+            raise SpecError(exc.message, where=_where(doc, "sampler")) from None
+    return Study(
+        name=spec.name or "study", spec=spec, source=doc.name if doc else None,
+        base_raw=arch_doc.data, base_si=base_si, base_arch=arch, space=space,
+        objectives=objectives, constraints=constraints, workloads=_workloads(spec, doc),
+        fingerprint=_fingerprint(spec, arch_doc.data),
+    )

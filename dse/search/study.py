@@ -1,0 +1,228 @@
+"""run_study: open (or resume) the Optuna study in its storage, run trials in this
+process and in worker processes, and rebuild the tables from the storage.
+
+The storage is the record: tables are rebuilt from it every few seconds, at the
+end and on Ctrl-C, and running the same study again against the same storage
+continues towards its trial budget instead of starting over.
+"""
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import optuna
+import pandas as pd
+
+from dse.errors import SpecError
+from dse.search.objective import ERROR_ATTR, Evaluator, TrialFailed
+from dse.search.resolve import Study, resolve_study
+from dse.search.samplers import make_sampler, sampler_name
+from dse.search.study_spec import StudySpec
+from dse.search.tables import study_info, trial_table, write_outputs
+
+FINGERPRINT_ATTR = "dse_fingerprint"
+#: Tables are rewritten at most this often while trials run (and always at the end).
+WRITE_EVERY_S = 5.0
+_FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a running study stands; handed to the ``progress`` callback after each trial."""
+
+    done: int                 # finished trials, including earlier runs of the study
+    target: int | None        # trial budget of the study (None: timeout only)
+    done_before: int          # finished before this run started
+    best: float | None        # best feasible value of the first objective so far
+    best_trial: int | None
+    feasible: int
+    failed: int
+    elapsed_s: float
+    timeout_s: float | None
+
+
+def storage_url_for(out_dir: Path | None) -> str | None:
+    """The embedded default: an SQLite file next to the tables."""
+    return f"sqlite:///{(out_dir / 'study.db').resolve()}" if out_dir is not None else None
+
+
+def open_storage(url: str | None) -> optuna.storages.BaseStorage | None:
+    """An Optuna storage for ``url`` (None: in memory). SQLite waits for locks held by other workers."""
+    if url is None:
+        return None
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
+        with storage.engine.connect() as conn:  # WAL: readers never block the writer
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+        return storage
+    try:
+        return optuna.storages.RDBStorage(url)
+    except Exception as exc:  # noqa: BLE001 - sqlalchemy raises many kinds for a bad URL
+        raise SpecError(f"cannot open storage '{url}': {exc}") from None
+
+
+def counted(t: optuna.trial.FrozenTrial) -> bool:
+    """A trial that used up budget: finished, and not a FAIL left by an interruption."""
+    if t.state not in _FINISHED:
+        return False
+    return t.state != optuna.trial.TrialState.FAIL or ERROR_ATTR in t.user_attrs
+
+
+def _open_study(st: Study, storage, sampler) -> optuna.Study:
+    study = optuna.create_study(study_name=st.name, storage=storage, sampler=sampler,
+                                directions=st.directions, load_if_exists=True)
+    if [d.name.lower() for d in study.directions] != st.directions:
+        raise SpecError(f"the storage already holds a study '{st.name}' with other objectives; "
+                        f"use another --out or --storage")
+    stored = study.user_attrs.get(FINGERPRINT_ATTR)
+    if stored is None:
+        study.set_user_attr(FINGERPRINT_ATTR, st.fingerprint)
+        with warnings.catch_warnings():  # experimental in Optuna; names the values in the dashboard
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([o.metric for o in st.objectives])
+    elif stored != st.fingerprint:
+        raise SpecError(f"the storage already holds a study '{st.name}' made from a different study "
+                        f"file (architecture, workloads, parameters, objectives or constraints "
+                        f"changed); use another --out or --storage")
+    return study
+
+
+def _progress(study: optuna.Study, st: Study, target, done_before, t0, timeout) -> Progress:
+    trials = study.get_trials(deepcopy=False)
+    done = [t for t in trials if counted(t)]
+    first = st.objectives[0]
+    best = best_trial = None
+    feasible = 0
+    for t in done:
+        if t.state != optuna.trial.TrialState.COMPLETE:
+            continue
+        cons = t.user_attrs.get("result", {}).get("constraints", [])
+        if any(c > 0 for c in cons if not math.isnan(c)):
+            continue
+        feasible += 1
+        v = t.values[0]
+        if best is None or (v > best if first.direction == "maximize" else v < best):
+            best, best_trial = v, t.number
+    failed = sum(t.state == optuna.trial.TrialState.FAIL for t in done)
+    return Progress(len(done), target, done_before, best, best_trial, feasible, failed,
+                    time.monotonic() - t0, timeout)
+
+
+class _Budget:
+    """Optuna callback: stop this worker once the study's finished + running trials reach the
+    budget (so that workers sharing a storage share one budget)."""
+
+    def __init__(self, target: int | None, after: Callable[[optuna.Study], None] | None = None):
+        self.target = target
+        self.after = after
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if self.after is not None:
+            self.after(study)
+        if self.target is None:
+            return
+        trials = study.get_trials(deepcopy=False)
+        used = sum(counted(t) or t.state == optuna.trial.TrialState.RUNNING for t in trials)
+        if used >= self.target:
+            study.stop()
+
+
+def _worker(st: Study, url: str, seed: int | None, target: int | None, timeout: float | None,
+            verbosity: int) -> None:
+    """A worker process: the same study, its own sampler, the shared storage and budget."""
+    optuna.logging.set_verbosity(verbosity)  # the parent's setting, not a new one
+    try:
+        study = optuna.load_study(study_name=st.name, storage=open_storage(url),
+                                  sampler=make_sampler(st, seed, target))
+        study.optimize(Evaluator(st), n_trials=None, timeout=timeout, catch=(TrialFailed,),
+                       callbacks=[_Budget(target)])
+    except KeyboardInterrupt:
+        pass  # the parent writes the tables; completed trials are in the storage
+
+
+def run_study(study: str | Path | StudySpec | Study, n_trials: int | None = None, jobs: int | None = None,
+              storage: str | None = None, out_dir: str | Path | None = None,
+              progress: Callable[[Progress], None] | None = None,
+              timeout: float | None = None) -> pd.DataFrame:
+    """Run (or resume) a study and return its trial table.
+
+    ``n_trials`` is the study's total budget (trials of earlier runs count);
+    ``timeout`` (s) bounds this run. With ``out_dir``, the tables, study.json and
+    the best designs are written there and the default storage is
+    ``<out_dir>/study.db``; without, the study lives in memory (or ``storage``).
+    ``jobs`` > 1 starts worker processes that share the storage.
+    """
+    st = resolve_study(study)
+    spec = st.spec
+    jobs = jobs or spec.jobs
+    timeout = timeout if timeout is not None else spec.timeout
+    target = n_trials or spec.n_trials
+    if target is None and sampler_name(st) == "grid":
+        target = st.space.grid_size()
+    out = Path(out_dir) if out_dir is not None else None
+    url = storage or storage_url_for(out)
+    tmp = None
+    if url is None and jobs > 1:  # worker processes need a storage they can share
+        tmp = tempfile.TemporaryDirectory(prefix="dse-study-")
+        url = storage_url_for(Path(tmp.name))
+    store = open_storage(url)
+    probe = _open_study(st, store, None)
+    done_before = sum(counted(t) for t in probe.get_trials(deepcopy=False))
+    seed = None if spec.seed is None else spec.seed + done_before  # a resumed run draws new points
+    ostudy = _open_study(st, store, make_sampler(st, seed, target))
+    info = study_info(st, sampler_name(st), url, st.name)
+    t0 = time.monotonic()
+    last_write = [t0]
+
+    def write() -> pd.DataFrame:
+        df = trial_table(ostudy.get_trials(deepcopy=False), st)
+        if out is not None:
+            write_outputs(out, df, st, info)
+        return df
+
+    def after_trial(s: optuna.Study) -> None:
+        if progress is not None:
+            progress(_progress(s, st, target, done_before, t0, timeout))
+        if out is not None and time.monotonic() - last_write[0] > WRITE_EVERY_S:
+            write()
+            last_write[0] = time.monotonic()
+
+    procs: list[mp.process.BaseProcess] = []
+    try:
+        if progress is not None:
+            progress(_progress(ostudy, st, target, done_before, t0, timeout))
+        remaining = None if target is None else target - done_before
+        if remaining is None or remaining > 0:
+            if jobs > 1:
+                ctx = mp.get_context("spawn")
+                for i in range(1, jobs):
+                    wseed = None if seed is None else seed + 7919 * i
+                    p = ctx.Process(target=_worker, daemon=True,
+                                    args=(st, url, wseed, target, timeout, optuna.logging.get_verbosity()))
+                    p.start()
+                    procs.append(p)
+            ostudy.optimize(Evaluator(st), n_trials=remaining if jobs == 1 else None, timeout=timeout,
+                            catch=(TrialFailed,), callbacks=[_Budget(target if jobs > 1 else None, after_trial)])
+            for p in procs:
+                while p.is_alive():
+                    p.join(0.5)
+                    if progress is not None:
+                        progress(_progress(ostudy, st, target, done_before, t0, timeout))
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.join(2.0)
+            if p.is_alive():
+                p.terminate()
+                p.join()
+        df = write()
+        if tmp is not None:
+            tmp.cleanup()
+    return df
