@@ -10,6 +10,8 @@ from dse.errors import DesignError
 from dse.sim.machine import Machine
 from dse.sim.pipeline import run_op
 from dse.sim.plan import OpPlan, Planner, compatible_units
+from dse.tech.models import tier_model
+from dse.tech.memory import AccessStats
 from dse.spec.architecture import Architecture
 from dse.workloads.ops import Op, Workload
 
@@ -21,28 +23,67 @@ def _fmt_bytes(b: float) -> str:
     return f"{b / 2**30:.2f} GiB" if b >= 2**30 else f"{b / 2**20:.1f} MiB"
 
 
-def check_capacity(arch: Architecture, workload: Workload) -> None:
-    """Weights must fit the tier they are placed on (raises DesignError)."""
-    w = workload.weight_bytes()
-    where = arch.tier_of("weights")
-    sram = arch.sram_named(where)
-    tier = arch.memory_named(where) or arch.memories[0]
-    if sram is not None and w <= sram.capacity:
-        return
-    if w <= tier.capacity:
-        return
-    tiers = ", ".join(f"{m.name}: {_fmt_bytes(m.capacity)}" for m in arch.memories)
-    if all(w > m.capacity for m in arch.memories):
-        raise DesignError(f"weights of workload '{workload.name}' ({_fmt_bytes(w)}) exceed every memory tier ({tiers})")
-    raise DesignError(f"weights of workload '{workload.name}' ({_fmt_bytes(w)}) exceed tier '{tier.name}' "
-                      f"({_fmt_bytes(tier.capacity)}); place them on a larger tier ({tiers})")
+SPILL_ORDER = ("weights", "kv_cache", "embeddings", "optimizer_state", "gradients")
+
+
+def role_bytes(workload: Workload) -> dict[str, float]:
+    """Bytes each persistent role occupies (each op's tensor counted once)."""
+    out: dict[str, float] = {}
+    for op in workload.ops:
+        for t in op.tensor_bytes().values():
+            if t["role"] in SPILL_ORDER and t["role"] != "gradients":
+                out[t["role"]] = out.get(t["role"], 0.0) + t["bytes"]
+    emb = workload.params.get("embedding_table_bytes") if isinstance(workload.params, dict) else None
+    if emb:
+        out["embeddings"] = max(out.get("embeddings", 0.0), float(emb))
+    return out
+
+
+def plan_placement(arch: Architecture, workload: Workload) -> dict[str, list[tuple[str, float]]]:
+    """Where each persistent role lives: its tier, spilling into the next tiers when full.
+
+    Roles are placed in SPILL_ORDER; a role larger than what is left of its tier puts
+    the rest on the following memory tiers in file order. Raises DesignError when
+    the roles exceed every tier together.
+    """
+    free = {m.name: m.capacity for m in arch.memories}
+    order = [m.name for m in arch.memories]
+    sizes = role_bytes(workload)
+    split: dict[str, list[tuple[str, float]]] = {}
+    for role in SPILL_ORDER:
+        need = sizes.get(role, 0.0)
+        if not need:
+            continue
+        where = arch.tier_of(role)
+        sram = arch.sram_named(where)
+        if sram is not None:
+            if need <= sram.capacity:
+                continue
+            where = order[0]  # does not fit on chip: off-chip, first tier
+        start = order.index(where)
+        left, parts = need, []
+        for tier in order[start:] + order[:start]:
+            take = min(left, free[tier])
+            if take > 0:
+                parts.append((tier, take / need))
+                free[tier] -= take
+                left -= take
+            if left <= 0:
+                break
+        if left > 1e-9 * need:
+            tiers = ", ".join(f"{m.name}: {_fmt_bytes(m.capacity)}" for m in arch.memories)
+            raise DesignError(f"{role.replace('_', ' ')} of workload '{workload.name}' ({_fmt_bytes(need)}) "
+                              f"exceed every memory tier ({tiers})")
+        split[role] = parts
+    return split
 
 
 def simulate(arch: Architecture, workload: Workload, *, max_chunks: int | None = MAX_CHUNKS) -> R.Result:
     """Run ``workload`` on ``arch``; ``max_chunks=None`` simulates every tile as its own event."""
     t_start = time.perf_counter()
-    check_capacity(arch, workload)
-    planner = Planner(arch)
+    spill = plan_placement(arch, workload)
+    models = {m.name: tier_model(m) for m in arch.memories}
+    planner = Planner(arch, models, spill)
     choices: dict[str, list[str]] = {}
     plans: dict[tuple[str, str], OpPlan] = {}
     for op in workload.ops:
@@ -54,7 +95,7 @@ def simulate(arch: Architecture, workload: Workload, *, max_chunks: int | None =
             plans[(op.name, u)] = planner.plan(op, u)
 
     env = simpy.Environment()
-    machine = Machine(env, arch)
+    machine = Machine(env, arch, models)
     done: dict[str, simpy.Event] = {op.name: env.event() for op in workload.ops}
     rows: dict[str, dict] = {}
     timeline: list[dict] = []
@@ -87,7 +128,7 @@ def simulate(arch: Architecture, workload: Workload, *, max_chunks: int | None =
     makespan = env.now
     op_rows = [rows[op.name] for op in workload.ops]
     used = [plans[(op.name, rows[op.name]["unit"])] for op in workload.ops]
-    summary = _summary(arch, workload, machine, used, makespan)
+    summary = _summary(arch, workload, machine, used, makespan, models, spill)
     summary["sim_events"] = events
     result = R.Result(arch.name, workload.name, summary, op_rows, timeline)
     # wall-clock figures stay out of the tables, which must be identical run to run
@@ -102,8 +143,7 @@ def _event_count(env: simpy.Environment) -> int:
 
 def _op_row(arch: Architecture, plan: OpPlan, start: float, end: float) -> dict:
     op = plan.op
-    bw = {m.name: m.bandwidth for m in arch.memories}
-    times = {"compute": plan.compute_s, **plan.transfer_s(bw)}
+    times = {"compute": plan.compute_s, **plan.transfer_s()}
     bound = max(times, key=lambda k: times[k])
     row = {
         "op": op.name, "kind": op.kind, "unit": plan.unit, "precision": op.precision,
@@ -118,7 +158,7 @@ def _op_row(arch: Architecture, plan: OpPlan, start: float, end: float) -> dict:
 
 
 def _summary(arch: Architecture, workload: Workload, machine: Machine, plans: list[OpPlan],
-             makespan: float) -> dict:
+             makespan: float, models: dict, spill: dict) -> dict:
     total_ops = sum(p.op.ops for p in plans)
     energy: dict[str, float] = {c.name: 0.0 for c in arch.components()}
     for p in plans:
@@ -127,8 +167,24 @@ def _summary(arch: Architecture, workload: Workload, machine: Machine, plans: li
     dynamic = sum(energy.values())
     for c in arch.components():
         energy[c.name] += c.leakage * makespan
+    tier_extra: dict[str, float] = {}
     for m in arch.memories:
-        energy[m.name] += m.background_power * makespan
+        model = models[m.name]
+        for cause, power in model.static_power_w.items():
+            energy[m.name] += power * makespan
+            tier_extra[f"energy_{m.name}_{cause}_j"] = power * makespan
+        stats = AccessStats()
+        for p in plans:
+            for tier, kind, nbytes, pattern, access in p.transfers:
+                if tier == m.name:
+                    model.account(stats, nbytes, kind, pattern, access)
+        moved = stats.bytes_read + stats.bytes_written
+        tier_extra[f"achieved_bandwidth_{m.name}_bps"] = moved / makespan if makespan else 0.0
+        for key, value in model.extra_metrics(stats, makespan).items():
+            tier_extra[f"{key}_{m.name}"] = value
+    for role, parts in spill.items():
+        if len(parts) > 1 or parts[0][0] != arch.tier_of(role):
+            tier_extra[f"spill_{role}"] = ", ".join(f"{t} {f:.0%}" for t, f in parts)
     total = sum(energy.values())
     row: dict = {"architecture": arch.name, "workload": workload.name, "samples": workload.samples}
     row[R.LATENCY] = makespan
@@ -156,4 +212,5 @@ def _summary(arch: Architecture, workload: Workload, machine: Machine, plans: li
     row[R.BOUND] = max(busy, key=lambda k: busy[k])
     for comp, e in energy.items():
         row[R.energy_col(comp)] = e
+    row.update(tier_extra)
     return row

@@ -14,19 +14,27 @@ class MemoryBus:
     (requests are issued ahead), so it delays the data but does not hold the bus.
     """
 
-    def __init__(self, env: simpy.Environment, name: str, bandwidth: float, latency: float):
+    def __init__(self, env: simpy.Environment, model):
         self.env = env
-        self.name = name
-        self.bandwidth = bandwidth
-        self.latency = latency
+        self.name = model.name
+        self.model = model
+        self.latency = model.latency_s
         self.resource = simpy.Resource(env, capacity=1)
         self.busy_s = 0.0
+        self._last: str | None = None
+
+    def turn(self, kind: str) -> float:
+        """Bus turnaround when the direction changes (read <-> write); counted as busy."""
+        t = self.model.turnaround_s(self._last, kind)
+        self._last = kind
+        self.busy_s += t
+        return t
 
 
 class Machine:
-    def __init__(self, env: simpy.Environment, arch: Architecture):
+    def __init__(self, env: simpy.Environment, arch: Architecture, models: dict):
         self.env = env
-        self.buses = {m.name: MemoryBus(env, m.name, m.bandwidth, m.latency) for m in arch.memories}
+        self.buses = {m.name: MemoryBus(env, models[m.name]) for m in arch.memories}
         self.units = simpy.FilterStore(env, capacity=len(arch.compute))
         self.units.items.extend(u.name for u in arch.compute)
         self.unit_busy_s = {u.name: 0.0 for u in arch.compute}

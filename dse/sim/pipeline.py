@@ -39,8 +39,8 @@ def run_op(env: simpy.Environment, machine: Machine, plan: OpPlan, max_chunks: i
     sizes = chunk_sizes(n, max_chunks)
     chunks = [_Chunk(g, env.event(), env.event(), env.event(), env.event()) for g in sizes]
     c_tile = plan.compute_s / n
-    reads = [(machine.buses[t], b / n) for t, b in plan.reads.items() if b > 0]
-    writes = [(machine.buses[t], b / n) for t, b in plan.writes.items() if b > 0]
+    reads = [(machine.buses[t], s / n) for t, s in plan.read_s.items() if s > 0]
+    writes = [(machine.buses[t], s / n) for t, s in plan.write_s.items() if s > 0]
     if reads:
         env.process(_load(env, chunks, reads))
     else:
@@ -54,11 +54,13 @@ def run_op(env: simpy.Environment, machine: Machine, plan: OpPlan, max_chunks: i
         yield compute
 
 
-def _transfer(env, bus, bytes_tile: float, g: int, started: simpy.Event | None):
-    """Hold a bus for g tiles; report when the first tile will have arrived."""
-    t_tile = bytes_tile / bus.bandwidth
+def _transfer(env, bus, t_tile: float, g: int, started: simpy.Event | None):
+    """Hold a bus for g tiles of t_tile each; report when the first tile will have arrived."""
     with bus.resource.request() as req:
         yield req
+        turn = bus.turn("read")
+        if turn:
+            yield env.timeout(turn)
         if started is not None:
             started.succeed(env.now + bus.latency + t_tile)
         first = env.now + bus.latency + t_tile
@@ -103,10 +105,12 @@ def _store(env, chunks: list[_Chunk], writes):
         if first > env.now:
             yield env.timeout(first - env.now)
         s_tile = 0.0
-        for bus, bt in writes:
+        for bus, t in writes:
             with bus.resource.request() as req:
                 yield req
-                t = bt / bus.bandwidth
+                turn = bus.turn("write")
+                if turn:
+                    yield env.timeout(turn)
                 s_tile = max(s_tile, t)
                 yield env.timeout(ch.g * t)
                 bus.busy_s += ch.g * t

@@ -32,11 +32,16 @@ class OpPlan:
     vector_ops: float = 0.0
     #: dynamic energy by component name (J)
     energy: dict[str, float] = field(default_factory=dict)
+    #: off-chip transfers: (tier, "read"|"write", bytes, pattern, access_bytes)
+    transfers: list[tuple] = field(default_factory=list)
+    #: bus occupancy per tier for reads and for writes (s), from the tier's technology model
+    read_s: dict[str, float] = field(default_factory=dict)
+    write_s: dict[str, float] = field(default_factory=dict)
 
-    def transfer_s(self, bandwidth: dict[str, float]) -> dict[str, float]:
+    def transfer_s(self) -> dict[str, float]:
         """Time each tier's bus needs for this op, uncontended."""
-        tiers = set(self.reads) | set(self.writes)
-        return {t: (self.reads.get(t, 0.0) + self.writes.get(t, 0.0)) / bandwidth[t] for t in tiers}
+        tiers = set(self.read_s) | set(self.write_s)
+        return {t: self.read_s.get(t, 0.0) + self.write_s.get(t, 0.0) for t in tiers}
 
 
 def _add(d: dict[str, float], key: str, value: float) -> None:
@@ -47,8 +52,14 @@ def _add(d: dict[str, float], key: str, value: float) -> None:
 class Planner:
     """Plans ops for one architecture; caches by (op shape, unit)."""
 
-    def __init__(self, arch: Architecture):
+    def __init__(self, arch: Architecture, models: dict | None = None,
+                 spill: dict[str, list[tuple[str, float]]] | None = None):
+        from dse.tech.models import tier_model
+
         self.arch = arch
+        self.models = models or {m.name: tier_model(m) for m in arch.memories}
+        #: role -> [(tier, fraction)] where a role overflows its tier into the next ones
+        self.spill = spill or {}
         self.memories = {m.name: m for m in arch.memories}
         self.srams = {s.name: s for s in arch.sram}
         self.units = {u.name: u for u in arch.compute}
@@ -119,10 +130,8 @@ class Planner:
         for key, t in tensors.items():
             where = homes[key]
             if where in self.memories:
-                if key == "out":
-                    _add(plan.writes, where, t["bytes"])
-                else:
-                    _add(plan.reads, where, t["bytes"] * fetches[key])
+                kind = "write" if key == "out" else "read"
+                self._traffic(plan, t["role"], where, kind, t["bytes"] * fetches[key])
         # buffer traffic: staged tiles are written into the buffer; the array reads
         # its operands from the buffer (or from the SRAM holding them) per dataflow
         reads_el = {"a": ra * reps, "b": rb * reps}
@@ -162,7 +171,9 @@ class Planner:
             where = homes[key]
             sram = where if where in self.srams else (buf.name if buf else None)
             if where in self.memories:
-                _add(plan.writes if key == "out" else plan.reads, where, t["bytes"])
+                random = key == "in" and op.pattern == "random" and op.access_bytes
+                self._traffic(plan, t["role"], where, "write" if key == "out" else "read", t["bytes"],
+                              "random" if random else "sequential", op.access_bytes if random else 0.0)
             if sram is not None:
                 if key == "out":
                     _add(plan.sram_write, sram, t["bytes"])
@@ -184,15 +195,24 @@ class Planner:
             t = max(t, moved / self.srams[name].bandwidth)
         return t
 
+    def _traffic(self, plan: OpPlan, role: str, where: str, kind: str, nbytes: float,
+                 pattern: str = "sequential", access_bytes: float = 0.0) -> None:
+        """Record an off-chip transfer, split across tiers where the role spilled."""
+        for tier, frac in self.spill.get(role, [(where, 1.0)]):
+            if nbytes * frac > 0:
+                _add(plan.reads if kind == "read" else plan.writes, tier, nbytes * frac)
+                plan.transfers.append((tier, kind, nbytes * frac, pattern, access_bytes))
+
     def _charge_storage(self, plan: OpPlan) -> None:
         for name, b in plan.sram_read.items():
             _add(plan.energy, name, b * BITS * self.srams[name].read_energy)
         for name, b in plan.sram_write.items():
             _add(plan.energy, name, b * BITS * self.srams[name].write_energy)
-        for name, b in plan.reads.items():
-            _add(plan.energy, name, b * BITS * self.memories[name].read_energy)
-        for name, b in plan.writes.items():
-            _add(plan.energy, name, b * BITS * self.memories[name].write_energy)
+        for tier, kind, nbytes, pattern, access in plan.transfers:
+            model = self.models[tier]
+            _add(plan.read_s if kind == "read" else plan.write_s, tier,
+                 model.occupancy_s(nbytes, kind, pattern, access))
+            _add(plan.energy, tier, sum(model.energy_j(nbytes, kind, pattern, access).values()))
 
 
 def compatible_units(arch: Architecture, op: Op) -> list[str]:

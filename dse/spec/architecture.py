@@ -98,16 +98,45 @@ class Sram(_Component):
 
 
 class MemoryTier(_Component):
-    """An off-chip (or stacked) memory: channels of some bandwidth with an access latency."""
+    """An off-chip (or stacked) memory: channels of some bandwidth with an access latency.
+
+    ``technology: hbm3`` (see `dse list memories`) fills every field left out from
+    the sourced library, per unit of the technology (a DIMM channel, an HBM stack);
+    ``channels`` then counts those units. Fields given in the YAML win.
+    """
 
     technology: str | None = None
-    capacity: Bytes
+    capacity: Bytes | None = None
     channels: int = Field(default=1, gt=0)
-    bandwidth_per_channel: BytesPerSecond
-    latency: Seconds = 0.0
-    read_energy: JoulesPerBit = 0.0
-    write_energy: JoulesPerBit = 0.0
-    background_power: Watts = 0.0
+    bandwidth_per_channel: BytesPerSecond | None = None
+    latency: Seconds | None = None
+    read_energy: JoulesPerBit | None = None
+    write_energy: JoulesPerBit | None = None
+    background_power: Watts | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_technology(cls, data):
+        if not isinstance(data, dict) or not data.get("technology"):
+            return data
+        from dse.errors import DseError
+        from dse.tech.library import tier_defaults
+
+        try:
+            defaults = tier_defaults(str(data["technology"]))
+        except DseError as exc:
+            raise ValueError(at("technology", exc.message)) from None
+        return {**defaults, **{k: v for k, v in data.items() if v is not None}}
+
+    @model_validator(mode="after")
+    def _complete(self) -> "MemoryTier":
+        for name in ("capacity", "bandwidth_per_channel"):
+            if getattr(self, name) is None:
+                raise ValueError(at(name, "required field is missing (or give a `technology:` that defines it)"))
+        for name in ("latency", "read_energy", "write_energy", "background_power"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, 0.0)
+        return self
 
     @property
     def bandwidth(self) -> float:
