@@ -102,6 +102,9 @@ def check(file: str = typer.Argument(..., help="Architecture YAML file or bundle
     out.print(describe(a))
 
 
+from dse.search.cli import sweep; app.command()(sweep)  # noqa: E402,E702  (dse sweep, in dse/search/cli.py)
+
+
 @list_app.command("architectures")
 def list_architectures() -> None:
     """Bundled architectures."""

@@ -1,0 +1,125 @@
+"""`dse sweep`: run a study with a live progress bar; tables and best designs in --out.
+
+Heavy imports (Optuna, pandas, the engine) happen inside the command, so that
+registering it keeps `dse --help` fast.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def sweep(
+    study: str = typer.Argument(..., help="Study YAML file or bundled name (quickstart, tpu-v1-75w, multiobjective)."),
+    n_trials: Optional[int] = typer.Option(None, "--n-trials", "-n", min=1,
+                                           help="Total trials of the study, earlier runs included (default: the file's)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="Worker processes sharing the storage."),
+    storage: Optional[str] = typer.Option(None, "--storage",
+                                          help="Optuna storage URL (default: sqlite:///OUT/study.db)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: results/<study name>)."),
+    timeout: Optional[str] = typer.Option(None, "--timeout", help="Stop this run after this long, e.g. '90 s', '10 min'."),
+) -> None:
+    """Search architecture parameters with Optuna (resumable: run again to continue)."""
+    import optuna
+
+    from dse.search.resolve import resolve_study
+    from dse.search.study import run_study, storage_url_for
+    from dse.units import to_si
+
+    # failed trials are recorded in the table; Optuna's per-trial warnings would break the bar
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    from dse.cli import err, out as console
+
+    seconds = None
+    if timeout is not None:
+        try:
+            seconds = to_si(timeout if any(c.isalpha() for c in timeout) else float(timeout), "time")
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--timeout") from None
+    st = resolve_study(study)
+    out_dir = out if out is not None else Path("results") / st.name
+    url = storage or storage_url_for(out_dir)
+    console.print(f"[bold]{st.name}[/]: {len(st.space.parameters)} parameters on {st.base_arch.name}, "
+                  f"{', '.join(w.label for w in st.workloads)} → {out_dir}/")
+    console.print(f"[dim]watch it live: optuna-dashboard {url}[/]", highlight=False)
+    bar = _Bar(console, st)
+    try:
+        with bar:
+            df = run_study(st, n_trials=n_trials, jobs=jobs, storage=storage, out_dir=out_dir,
+                           progress=bar.update, timeout=seconds)
+    except KeyboardInterrupt:
+        err.print(f"interrupted: completed trials are kept in {out_dir}/ (run the same command to resume)")
+        raise typer.Exit(130) from None
+    _summary(console, st, df, out_dir)
+
+
+class _Bar:
+    """A Rich progress bar fed by run_study's progress callback."""
+
+    def __init__(self, console, st):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.st = st
+        self.progress = Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[best]}"), TimeElapsedColumn(),
+                                 TextColumn("{task.fields[left]}"), console=console, transient=False)
+        self.task = None
+        self.start_done = 0
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def update(self, p) -> None:
+        o = self.st.objectives[0]
+        best = f"best {o.metric} {p.best:.4g} (trial {p.best_trial})" if p.best is not None else "no feasible design yet"
+        if p.failed:
+            best += f", {p.failed} failed"
+        ran = p.done - p.done_before
+        left = ""
+        if p.target is not None and ran > 0:
+            left = f"~{max(p.target - p.done, 0) * p.elapsed_s / ran:.0f} s left"
+        if p.timeout_s is not None:
+            t_left = max(p.timeout_s - p.elapsed_s, 0.0)
+            left = f"{t_left:.0f} s left" if not left else f"{left} (timeout in {t_left:.0f} s)"
+        if self.task is None:
+            self.start_done = p.done
+            self.task = self.progress.add_task("sweep", total=p.target, completed=p.done, best=best, left=left)
+        else:
+            self.progress.update(self.task, completed=p.done, best=best, left=left)
+
+
+def _summary(console, st, df, out_dir: Path) -> None:
+    from rich.table import Table
+
+    from dse.search.tables import ALL, best_trials
+
+    agg = df[df["workload"] == ALL] if not df.empty else df
+    n = len(agg)
+    feasible = int(agg["feasible"].sum()) if n else 0
+    failed = int((agg["state"] == "FAIL").sum()) if n else 0
+    console.print(f"{n} trials: {feasible} feasible, {n - feasible - failed} infeasible, {failed} failed")
+    best = best_trials(df, st, st.spec.best_designs)
+    if best.empty:
+        console.print("no feasible design found")
+    else:
+        table = Table(title="best designs")
+        cols = ["trial", "pareto_rank"] + [o.metric for o in st.objectives] + \
+               [f"param_{p.path}" for p in st.space.parameters]
+        for c in cols:
+            table.add_column(c.removeprefix("param_"), justify="right")
+        for _, row in best.iterrows():
+            table.add_row(*(_fmt(row.get(c)) for c in cols))
+        console.print(table)
+    console.print(f"tables: {out_dir}/trials.parquet, {out_dir}/trials.csv; designs: {out_dir}/best/")
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
