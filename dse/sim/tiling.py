@@ -6,6 +6,9 @@ stays in SRAM and is not fetched again. Two loop orders are tried (m outer and
 n outer) over power-of-two tile sizes; the tiling with the least traffic wins
 (ties: fewest tiles). Only operands that stream from off-chip take buffer space:
 double-buffered tiles of every streamed operand must fit in ``free_bytes``.
+Among the tilings with the least traffic, the fewest tiles that still give the
+double-buffered pipeline PIPELINE_TILES stages to overlap wins (a single huge
+tile would serialise load, compute and store).
 """
 from __future__ import annotations
 
@@ -14,6 +17,9 @@ from functools import lru_cache
 from math import ceil
 
 import numpy as np
+
+#: tiles an op is cut into at least (when it is that large), so load, compute and store overlap
+PIPELINE_TILES = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +76,9 @@ def tile_gemm(m: int, n: int, k: int, elem_bytes: float, free_bytes: float,
     traffic = np.where(order1, t1, t2).astype(float)
     tiles = np.broadcast_to(tm * tn * tk, traffic.shape)
     traffic = np.where(fits, traffic, np.inf)
-    # least traffic, then fewest tiles; lexsort keys go last-primary
-    flat = np.lexsort((tiles.ravel(), traffic.ravel()))[0]
+    # least traffic, then the fewest tiles that still fill the pipeline; lexsort keys go last-primary
+    enough = np.where(tiles >= PIPELINE_TILES, tiles, np.int64(2**62) - tiles)
+    flat = np.lexsort((enough.ravel(), traffic.ravel()))[0]
     i, j, l = np.unravel_index(flat, traffic.shape)
     o1 = bool(np.broadcast_to(order1, traffic.shape)[i, j, l])
     ra = int(np.broadcast_to(a1 if o1 else a2, traffic.shape)[i, j, l])
@@ -88,4 +95,4 @@ def tile_vector(elements: int, bytes_per_element: float, free_bytes: float) -> i
     per_tile = int(free_bytes // (2.0 * bytes_per_element))
     if per_tile < 1:
         return None
-    return ceil(elements / per_tile)
+    return max(ceil(elements / per_tile), min(PIPELINE_TILES, elements))

@@ -1,0 +1,136 @@
+"""Memory technologies behave as their sourced timing and energy say they should."""
+from __future__ import annotations
+
+from math import ceil
+
+import pytest
+import yaml
+from importlib import resources
+
+from dse.sim.engine import simulate
+from dse.spec.architecture import Architecture
+from dse.units import to_si
+from dse.workloads.ops import Op, Workload
+
+TECH = yaml.safe_load(resources.files("dse.tech.data").joinpath("memories.yaml").read_text())["technologies"]
+
+
+def t(tech: str, key: str) -> float:
+    return to_si(TECH[tech]["timing"][key], "time")
+
+
+def arch_with(tech: str, channels: int = 1, capacity: str | None = None, extra_tiers=()) -> Architecture:
+    mem = {"name": "mem", "technology": tech, "channels": channels}
+    if capacity:
+        mem["capacity"] = capacity
+    return Architecture.model_validate({
+        "name": f"probe-{tech}",
+        "compute": [{"name": "vec", "kind": "vector", "lanes": 4096, "clock": "2 GHz", "buffer": "buf"},
+                    {"name": "pe", "kind": "systolic", "rows": 64, "cols": 64, "count": 256, "clock": "1 GHz",
+                     "buffer": "buf"}],
+        "sram": [{"name": "buf", "capacity": "1 GiB", "bandwidth": "100 TB/s"}],
+        "memories": [mem, *extra_tiers],
+        "placement": {"weights": "mem", "activations": "buf", "embeddings": "mem"},
+    })
+
+
+def stream(nbytes: int) -> Workload:
+    """A sequential read of nbytes from the tier (an elementwise op over weights-like data)."""
+    return Workload("stream", [Op("read", "vector", elements=nbytes, in_role="embeddings")])
+
+
+def gather(nbytes: int, access: int) -> Workload:
+    return Workload("gather", [Op("gather", "vector", elements=nbytes, in_role="embeddings",
+                                  pattern="random", access_bytes=access)])
+
+
+def achieved(arch, wl, nbytes) -> float:
+    r = simulate(arch, wl)
+    return nbytes / r["latency_s"]
+
+
+def test_ddr4_sequential_stream_near_peak_random_64b_reads_far_below():
+    arch = arch_with("ddr4-3200")
+    peak = 3.2e9 * 64 / 8  # 25.6 GB/s per JESD79-4 channel
+    seq = achieved(arch, stream(64 * 2**20), 64 * 2**20)
+    assert seq >= 0.85 * peak
+    assert seq <= peak
+    # random 64 B reads: every access opens a row; one rank sustains at most
+    # min(banks / tRC, 1 / tRRD, 4 / tFAW) activations per second, minus refresh time
+    banks = TECH["ddr4-3200"]["banks"]
+    rate = min(banks / t("ddr4-3200", "tRC"), 1 / t("ddr4-3200", "tRRD_S"), 4 / t("ddr4-3200", "tFAW"))
+    expected = rate * 64 * (1 - t("ddr4-3200", "tRFC") / t("ddr4-3200", "tREFI"))
+    rnd = achieved(arch, gather(16 * 2**20, 64), 16 * 2**20)
+    assert rnd == pytest.approx(expected, rel=0.02)
+    assert rnd < 0.6 * seq
+
+
+def test_hbm3_beats_ddr5_in_time_and_joules_per_byte_by_the_sourced_ratios():
+    nbytes = 256 * 2**20
+    hbm, ddr = arch_with("hbm3"), arch_with("ddr5-4800")
+    r_h, r_d = simulate(hbm, stream(nbytes)), simulate(ddr, stream(nbytes))
+    # time: bandwidth ratio, each derated by its own refresh overhead
+    bw_h = 819.2e9 * (1 - t("hbm3", "tRFC") / t("hbm3", "tREFI"))
+    bw_d = 38.4e9 * (1 - t("ddr5-4800", "tRFC") / t("ddr5-4800", "tREFI"))
+    assert r_d["latency_s"] / r_h["latency_s"] == pytest.approx(bw_h / bw_d, rel=0.02)
+    # energy per byte of the memory itself: access energy per bit x 8 (+ its static power x time)
+    e_h = r_h["energy_mem_j"] / nbytes
+    e_d = r_d["energy_mem_j"] / nbytes
+    assert e_h < e_d
+    read_h = to_si(TECH["hbm3"]["energy"]["read"], "energy_per_bit") if "energy" in TECH["hbm3"] else None
+    read_d = to_si(TECH["ddr5-4800"]["energy"]["read"], "energy_per_bit")
+    if read_h is not None:
+        assert e_h >= 8 * read_h                      # never below its parts
+    assert e_d >= 8 * read_d
+
+
+def test_optane_reads_outrun_writes_and_small_writes_pay_the_256b_granularity():
+    arch = arch_with("optane-pmem")
+    rd = to_si(TECH["optane-pmem"]["read_bandwidth"], "bandwidth")
+    wr = to_si(TECH["optane-pmem"]["write_bandwidth"], "bandwidth")
+    assert rd / wr > 2.5                              # 6.6 vs 2.3 GB/s measured per DIMM
+    nbytes = 8 * 2**20
+    read = simulate(arch, stream(nbytes))
+    write = simulate(arch, Workload("w", [Op("w", "vector", elements=nbytes, out_role="embeddings")]))
+    assert write["latency_s"] / read["latency_s"] == pytest.approx(rd / wr, rel=0.02)
+    # 64-byte scattered writes: each rewrites a whole 256 B block after reading it
+    small = Workload("w64", [Op("w64", "vector", elements=nbytes, in_role="activations",
+                                out_role="embeddings", pattern="random", access_bytes=64)])
+    arch64 = arch_with("optane-pmem")
+    r = simulate(arch64, small)
+    # the scattered flag marks the reads of the op; the writes are modelled per tier model:
+    from dse.tech.models import tier_model
+    model = tier_model(arch64.memories[0])
+    t64 = model.occupancy_s(nbytes, "write", "random", 64)
+    t256 = model.occupancy_s(nbytes, "write", "sequential", 0)
+    blocks = nbytes / 64
+    assert t64 == pytest.approx(blocks * 256 / wr + blocks * 256 / rd, rel=1e-9)
+    assert t64 / t256 == pytest.approx(4 + 4 * wr / rd, rel=1e-9)
+    assert r["latency_s"] > 0
+
+
+def test_idle_time_costs_dram_refresh_and_background_energy_but_nvm_almost_none():
+    # an op that never touches memory: 1 ms of vector work on chip
+    idle = Workload("idle", [Op("spin", "vector", elements=1, ops_per_element=8.192e9)])
+    dram = simulate(arch_with("ddr4-3200"), idle)
+    nvm = simulate(arch_with("optane-pmem"), idle)
+    secs = dram["latency_s"]
+    assert secs == pytest.approx(8.192e9 / (4096 * 2e9), rel=1e-6)
+    refresh = to_si(TECH["ddr4-3200"]["energy"]["refresh"], "energy") / t("ddr4-3200", "tREFI")
+    background = to_si(TECH["ddr4-3200"]["background_power"], "power")
+    assert dram["energy_mem_refresh_j"] == pytest.approx(refresh * secs, rel=1e-9)
+    assert dram["energy_mem_j"] == pytest.approx((refresh + background) * secs, rel=1e-9)
+    assert nvm["energy_mem_j"] <= 0.01 * dram["energy_mem_j"]
+
+
+def test_weights_larger_than_the_first_tier_spill_to_the_second_and_run_slower():
+    slow = {"name": "far", "technology": "ddr4-3200", "channels": 1}
+    fits = arch_with("hbm3", capacity="1 GiB", extra_tiers=[slow])
+    tight = arch_with("hbm3", capacity="96 MiB", extra_tiers=[slow])
+    n = k = 8192  # 64 MiB of int8 weights per layer, two layers: 128 MiB
+    wl = Workload("mlp", [Op("l1", "matmul", m=8, n=n, k=k), Op("l2", "matmul", m=8, n=n, k=k, deps=("l1",))])
+    r_fit, r_spill = simulate(fits, wl), simulate(tight, wl)
+    assert r_fit["bytes_read_far"] == 0
+    spilled = 2 * n * k - 96 * 2**20
+    assert r_spill["bytes_read_far"] == pytest.approx(spilled, rel=1e-9)
+    assert r_spill["latency_s"] > 1.5 * r_fit["latency_s"]
