@@ -111,8 +111,9 @@ def _summary(console, st, df, out_dir: Path) -> None:
         table = Table(title="best designs")
         cols = ["trial", "pareto_rank"] + [o.metric for o in st.objectives] + \
                [f"param_{p.path}" for p in st.space.parameters]
-        for c in cols:
-            table.add_column(c.removeprefix("param_"), justify="right")
+        heads = cols[:-len(st.space.parameters)] + [p.name for p in st.space.parameters]
+        for c in heads:
+            table.add_column(c, justify="right")
         for _, row in best.iterrows():
             table.add_row(*(_fmt(row.get(c)) for c in cols))
         console.print(table)
