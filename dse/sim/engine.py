@@ -9,10 +9,10 @@ from dse import results as R
 from dse.errors import DesignError
 from dse.sim.machine import Machine
 from dse.sim.pipeline import run_op
-from dse.sim.plan import OpPlan, Planner, compatible_units
+from dse.sim.plan import OpPlan, Planner, allocate_imc, compatible_units, imc_utilisation
 from dse.tech.models import tier_model
 from dse.tech.memory import AccessStats
-from dse.spec.architecture import Architecture
+from dse.spec.architecture import Architecture, component_leakage
 from dse.workloads.ops import Op, Workload
 
 #: Default bound on chunks per op (events per op stay O(max_chunks)).
@@ -86,8 +86,9 @@ def simulate(arch: Architecture, workload: Workload, *, max_chunks: int | None =
     planner = Planner(arch, models, spill)
     choices: dict[str, list[str]] = {}
     plans: dict[tuple[str, str], OpPlan] = {}
+    imc = allocate_imc(arch, workload.ops)
     for op in workload.ops:
-        units = compatible_units(arch, op)
+        units = compatible_units(arch, op, imc)
         if not units:
             raise DesignError(f"no compute unit can run op '{op.name}' ({op.kind})")
         choices[op.name] = units
@@ -129,6 +130,9 @@ def simulate(arch: Architecture, workload: Workload, *, max_chunks: int | None =
     op_rows = [rows[op.name] for op in workload.ops]
     used = [plans[(op.name, rows[op.name]["unit"])] for op in workload.ops]
     summary = _summary(arch, workload, machine, used, makespan, models, spill)
+    for unit, frac in imc_utilisation(arch, workload.ops, imc).items():
+        summary[f"imc_utilisation_{unit}"] = frac
+        summary[f"imc_ops_{unit}"] = sum(1 for u in imc.values() if u == unit)
     summary["sim_events"] = events
     result = R.Result(arch.name, workload.name, summary, op_rows, timeline)
     # wall-clock figures stay out of the tables, which must be identical run to run
@@ -165,8 +169,12 @@ def _summary(arch: Architecture, workload: Workload, machine: Machine, plans: li
         for comp, e in p.energy.items():
             energy[comp] += e
     dynamic = sum(energy.values())
+    details: dict[str, float] = {}
+    for p in plans:
+        for key, e in p.energy_detail.items():
+            details[f"energy_{key}_j"] = details.get(f"energy_{key}_j", 0.0) + e
     for c in arch.components():
-        energy[c.name] += c.leakage * makespan
+        energy[c.name] += component_leakage(c) * makespan
     tier_extra: dict[str, float] = {}
     for m in arch.memories:
         model = models[m.name]
@@ -213,4 +221,5 @@ def _summary(arch: Architecture, workload: Workload, machine: Machine, plans: li
     for comp, e in energy.items():
         row[R.energy_col(comp)] = e
     row.update(tier_extra)
+    row.update(details)
     return row

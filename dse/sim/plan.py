@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from math import ceil
 
 from dse.errors import DesignError
-from dse.spec.architecture import Architecture, SystolicArray, VectorUnit
+from dse.spec.architecture import Architecture, ImcTile, SystolicArray, VectorUnit
 from dse.sim import systolic
 from dse.sim.tiling import tile_gemm, tile_vector
 from dse.workloads.ops import Op
@@ -34,6 +34,8 @@ class OpPlan:
     energy: dict[str, float] = field(default_factory=dict)
     #: off-chip transfers: (tier, "read"|"write", bytes, pattern, access_bytes)
     transfers: list[tuple] = field(default_factory=list)
+    #: named parts of a component's energy worth reporting (e.g. an IMC tile's ADCs)
+    energy_detail: dict[str, float] = field(default_factory=dict)
     #: bus occupancy per tier for reads and for writes (s), from the tier's technology model
     read_s: dict[str, float] = field(default_factory=dict)
     write_s: dict[str, float] = field(default_factory=dict)
@@ -92,7 +94,45 @@ class Planner:
             free = buf.capacity - used
         if op.kind == "vector":
             return self._plan_vector(op, unit, buf, tensors, homes, streamed, free)
+        if isinstance(unit, ImcTile):
+            return self._plan_imc(op, unit, buf, tensors, homes)
         return self._plan_gemm(op, unit, buf, tensors, homes, streamed, free)
+
+    def _plan_imc(self, op, unit: ImcTile, buf, tensors, homes) -> OpPlan:
+        """Weights sit in crossbars; input vectors stream in bit-serially, ADCs read the columns."""
+        from dse.tech.imc import imc_gemm_cost, program_cost
+
+        params = unit.params()
+        m, n, k, reps = op.gemm()
+        bits = int(8 * op.elem_bytes)
+        cost = imc_gemm_cost(params, m, n, k, weight_bits=bits, input_bits=bits)
+        plan = OpPlan(op, unit.name, cost.time_s, 1, {}, {}, macs=float(op.macs))
+        # groups of a grouped conv sit on their own crossbars and run side by side
+        parts = {key: value * reps for key, value in cost.energy().items()}
+        if not unit.weights_resident:
+            e_prog, t_prog, _ = program_cost(params, k, n, weight_bits=bits)
+            parts["programming"] = e_prog * reps
+            plan.compute_s += t_prog
+        for key, value in parts.items():
+            plan.energy_detail[f"{unit.name}_{key}"] = value
+        _add(plan.energy, unit.name, sum(parts.values()))
+        plan.n_tiles = min(m, 64)
+        for key, t in tensors.items():
+            where = homes[key]
+            if key == "b":
+                if not unit.weights_resident and where in self.memories:
+                    self._traffic(plan, t["role"], where, "read", t["bytes"])  # data to program
+                continue
+            sram = where if where in self.srams else (buf.name if buf else None)
+            if where in self.memories:
+                self._traffic(plan, t["role"], where, "write" if key == "out" else "read", t["bytes"])
+            if sram is not None:
+                _add(plan.sram_write if key == "out" else plan.sram_read, sram, t["bytes"])
+                if where in self.memories:
+                    _add(plan.sram_read if key == "out" else plan.sram_write, sram, t["bytes"])
+        plan.compute_s = max(plan.compute_s, self._sram_time(plan))
+        self._charge_storage(plan)
+        return plan
 
     def _too_small(self, op: Op, buf, need: str) -> DesignError:
         cap = f"{buf.capacity / 2**10:.0f} KiB" if buf is not None else "0 B"
@@ -215,8 +255,46 @@ class Planner:
             _add(plan.energy, tier, sum(model.energy_j(nbytes, kind, pattern, access).values()))
 
 
-def compatible_units(arch: Architecture, op: Op) -> list[str]:
-    """Units that can run an op, best kind first: arrays for GEMMs, vector units for the rest."""
+def allocate_imc(arch: Architecture, ops: list[Op]) -> dict[str, str]:
+    """Give IMC crossbars to weight GEMMs in workload order while they fit: op -> IMC unit."""
+    from dse.tech.imc import map_gemm
+
+    out: dict[str, str] = {}
+    for unit in (u for u in arch.compute if isinstance(u, ImcTile)):
+        params = unit.params()
+        left = params.crossbars
+        for op in ops:
+            if op.name in out or op.kind == "vector" or op.b_role != "weights":
+                continue
+            m, n, k, reps = op.gemm()
+            mapping = map_gemm(params, m, n, k, weight_bits=int(8 * op.elem_bytes))
+            need = mapping.crossbars_needed * reps
+            if mapping.fits and need <= left:
+                out[op.name] = unit.name
+                left -= need
+    return out
+
+
+def imc_utilisation(arch: Architecture, ops: list[Op], assigned: dict[str, str]) -> dict[str, float]:
+    """Fraction of each IMC unit's crossbars holding weights."""
+    from dse.tech.imc import map_gemm
+
+    used: dict[str, float] = {}
+    for op in ops:
+        unit = assigned.get(op.name)
+        if unit is None:
+            continue
+        u = next(c for c in arch.compute if c.name == unit)
+        m, n, k, reps = op.gemm()
+        used[unit] = used.get(unit, 0.0) + map_gemm(u.params(), m, n, k, int(8 * op.elem_bytes)).crossbars_needed * reps
+    return {u.name: used.get(u.name, 0.0) / u.params().crossbars for u in arch.compute if isinstance(u, ImcTile)}
+
+
+def compatible_units(arch: Architecture, op: Op, imc: dict[str, str] | None = None) -> list[str]:
+    """Units that can run an op, best kind first: IMC tiles for the weight GEMMs they hold,
+    arrays for other GEMMs, vector units for the rest."""
+    if imc and op.name in imc:
+        return [imc[op.name]]
     arrays = [u.name for u in arch.compute if isinstance(u, SystolicArray)]
     vectors = [u.name for u in arch.compute if isinstance(u, VectorUnit)]
     if op.kind == "vector":

@@ -85,7 +85,37 @@ class VectorUnit(_Component):
         return self.lanes * self.count * self.ops_per_lane_per_cycle * self.clock
 
 
-ComputeUnit = Annotated[Union[SystolicArray, VectorUnit], Field(discriminator="kind")]
+class ImcTile(_Component):
+    """In-memory-compute crossbars holding weights in place (dse/tech/imc.py, ISAAC data).
+
+    ``technology`` names an entry of dse/tech/data/imc.yaml; ``overrides`` sets any of
+    its parameters (rows, cols, crossbars, adc_bits, ...). Layers whose weights do not
+    fit the crossbars left run on the digital units. ``weights_resident: true`` means
+    the weights were programmed before the run (not charged); otherwise programming
+    every crossbar is charged once per run.
+    """
+
+    kind: Literal["imc"]
+    technology: str = "reram-isaac"
+    overrides: dict[str, float | int | str] = {}
+    weights_resident: bool = False
+    buffer: str | None = None
+
+    @model_validator(mode="after")
+    def _valid_params(self) -> "ImcTile":
+        self.params()  # raises ValueError with a clear message for impossible values
+        return self
+
+    def params(self):
+        from dse.tech.imc import CrossbarParams
+
+        try:
+            return CrossbarParams.from_library(self.technology, **self.overrides)
+        except KeyError as exc:
+            raise ValueError(str(exc).strip("'\"")) from None
+
+
+ComputeUnit = Annotated[Union[SystolicArray, VectorUnit, ImcTile], Field(discriminator="kind")]
 
 
 class Sram(_Component):
@@ -207,8 +237,17 @@ class Architecture(_Strict):
 
     @property
     def area_mm2(self) -> float:
-        return sum(c.area for c in self.components())
+        return sum(component_area(c) for c in self.components())
 
     @property
     def static_power_w(self) -> float:
-        return sum(c.leakage for c in self.components()) + sum(m.background_power for m in self.memories)
+        return sum(component_leakage(c) for c in self.components()) + sum(m.background_power for m in self.memories)
+
+
+def component_area(c) -> float:
+    """A component's area; IMC tiles add their crossbars' area from the technology data."""
+    return c.area + (c.params().area_mm2 if isinstance(c, ImcTile) else 0.0)
+
+
+def component_leakage(c) -> float:
+    return c.leakage + (c.params().leakage_w if isinstance(c, ImcTile) else 0.0)
