@@ -133,6 +133,25 @@ def list_workloads() -> None:
     out.print(table)
 
 
+@list_app.command("memories")
+def list_memories() -> None:
+    """Memory technologies of the sourced library (dse/tech/data/memories.yaml)."""
+    from dse.tech.library import memory_technologies
+
+    table = Table(title="memory technologies (per unit: a channel, a DIMM or a stack)")
+    for c in ("name", "family", "bandwidth", "latency / tRCD", "read energy", "background", "sources"):
+        table.add_column(c, overflow="fold")
+    for name, e in memory_technologies().items():
+        timing = e.get("timing") or {}
+        energy = e.get("energy") or {}
+        table.add_row(name, str(e.get("family", "")),
+                      str(e.get("peak_bandwidth") or e.get("read_bandwidth") or "-"),
+                      str(e.get("read_latency") or timing.get("tRCD") or "-"),
+                      str(energy.get("read", "-")), str(e.get("background_power", "-")),
+                      "; ".join(str(x) for x in (e.get("sources") or [])[:2]))
+    out.print(table)
+
+
 def main() -> None:
     """Entry point: run the app, turning user errors into one line and exit status 2."""
     try:
