@@ -23,6 +23,7 @@ from dse.errors import DseError, SpecError
 from dse.sim.engine import simulate
 from dse.spec.architecture import Architecture
 from dse.spec.overrides import apply_overrides
+from dse.units import to_si
 from dse.workloads.ops import Workload
 
 if TYPE_CHECKING:
@@ -92,10 +93,21 @@ def parse_constraint(text: str, known: list[str], *, where: str | None = None) -
     metric, op, bound = m.groups()
     check_metric(metric, known, where=where)
     try:
-        value = float(si_number(bound))
+        dim = _dimension(metric)
+        value = float(to_si(bound, dim) if dim else si_number(bound))
     except ValueError as exc:
         raise SpecError(f"constraint '{text}': {exc}", where=where) from None
     return Constraint(text.strip(), metric, "<=" if op.startswith("<") else ">=", value)
+
+
+def _dimension(metric: str) -> str | None:
+    """The unit dimension of a metric, from the suffix its name carries."""
+    if metric.startswith("bytes_") or metric.endswith("_bytes"):
+        return "bytes"
+    for suffix, dim in (("_per_s", None), ("_mm2", "area"), ("_w", "power"), ("_j", "energy"), ("_s", "time")):
+        if metric.endswith(suffix):
+            return dim
+    return None
 
 
 def check_metric(metric: str, known: list[str], *, where: str | None = None) -> None:
