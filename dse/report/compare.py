@@ -1,0 +1,184 @@
+"""`dse compare`: one design with its main memory swapped for each technology, every
+workload on every technology; a table, and a report drawn from that table.
+
+The table (compare.parquet / .csv) is the record: ``compare_report`` reads it and
+never simulates.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from dse import results as R
+from dse.errors import DesignError, SpecError
+from dse.report.model import Figure, Report, Section, Table, fmt
+
+#: Short names accepted on the command line -> entries of dse/tech/data/memories.yaml.
+MEMORY_ALIASES = {"ddr4": "ddr4-3200", "ddr5": "ddr5-4800", "lpddr5": "lpddr5-6400", "hbm3": "hbm3",
+                  "optane": "optane-pmem", "hbm2e": "hbm2e", "hbm3e": "hbm3e", "gddr6": "gddr6"}
+#: Short workload names -> workload specs.
+WORKLOAD_ALIASES = {"gpt-decode": "gpt:phase=decode", "gpt-prefill": "gpt:phase=prefill",
+                    "bert": "bert-base"}
+#: Columns of the printed table (and the report's), in order.
+TABLE_COLUMNS = [R.THROUGHPUT_SAMPLES, R.ENERGY_PER_SAMPLE, R.AVG_POWER, R.TOPS_PER_W, "memory_energy_share"]
+
+
+def _usable_technologies() -> dict[str, dict]:
+    """Library technologies that define a memory tier's bandwidth (cell-level entries do not)."""
+    from dse.tech.library import memory_technologies, tier_defaults
+
+    return {n: tier_defaults(n) for n in memory_technologies()
+            if "bandwidth_per_channel" in tier_defaults(n)}
+
+
+def resolve_memory(name: str) -> str:
+    """The library name for ``name`` (or an alias), or one SpecError line listing what is known."""
+    usable = _usable_technologies()
+    full = MEMORY_ALIASES.get(name, name)
+    if full in usable:
+        return full
+    aliases = ", ".join(f"{a} ({t})" for a, t in MEMORY_ALIASES.items() if t in usable)
+    from dse.tech.library import memory_technologies
+
+    if full in memory_technologies():
+        why = "has only cell-level figures (no tier bandwidth) and cannot replace a memory tier"
+    elif "imc" in full:
+        why = ("is in-memory compute, a compute unit (kind: imc, e.g. architectures/reram-imc-isaac.yaml), "
+               "not a memory technology swap_memory can put on a tier")
+    else:
+        why = "is not in the technology library"
+    raise SpecError(f"memory technology '{name}' {why}; known: {', '.join(usable)}; aliases: {aliases}",
+                    field="--memory")
+
+
+def resolve_workload(name: str) -> str:
+    return WORKLOAD_ALIASES.get(name, name)
+
+
+def memory_energy_j(row: dict, tiers: list[str]) -> float:
+    """Energy spent in the off-chip memory tiers (dynamic plus background) of one summary row."""
+    return sum(row.get(R.energy_col(t), 0.0) for t in tiers)
+
+
+def compare(arch, memories: list[str], workloads: list[str], out_dir: str | Path | None) -> pd.DataFrame:
+    """Simulate every workload on ``arch`` with its weights' memory tier on each technology.
+
+    Returns one row per (technology, workload) with the summary metrics, the memory
+    tier's share of energy and whether the library sources that technology's energy.
+    Writes compare.parquet/.csv/.json and report.html/.md to ``out_dir`` when given.
+    """
+    from dse.sim.engine import simulate
+    from dse.spec.loader import load_architecture
+    from dse.tech.library import swap_memory, technology
+    from dse.workloads import load_workload
+
+    if not memories:
+        raise SpecError("give at least one memory technology", field="--memory")
+    if not workloads:
+        raise SpecError("give at least one workload", field="--workload")
+    base = load_architecture(arch)
+    techs = [(m, resolve_memory(m)) for m in memories]          # every name checked before any run
+    specs = [(w, resolve_workload(w)) for w in workloads]
+    loaded = [(label, spec, load_workload(spec)) for label, spec in specs]
+    tier = base.tier_of("weights") if base.memory_named(base.tier_of("weights")) else base.memories[0].name
+    rows = []
+    for label, full in techs:
+        as_designed = base.memory_named(tier).technology == full
+        # the tier the design already has keeps its own cited values (the library may source fewer)
+        design = base if as_designed else swap_memory(base, full, tier)
+        entry = technology(full)
+        sourced = as_designed or all((entry.get("energy") or {}).get(k) is not None for k in ("read", "write"))
+        tiers = [m.name for m in design.memories]
+        for wl_label, spec, workload in loaded:
+            row = {"technology": label, "memory": full, "workload": wl_label, "workload_spec": spec,
+                   "architecture": design.name, "as_designed": as_designed, "memory_energy_sourced": sourced,
+                   "memory_bandwidth_b_per_s": design.memory_named(tier).bandwidth, "error": None}
+            try:
+                summary = simulate(design, workload).summary_row
+            except DesignError as exc:
+                row["error"] = str(exc)
+                rows.append(row)
+                continue
+            summary = {k: v for k, v in summary.items() if k not in ("architecture", "workload")}
+            mem = memory_energy_j(summary, tiers)
+            row.update(summary)
+            row["memory_energy_j"] = mem
+            row["memory_energy_share"] = mem / summary[R.ENERGY] if summary[R.ENERGY] else float("nan")
+            rows.append(row)
+    df = pd.DataFrame(rows)
+    if out_dir is not None:
+        meta = {"architecture": base.name, "tier": tier, "memories": dict(techs), "workloads": dict(specs)}
+        write_compare(df, meta, Path(out_dir))
+    return df
+
+
+def write_compare(df: pd.DataFrame, meta: dict, out_dir: Path) -> Path:
+    """compare.parquet, compare.csv, compare.json and the report; returns the HTML path."""
+    from dse.report.html import write_html
+    from dse.report.markdown import write_markdown
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    df.to_parquet(out_dir / "compare.parquet", index=False)
+    df.to_csv(out_dir / "compare.csv", index=False)
+    (out_dir / "compare.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    rep = compare_report(df, meta)
+    html = write_html(rep, out_dir / "report.html")
+    write_markdown(rep, out_dir / "report.md")
+    return html
+
+
+def read_compare(path: Path) -> tuple[pd.DataFrame, dict]:
+    """The table and metadata a `dse compare` run wrote."""
+    df = pd.read_parquet(path / "compare.parquet") if (path / "compare.parquet").is_file() \
+        else pd.read_csv(path / "compare.csv")
+    meta_file = path / "compare.json"
+    meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
+    return df, meta
+
+
+def compare_report(df: pd.DataFrame, meta: dict) -> Report:
+    """Grouped bars per metric, a heatmap of TOPS/W and the table, from a compare table."""
+    from dse.report import figures
+
+    arch = meta.get("architecture") or (df["architecture"].iloc[0] if len(df) else "?")
+    rep = Report(title=f"Memory technologies on {arch}",
+                 subtitle="The same design with the memory tier holding the weights swapped for each technology "
+                          "(bandwidth per unit, latency, energies and background power from the sourced library; "
+                          "capacity and unit count kept).")
+    techs = meta.get("memories") or dict(zip(df["technology"], df["memory"]))
+    wls = meta.get("workloads") or dict(zip(df["workload"], df["workload_spec"]))
+    kept = sorted(set(df.loc[df["as_designed"].astype(bool), "technology"])) if "as_designed" in df else []
+    rep.facts = [("design", str(arch)), ("memory tier swapped", str(meta.get("tier", "–"))),
+                 ("technologies", ", ".join(f"{a} = {t}" if a != t else a for a, t in techs.items())),
+                 ("kept as designed", ", ".join(kept) + " (the design's own tier and its cited values)"
+                  if kept else "none"),
+                 ("workloads", ", ".join(f"{a} = {s}" if a != s else a for a, s in wls.items()))]
+    unsourced = sorted(set(df.loc[~df["memory_energy_sourced"].astype(bool), "technology"])) if len(df) else []
+    if unsourced:
+        rep.notes.append(f"the library has no sourced read/write energy for {', '.join(unsourced)}: their memory "
+                         f"energy counts background power only, so their energy share and TOPS/W are optimistic")
+    failed = df[df["error"].notna()] if "error" in df else df.head(0)
+    for _, r in failed.iterrows():
+        rep.notes.append(f"{r['technology']} × {r['workload']}: {r['error']}")
+    ok = df[df["error"].isna()] if "error" in df else df
+    table = Section("Results", "One row per technology and workload.")
+    cols = ["technology", "workload", *TABLE_COLUMNS, R.BOUND]
+    heads = ["technology", "workload", *[figures.metric_label(c) for c in TABLE_COLUMNS[:-1]],
+             "memory share of energy [%]", "bound"]
+    table.tables.append(Table(heads, [[fmt(r[c]) if c != "memory_energy_share" else fmt(100 * r[c])
+                                       for c in cols] for _, r in ok.iterrows()]))
+    rep.sections.append(table)
+    if len(ok):
+        plot = ok.assign(memory_energy_share_pct=100 * ok["memory_energy_share"])
+        bars = Section("Per workload, by technology", "Log axes where values span more than two decades.")
+        bars.figures.append(Figure("bars", "", figures.grouped_bars(
+            plot, [R.THROUGHPUT_SAMPLES, R.ENERGY_PER_SAMPLE, R.AVG_POWER, "memory_energy_share_pct"]),
+            alt="grouped bars of throughput, energy per sample, power and memory energy share"))
+        rep.sections.append(bars)
+        heat = Section("Energy efficiency", "TOPS/W of every technology on every workload.")
+        heat.figures.append(Figure("tops-per-w", "", figures.heatmap(ok, R.TOPS_PER_W),
+                                   alt="heatmap of TOPS/W by technology and workload"))
+        rep.sections.append(heat)
+    return rep
