@@ -103,6 +103,8 @@ def check(file: str = typer.Argument(..., help="Architecture YAML file or bundle
 
 
 from dse.search.cli import sweep; app.command()(sweep)  # noqa: E402,E702  (dse sweep, in dse/search/cli.py)
+from dse.report.cli import report; app.command()(report)  # noqa: E402,E702  (dse report, in dse/report/cli.py)
+from dse.report.cli import compare; app.command()(compare)  # noqa: E402,E702  (dse compare, in dse/report/cli.py)
 
 
 @list_app.command("architectures")
