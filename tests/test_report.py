@@ -141,9 +141,17 @@ def study(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def built(study: Path) -> tuple[Path, str]:
+    """The report of ``study``, built with the simulator disabled: reports never simulate."""
+    import dse.sim.engine as engine
+
     from dse.report.build import build_report
 
-    path = build_report(study)
+    def forbidden(*a, **k):
+        raise AssertionError("a report must not simulate")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(engine, "simulate", forbidden)
+        path = build_report(study)
     return path, path.read_text(encoding="utf-8")
 
 
@@ -186,19 +194,6 @@ def test_top_designs_table_ranks_by_pareto_then_first_objective(built, study):
     section = page.split("Top designs</h2>", 1)[1].split("</table>", 1)[0]
     shown = [int(x) for x in re.findall(r"<tr><td>(\d+)</td>", section)]
     assert shown == expected[:len(shown)] and len(shown) == min(5, len(expected))
-
-
-def test_report_never_simulates(study, tmp_path, monkeypatch):
-    import dse.sim.engine as engine
-
-    from dse.report.build import build_report
-
-    def forbidden(*a, **k):
-        raise AssertionError("a report must not simulate")
-
-    monkeypatch.setattr(engine, "simulate", forbidden)
-    build_report(study, tmp_path / "again.html")
-    assert (tmp_path / "again.html").is_file() and (tmp_path / "again.md").is_file()
 
 
 def test_running_study_without_sidecars_notes_the_missing_figures(tmp_path):

@@ -163,8 +163,8 @@ def _hue_param(sd: StudyDir, importance: pd.DataFrame | None) -> str | None:
 def _pareto_section(sd: StudyDir, agg: pd.DataFrame, hue: str | None) -> Section:
     from dse.report import figures
 
-    sec = Section("Pareto front", "Every completed design; filled markers with a line form the front of "
-                  "each pair of metrics, squares are designs on the study's Pareto front (rank 0).")
+    sec = Section("Pareto front", "Every completed design: circles are on the study's Pareto front (rank 0), "
+                  "squares are dominated; the line joins the designs no other beats on that pair of metrics.")
     objs = sd.objectives
     done = agg[agg["state"] == "COMPLETE"]
     if len(objs) >= 2:
@@ -461,7 +461,9 @@ def study_report(sd: StudyDir) -> Report:
     if states.get("RUNNING") or states.get("WAITING"):
         rep.notes.append("the study is still running: this report shows the trials finished so far")
     if states.get("FAIL"):
-        rep.notes.append(f"{states['FAIL']} trials failed or were interrupted; they are left out of the figures")
+        n = states["FAIL"]
+        rep.notes.append(f"{n} trial{'s' if n > 1 else ''} failed or {'were' if n > 1 else 'was'} interrupted; "
+                         f"left out of the figures")
     imp, problem = _importance(sd)
     hue = _hue_param(sd, imp)
     top = _top(sd, agg, max(TOP_N, 1))

@@ -85,15 +85,21 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-_UNITS = {"s": "s", "j": "J", "w": "W"}
-
-
 def _si_ticks(ax, axis: str, metric: str) -> None:
     """Engineering ticks (200 µs, 1.5 kW) on a linear axis of a metric in s, J or W."""
-    unit = _UNITS.get(metric.rsplit("_", 1)[-1]) if "_" in metric else None
+    label = metric_label(metric)
+    unit = next((u for u in ("s", "J", "W") if label.endswith(f"[{u}]")), None)
     target = ax.xaxis if axis == "x" else ax.yaxis
     if unit and (ax.get_xscale() if axis == "x" else ax.get_yscale()) == "linear":
         target.set_major_formatter(EngFormatter(unit=unit))
+
+
+def bound_palette(bounds) -> dict:
+    """One colour per bound, the same in every figure: compute blue, memory tiers in warm colours."""
+    others = sorted({b for b in bounds if b != "compute"})
+    colours = dict(zip(others, sns.color_palette("Set1", 9)[0:1] + sns.color_palette("Set1", 9)[2:])) \
+        if others else {}
+    return {"compute": sns.color_palette("Set1", 9)[1], **colours}
 
 
 def _wide_span(values: pd.Series) -> bool:
@@ -244,11 +250,12 @@ def energy_breakdown(energy: pd.DataFrame) -> bytes:
         return _png(fig)
 
 
-def _roof_lines(ax, roofs: pd.DataFrame, x_lo: float, x_hi: float) -> None:
+def _roof_lines(ax, roofs: pd.DataFrame, x_lo: float, x_hi: float, colours: dict | None = None) -> None:
     for i, r in enumerate(roofs.itertuples(index=False)):
         xs = np.logspace(math.log10(x_lo), math.log10(x_hi), 200)
         ys = np.minimum(r.peak_ops_per_s, r.bandwidth_b_per_s * xs)
-        ax.plot(xs, ys, color=f"C{i}", lw=1.4, ls="-" if i == 0 else "--",
+        colour = (colours or {}).get(short(r.design, 22), f"C{i}")
+        ax.plot(xs, ys, color=colour, lw=1.4, ls="-" if i == 0 else "--",
                 label=f"roof: {short(r.design, 22)} ({r.precision})")
 
 
@@ -265,10 +272,13 @@ def roofline(points: pd.DataFrame, roofs: pd.DataFrame) -> bytes:
         fig, ax = plt.subplots(figsize=(8.6, 4.8), layout="constrained")
         ridge = list(roofs["peak_ops_per_s"] / roofs["bandwidth_b_per_s"]) if len(roofs) else []
         x_lo, x_hi = _decade_range(points["intensity"], ridge)
-        _roof_lines(ax, roofs, x_lo, x_hi)
         d = points.assign(design=points["design"].map(lambda s: short(s, 22)),
                           workload=points["workload"].map(lambda s: short(s, 22)))
-        sns.scatterplot(data=d, x="intensity", y="throughput", hue="design", style="workload", s=70, ax=ax,
+        designs = list(dict.fromkeys(d["design"]))
+        colours = dict(zip(designs, sns.color_palette("tab10", len(designs))))
+        _roof_lines(ax, roofs, x_lo, x_hi, colours)
+        sns.scatterplot(data=d, x="intensity", y="throughput", hue="design", hue_order=designs, palette=colours,
+                        style="workload", s=70, ax=ax,
                         edgecolor="black", linewidth=0.4, zorder=3)
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -285,7 +295,7 @@ def op_bounds(ops: pd.DataFrame, roof: dict | None) -> bytes:
     """Left: op time by what bounds it; right: each op on the roofline, coloured by its bound."""
     ops = ops.assign(bound=ops["bound"].map(lambda b: short(b, 20)))
     order = list(ops.groupby("bound")["latency_s"].sum().sort_values(ascending=False).index)
-    palette = dict(zip(order, sns.color_palette("Set1", len(order))))
+    palette = bound_palette(order)
     with _style():
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.4), layout="constrained",
                                      gridspec_kw={"width_ratios": [1, 1.6]})
@@ -310,7 +320,7 @@ def op_bounds(ops: pd.DataFrame, roof: dict | None) -> bytes:
             ridge = [roof["peak_ops_per_s"] / roof["bandwidth_b_per_s"]] if roof else []
             x_lo, x_hi = _decade_range(d["intensity"], ridge)
             if roof:
-                _roof_lines(a2, pd.DataFrame([roof]), x_lo, x_hi)
+                _roof_lines(a2, pd.DataFrame([roof]), x_lo, x_hi, {short(roof["design"], 22): "0.35"})
             sns.scatterplot(data=d, x="intensity", y="throughput", hue="bound", hue_order=order, palette=palette,
                             ax=a2, s=28, edgecolor="black", linewidth=0.3, zorder=3)
             a2.set_xscale("log")
@@ -328,7 +338,7 @@ def timeline(tl: pd.DataFrame, bounds: dict[str, str]) -> bytes:
     bounds = {o: short(b, 20) for o, b in bounds.items()}
     resources = list(dict.fromkeys(tl["resource"]))
     order = sorted(set(bounds.get(o, "unknown") for o in tl["op"]))
-    palette = dict(zip(order, sns.color_palette("Set1", len(order))))
+    palette = bound_palette(order)
     end = float(tl["end_s"].max()) if len(tl) else 0.0
     with _style():
         fig, ax = plt.subplots(figsize=(11, 0.8 * len(resources) + 1.9), layout="constrained")
