@@ -89,8 +89,10 @@ def _si_ticks(ax, axis: str, metric: str) -> None:
     """Engineering ticks (200 µs, 1.5 kW) on a linear axis of a metric in s, J or W."""
     label = metric_label(metric)
     unit = next((u for u in ("s", "J", "W") if label.endswith(f"[{u}]")), None)
+    if unit is None and label.endswith(("[samples/s]", "[op/s]")):
+        unit = ""  # 8 M (the unit is in the label)
     target = ax.xaxis if axis == "x" else ax.yaxis
-    if unit and (ax.get_xscale() if axis == "x" else ax.get_yscale()) == "linear":
+    if unit is not None and (ax.get_xscale() if axis == "x" else ax.get_yscale()) == "linear":
         target.set_major_formatter(EngFormatter(unit=unit))
 
 
