@@ -195,7 +195,8 @@ def test_weighted_workloads_aggregate_as_one_mixed_job(tmp_path):
 
 
 def test_multiobjective_front_is_not_dominated(tmp_path):
-    spec = fx.study(sampler="nsga2", n_trials=24, objectives=["maximize throughput_ops_per_s", "minimize avg_power_w"],
+    spec = fx.study(sampler="nsga2", n_trials=24,
+                    objectives=["maximize throughput_ops_per_s", "minimize avg_power_w"],
                     parameters={"compute.pe.rows": {"low": 32, "high": 512, "step": 8},
                                 "compute.pe.clock": {"low": 2e8, "high": 1e9}})
     df = agg(run_study(fx.write(tmp_path, spec)))

@@ -12,14 +12,16 @@ import typer
 
 
 def sweep(
-    study: str = typer.Argument(..., help="Study YAML file or bundled name (quickstart, tpu-v1-75w, multiobjective)."),
+    study: str = typer.Argument(..., help="Study YAML file or bundled name (quickstart, tpu-v1-75w, "
+                                          "multiobjective)."),
     n_trials: Optional[int] = typer.Option(None, "--n-trials", "-n", min=1,
-                                           help="Total trials of the study, earlier runs included (default: the file's)."),
+                                           help="Total trials of the study, earlier runs included "
+                                                "(default: the file's)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="Worker processes sharing the storage."),
     storage: Optional[str] = typer.Option(None, "--storage",
                                           help="Optuna storage URL (default: sqlite:///OUT/study.db)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: results/<study name>)."),
-    timeout: Optional[str] = typer.Option(None, "--timeout", help="Stop this run after this long, e.g. '90 s', '10 min'."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: results/<study>)."),
+    timeout: Optional[str] = typer.Option(None, "--timeout", help="Stop this run after this long ('10 min')."),
 ) -> None:
     """Search architecture parameters with Optuna (resumable: run again to continue)."""
     import optuna
@@ -51,7 +53,7 @@ def sweep(
                            progress=bar.update, timeout=seconds)
     except KeyboardInterrupt:
         err.print(f"interrupted: completed trials are kept in {out_dir}/ (run the same command to resume)")
-        raise typer.Exit(130) from None
+        raise SystemExit(130) from None
     _summary(console, st, df, out_dir)
 
 
@@ -77,7 +79,8 @@ class _Bar:
 
     def update(self, p) -> None:
         o = self.st.objectives[0]
-        best = f"best {o.metric} {p.best:.4g} (trial {p.best_trial})" if p.best is not None else "no feasible design yet"
+        best = (f"best {o.metric} {p.best:.4g} (trial {p.best_trial})" if p.best is not None
+                else "no feasible design yet")
         if p.failed:
             best += f", {p.failed} failed"
         ran = p.done - p.done_before

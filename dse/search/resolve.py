@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dse.errors import DseError, SpecError
+from dse.results import OBJECTIVE_METRICS
 from dse.search.expressions import parse_expression
 from dse.search.objective import (
     Constraint,
@@ -194,8 +195,6 @@ def resolve_study(source: str | Path | StudySpec | Study) -> Study:
     objectives = []
     for i, o in enumerate(spec.objectives):
         check_metric(o.metric, known, where=_where(doc, "objectives", i))
-        from dse.results import OBJECTIVE_METRICS
-
         direction = o.direction or OBJECTIVE_METRICS.get(o.metric)
         if direction is None:
             raise SpecError(f"objective '{o.metric}': give a direction (maximize or minimize)",

@@ -3,6 +3,29 @@ derived parameters, objectives, constraints, sampler and budget.
 
 These models check the shape of the file; ``dse.search.resolve`` checks what the
 names mean (architecture fields, metrics, expressions) against the base design.
+
+    name: quickstart                      # default: the file name
+    architecture: tpu-v1-like             # bundled name, or a path relative to this file
+    workloads:                            # a spec string, or {spec, weight, name, batch, precision}
+      - {spec: "mlp:batch=200", weight: 3}
+      - resnet50:batch=8
+    parameters:                           # dotted architecture paths, components by name
+      compute.mxu.rows: {low: 64, high: 512, step: 32}          # int range (ints given)
+      compute.mxu.clock: {low: 500 MHz, high: 1.2 GHz, name: f} # float range, units allowed
+      memories.ddr3.channels: {low: 1, high: 8}
+      sram.unified_buffer.capacity: {low: 1 MiB, high: 64 MiB, log: true, name: ub}
+      compute.mxu.dataflow: {choices: [weight_stationary, output_stationary]}
+      memories.ddr3.technology: {choices: [ddr3-2133, ddr4-3200]}  # re-fills the tier's fields
+    derived:                              # arithmetic over parameters (short names or paths)
+      compute.mxu.cols: rows
+      compute.mxu.area: 79.4 * rows * cols / 65536
+    objectives: [maximize tops_per_w]     # or several; a bare metric takes its usual direction
+    constraints: [avg_power_w <= 75 W, area_mm2 <= 400, fits_memory]
+    sampler: tpe                          # auto | grid | random | tpe | nsga2 | gp
+    seed: 0                               # default 0; null for a fresh random stream
+    n_trials: 200                         # total, earlier runs included; and/or timeout: 10 min
+    jobs: 1                               # worker processes sharing the storage
+    best_designs: 5                       # architecture files written to <out>/best/
 """
 from __future__ import annotations
 
