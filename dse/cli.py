@@ -135,6 +135,42 @@ def list_workloads() -> None:
     out.print(table)
 
 
+@app.command()
+def replay(
+    trace: Path = typer.Argument(..., help="Memory-access trace: '<time> <hex address> <R|W> [size]' per line."),
+    memory: str = typer.Option("ddr4-3200,ddr5-4800,hbm3,optane-pmem", "--memory", "-m",
+                               help="Comma-separated technologies (see `dse list memories`)."),
+    units: int = typer.Option(1, "--units", min=1, help="Channels / DIMMs / stacks of each technology."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table | csv | json"),
+) -> None:
+    """Replay a memory-access trace against memory technologies, without a compute model."""
+    import pandas as pd
+
+    from dse.sim.replay import replay as run_replay
+    from dse.spec.architecture import MemoryTier
+    from dse.tech.library import technology
+    from dse.tech.models import tier_model
+    from dse.workloads.memtrace import parse_memtrace
+
+    if not trace.exists():
+        fail(f"{trace}: file not found")
+    df = parse_memtrace(trace)
+    rows = []
+    for name in [m.strip() for m in memory.split(",") if m.strip()]:
+        technology(name)  # one clear line for an unknown name
+        tier = MemoryTier(name=name, technology=name, channels=units)
+        rows.append(run_replay(df, tier_model(tier)))
+    table = pd.DataFrame(rows)
+    if fmt == "csv":
+        sys.stdout.write(table.to_csv(index=False))
+    elif fmt == "json":
+        sys.stdout.write(table.to_json(orient="records", indent=2) + "\n")
+    else:
+        cols = [c for c in ("memory", "family", "accesses", "time_s", "achieved_bandwidth_bps", "row_hit_rate",
+                            "energy_j", "energy_per_byte_j", "media_bytes_written") if c in table]
+        print_table(table[cols], title=f"replay of {trace.name} ({len(df):,} accesses)")
+
+
 @list_app.command("memories")
 def list_memories() -> None:
     """Memory technologies of the sourced library (dse/tech/data/memories.yaml)."""
