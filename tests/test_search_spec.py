@@ -153,3 +153,9 @@ def test_quickstart_runs_a_few_trials():
     df = run_study("quickstart", n_trials=3)
     agg = df[df["workload"] == ALL]
     assert len(agg) == 3 and (agg["state"] == "COMPLETE").all()
+
+
+def test_unknown_study_name_lists_the_bundled_ones(monkeypatch, capsys):
+    code, err = sweep_exit(monkeypatch, capsys, ["quikstart"])
+    assert code == 2 and err.count("\n") == 1
+    assert "no study file or bundled study named 'quikstart'" in err and "quickstart" in err

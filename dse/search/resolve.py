@@ -6,6 +6,7 @@ import difflib
 import hashlib
 import json
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from dse.search.objective import (
 from dse.search.space import Derived, Parameter, Space
 from dse.search.study_spec import StudySpec
 from dse.spec.architecture import Architecture
-from dse.spec.loader import architecture_from_doc, bundled_dir, resolve
+from dse.spec.loader import architecture_from_doc, bundled_dir, bundled_names, resolve
 from dse.spec.overrides import field_paths
 from dse.spec.yaml_io import YamlDoc, read_yaml, spec_error_from_validation
 from dse.workloads.ops import Workload
@@ -64,11 +65,38 @@ def _where(doc: YamlDoc | None, *loc: Any) -> str | None:
     return doc.where(loc) if doc is not None else None
 
 
+def bundled_file(kind: str, name: str) -> Path | None:
+    """A bundled YAML file by name, also where ``dse.<kind>`` is a namespace package
+    (a plain install), in which case ``str()`` of its resource folder is not a path."""
+    try:
+        ref = resources.files(f"dse.{kind}").joinpath(f"{name}.yaml")
+        if ref.is_file():
+            return Path(str(ref))
+    except (ModuleNotFoundError, TypeError, ValueError):
+        pass
+    path = bundled_dir(kind) / f"{name}.yaml"  # a source checkout or editable install
+    return path if path.is_file() else None
+
+
+def bundled_studies() -> list[str]:
+    names = set(bundled_names("studies"))
+    try:
+        names |= {p.name[:-5] for p in resources.files("dse.studies").iterdir() if p.name.endswith(".yaml")}
+    except (ModuleNotFoundError, TypeError, ValueError, OSError):
+        pass
+    return sorted(names)
+
+
 def load_spec(source: str | Path | StudySpec) -> tuple[StudySpec, YamlDoc | None, Path]:
     """The validated spec, its YAML (for line numbers) and the folder paths are relative to."""
     if isinstance(source, StudySpec):
         return source, None, Path.cwd()
-    path = resolve(source, "studies")
+    path = Path(source) if Path(source).is_file() else bundled_file("studies", str(source))
+    if path is None:
+        if str(source).endswith((".yaml", ".yml")) or "/" in str(source):
+            raise SpecError("file not found", where=str(source))
+        names = ", ".join(bundled_studies()) or "none"
+        raise SpecError(f"no study file or bundled study named '{source}' (bundled: {names})")
     doc = read_yaml(path)
     if not isinstance(doc.data, dict):
         raise SpecError("expected a mapping of study fields at the top level", where=doc.name)
@@ -84,8 +112,8 @@ def load_spec(source: str | Path | StudySpec) -> tuple[StudySpec, YamlDoc | None
 def _load_base(spec: StudySpec, doc: YamlDoc | None, base_dir: Path) -> tuple[YamlDoc, Architecture]:
     where = _where(doc, "architecture")
     candidates = [base_dir / spec.architecture, Path(spec.architecture),
-                  bundled_dir("architectures") / f"{spec.architecture}.yaml"]
-    path = next((p for p in candidates if p.is_file()), None)
+                  bundled_file("architectures", spec.architecture)]
+    path = next((p for p in candidates if p is not None and p.is_file()), None)
     if path is None:
         try:
             path = resolve(spec.architecture, "architectures")
