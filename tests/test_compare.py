@@ -91,8 +91,6 @@ def test_unknown_or_non_tier_technologies_are_one_clear_error():
         compare("h100-class", ["ddr5", "ddr9"], ["gpt-decode"], None)
     msg = str(exc.value)
     assert "'ddr9'" in msg and "ddr5-4800" in msg and "hbm3" in msg and "\n" not in msg
-    with pytest.raises(SpecError, match="in-memory compute"):
-        compare("h100-class", ["reram-imc"], ["gpt-decode"], None)
     with pytest.raises(SpecError, match="cell-level"):
         compare("h100-class", ["reram"], ["gpt-decode"], None)
 
@@ -113,7 +111,21 @@ def test_cli_prints_the_table_and_fails_in_one_line(tmp_path):
     assert (tmp_path / "r.html").is_file() and (tmp_path / "r.md").is_file()
     # through the real entry point: one line on stderr, exit status 2
     bad = subprocess.run([sys.executable, "-m", "dse", "compare", "--arch", "tpu-v1-like", "--memory",
-                          "ddr5,reram-imc", "--workload", "mlp", "--out", str(tmp_path / "d")],
+                          "ddr5,ddr9", "--workload", "mlp", "--out", str(tmp_path / "d")],
                          capture_output=True, text=True)
     assert bad.returncode == 2
-    assert bad.stderr.count("\n") == 1 and "reram-imc" in bad.stderr and "ddr5-4800" in bad.stderr
+    assert bad.stderr.count("\n") == 1 and "ddr9" in bad.stderr and "ddr5-4800" in bad.stderr
+
+
+def test_reram_imc_keeps_weights_in_crossbars_so_decode_reads_only_kv_cache_and_embeddings():
+    from dse.workloads import load_workload
+
+    df = compare("h100-class", ["hbm3", "reram-imc"], ["gpt-decode"], None).set_index("technology")
+    wl = load_workload("gpt:phase=decode")
+    # what still comes from HBM: the KV cache read per token and the token's embedding row
+    kv_read = sum(t["bytes"] for op in wl.ops for k, t in op.tensor_bytes().items()
+                  if k != "out" and t["role"] in ("kv_cache", "embeddings"))
+    weights = wl.weight_bytes()
+    assert df.loc["hbm3", "bytes_read_hbm3"] >= weights            # every weight streamed once per token
+    assert df.loc["reram-imc", "bytes_read_hbm3"] == pytest.approx(kv_read, rel=1e-9)
+    assert df.loc["reram-imc", "memory_energy_j"] < df.loc["hbm3", "memory_energy_j"]

@@ -35,6 +35,10 @@ def _usable_technologies() -> dict[str, dict]:
 
 def resolve_memory(name: str) -> str:
     """The library name for ``name`` (or an alias), or one SpecError line listing what is known."""
+    from dse.tech.library import IMC_TECHNOLOGIES
+
+    if name in IMC_TECHNOLOGIES:
+        return name
     usable = _usable_technologies()
     full = MEMORY_ALIASES.get(name, name)
     if full in usable:
@@ -44,12 +48,10 @@ def resolve_memory(name: str) -> str:
 
     if full in memory_technologies():
         why = "has only cell-level figures (no tier bandwidth) and cannot replace a memory tier"
-    elif "imc" in full:
-        why = ("is in-memory compute, a compute unit (kind: imc, e.g. architectures/reram-imc-isaac.yaml), "
-               "not a memory technology swap_memory can put on a tier")
     else:
         why = "is not in the technology library"
-    raise SpecError(f"memory technology '{name}' {why}; known: {', '.join(usable)}; aliases: {aliases}",
+    raise SpecError(f"memory technology '{name}' {why}; known: {', '.join(usable)}, "
+                    f"{', '.join(IMC_TECHNOLOGIES)}; aliases: {aliases}",
                     field="--memory")
 
 
@@ -71,7 +73,7 @@ def compare(arch, memories: list[str], workloads: list[str], out_dir: str | Path
     """
     from dse.sim.engine import simulate
     from dse.spec.loader import load_architecture
-    from dse.tech.library import swap_memory, technology
+    from dse.tech.library import IMC_TECHNOLOGIES, add_imc, swap_memory, technology
     from dse.workloads import load_workload
 
     if not memories:
@@ -85,13 +87,17 @@ def compare(arch, memories: list[str], workloads: list[str], out_dir: str | Path
     tier = base.tier_of("weights") if base.memory_named(base.tier_of("weights")) else base.memories[0].name
     rows = []
     for label, full in techs:
-        as_designed = base.memory_named(tier).technology == full
+        imc = full in IMC_TECHNOLOGIES
+        as_designed = not imc and base.memory_named(tier).technology == full
         # the tier the design already has keeps its own cited values (the library may source fewer)
-        design = base if as_designed else swap_memory(base, full, tier)
-        entry = technology(full)
-        sourced = as_designed or all((entry.get("energy") or {}).get(k) is not None for k in ("read", "write"))
+        design = base if (as_designed or imc) else swap_memory(base, full, tier)
+        entry = {} if imc else technology(full)
+        sourced = imc or as_designed or all((entry.get("energy") or {}).get(k) is not None
+                                            for k in ("read", "write"))
         tiers = [m.name for m in design.memories]
         for wl_label, spec, workload in loaded:
+            if imc:  # weights held in crossbars sized for this workload; memory tier as designed
+                design = add_imc(base, workload, IMC_TECHNOLOGIES[full])
             row = {"technology": label, "memory": full, "workload": wl_label, "workload_spec": spec,
                    "architecture": design.name, "as_designed": as_designed, "memory_energy_sourced": sourced,
                    "memory_bandwidth_b_per_s": design.memory_named(tier).bandwidth, "error": None}

@@ -97,3 +97,33 @@ def swap_memory(arch, name: str, tier: str | None = None):
                       "technology": name})
     data["name"] = f"{arch.name}+{name}"
     return Architecture.model_validate(data)
+
+
+#: In-memory-compute "technologies" that `dse compare` accepts beside memory names.
+IMC_TECHNOLOGIES = {"reram-imc": "reram-isaac"}
+
+
+def add_imc(arch, workload, imc_technology: str = "reram-isaac"):
+    """The same design plus an IMC tile with crossbars enough to hold every weight GEMM of ``workload``.
+
+    Weights are taken as resident (programmed once, not charged per run): the
+    comparison asks what compute-in-memory buys when weights never move. The
+    crossbars' area and leakage come from the IMC data table and show in the totals.
+    """
+    from dse.sim.plan import allocate_imc  # noqa: F401  (same mapping rule as the engine)
+    from dse.spec.architecture import Architecture
+    from dse.tech.imc import CrossbarParams, map_gemm
+
+    params = CrossbarParams.from_library(imc_technology)
+    needed = 0
+    for op in workload.ops:
+        if op.kind != "vector" and op.b_role == "weights":
+            m, n, k, reps = op.gemm()
+            needed += map_gemm(params, m, n, k, weight_bits=int(8 * op.elem_bytes)).crossbars_needed * reps
+    data = arch.model_dump(mode="python")
+    buffer = next((u.get("buffer") for u in data["compute"] if u.get("buffer")), None)
+    data["compute"].insert(0, {"name": "imc", "kind": "imc", "technology": imc_technology,
+                               "overrides": {"crossbars": max(1, needed)}, "weights_resident": True,
+                               "buffer": buffer})
+    data["name"] = f"{arch.name}+{imc_technology}"
+    return Architecture.model_validate(data)
