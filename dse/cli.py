@@ -64,6 +64,8 @@ def run(
     arch: str = typer.Argument(..., help="Architecture YAML file or bundled name (see `dse list architectures`)."),
     workload: str = typer.Option(..., "--workload", "-w", help="Workload: generator name (with :k=v,...), trace file or .onnx."),
     batch: Optional[int] = typer.Option(None, "--batch", "-b", min=1, help="Override the workload's batch size."),
+    precision: Optional[str] = typer.Option(None, "--precision", "-p",
+                                            help="Run every op at this precision (int8, fp8, bf16, fp16, fp32)."),
     fmt: str = typer.Option("table", "--format", "-f", help="table | csv | json"),
     per_op: bool = typer.Option(False, "--per-op", help="Print one row per op instead of the summary."),
     out_file: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the table to FILE.csv or FILE.parquet."),
@@ -76,7 +78,7 @@ def run(
     if fmt not in ("table", "csv", "json"):
         fail(f"--format: '{fmt}' is not one of table, csv, json")
     a = load_architecture(arch)
-    w = load_workload(workload, batch=batch)
+    w = load_workload(workload, batch=batch, precision=precision)
     result = simulate(a, w)
     df = result.ops if per_op else result.summary
     if out_file is not None:
@@ -193,7 +195,9 @@ def list_memories() -> None:
 def main() -> None:
     """Entry point: run the app, turning user errors into one line and exit status 2."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except DseError as exc:
         err.print(f"error: {exc}", markup=False)
         sys.exit(2)

@@ -9,7 +9,7 @@ from dse import results as R
 from dse.errors import DesignError
 from dse.sim.machine import Machine
 from dse.sim.pipeline import run_op
-from dse.sim.plan import OpPlan, Planner, allocate_imc, compatible_units, imc_utilisation
+from dse.sim.plan import OpPlan, Planner, allocate_imc_replicated, compatible_units, imc_utilisation
 from dse.tech.models import tier_model
 from dse.tech.memory import AccessStats
 from dse.spec.architecture import Architecture, component_leakage
@@ -86,7 +86,9 @@ def simulate(arch: Architecture, workload: Workload, *, max_chunks: int | None =
     planner = Planner(arch, models, spill)
     choices: dict[str, list[str]] = {}
     plans: dict[tuple[str, str], OpPlan] = {}
-    imc = allocate_imc(arch, workload.ops)
+    imc_alloc = allocate_imc_replicated(arch, workload.ops)
+    imc = {name: unit for name, (unit, _) in imc_alloc.items()}
+    planner.imc_copies = {name: copies for name, (_, copies) in imc_alloc.items()}
     for op in workload.ops:
         units = compatible_units(arch, op, imc)
         if not units:
@@ -130,7 +132,7 @@ def simulate(arch: Architecture, workload: Workload, *, max_chunks: int | None =
     op_rows = [rows[op.name] for op in workload.ops]
     used = [plans[(op.name, rows[op.name]["unit"])] for op in workload.ops]
     summary = _summary(arch, workload, machine, used, makespan, models, spill)
-    for unit, frac in imc_utilisation(arch, workload.ops, imc).items():
+    for unit, frac in imc_utilisation(arch, workload.ops, imc, planner.imc_copies).items():
         summary[f"imc_utilisation_{unit}"] = frac
         summary[f"imc_ops_{unit}"] = sum(1 for u in imc.values() if u == unit)
     summary["sim_events"] = events

@@ -62,6 +62,8 @@ class Planner:
         self.models = models or {m.name: tier_model(m) for m in arch.memories}
         #: role -> [(tier, fraction)] where a role overflows its tier into the next ones
         self.spill = spill or {}
+        #: op -> copies of its weights held in IMC crossbars
+        self.imc_copies: dict[str, int] = {}
         self.memories = {m.name: m for m in arch.memories}
         self.srams = {s.name: s for s in arch.sram}
         self.units = {u.name: u for u in arch.compute}
@@ -105,13 +107,16 @@ class Planner:
         params = unit.params()
         m, n, k, reps = op.gemm()
         bits = int(8 * op.elem_bytes)
+        copies = self.imc_copies.get(op.name, 1)
         cost = imc_gemm_cost(params, m, n, k, weight_bits=bits, input_bits=bits)
-        plan = OpPlan(op, unit.name, cost.time_s, 1, {}, {}, macs=float(op.macs))
+        # copies of the weights take ceil(M / copies) input vectors each, side by side
+        time_s = cost.time_s * ceil(m / copies) / m
+        plan = OpPlan(op, unit.name, time_s, 1, {}, {}, macs=float(op.macs))
         # groups of a grouped conv sit on their own crossbars and run side by side
         parts = {key: value * reps for key, value in cost.energy().items()}
         if not unit.weights_resident:
             e_prog, t_prog, _ = program_cost(params, k, n, weight_bits=bits)
-            parts["programming"] = e_prog * reps
+            parts["programming"] = e_prog * reps * copies
             plan.compute_s += t_prog
         for key, value in parts.items():
             plan.energy_detail[f"{unit.name}_{key}"] = value
@@ -148,7 +153,9 @@ class Planner:
             rate = unit.macs_per_cycle.get(op.precision)
             if rate is None:
                 raise DesignError(f"compute unit '{unit.name}' does not support {op.precision} "
-                                  f"(supports {', '.join(unit.macs_per_cycle)}) for op '{op.name}'")
+                                  f"(supports {', '.join(unit.macs_per_cycle)}) for op '{op.name}'; "
+                                  f"run the workload at a supported precision (dse run ... --precision "
+                                  f"{next(iter(unit.macs_per_cycle))})")
             cycles = systolic.gemm_cycles(unit.rows, unit.cols, m, n, k, unit.dataflow, reps, unit.count)
             compute_s = cycles / rate / unit.clock
             min_kt, min_nt = (unit.rows, unit.cols) if unit.dataflow != "input_stationary" else (unit.rows, 1)
@@ -257,12 +264,19 @@ class Planner:
 
 def allocate_imc(arch: Architecture, ops: list[Op]) -> dict[str, str]:
     """Give IMC crossbars to weight GEMMs in workload order while they fit: op -> IMC unit."""
+    return {name: unit for name, (unit, _) in allocate_imc_replicated(arch, ops).items()}
+
+
+def allocate_imc_replicated(arch: Architecture, ops: list[Op]) -> dict[str, tuple[str, int]]:
+    """op -> (IMC unit, copies of its weights). Crossbars left over after every layer that
+    fits has one copy hold extra copies of all of them (as ISAAC replicates layers), so
+    copies of a layer process different input vectors side by side."""
     from dse.tech.imc import map_gemm
 
-    out: dict[str, str] = {}
+    out: dict[str, tuple[str, int]] = {}
     for unit in (u for u in arch.compute if isinstance(u, ImcTile)):
         params = unit.params()
-        left = params.crossbars
+        left, used, mine = params.crossbars, 0, []
         for op in ops:
             if op.name in out or op.kind == "vector" or op.b_role != "weights":
                 continue
@@ -270,13 +284,19 @@ def allocate_imc(arch: Architecture, ops: list[Op]) -> dict[str, str]:
             mapping = map_gemm(params, m, n, k, weight_bits=int(8 * op.elem_bytes))
             need = mapping.crossbars_needed * reps
             if mapping.fits and need <= left:
-                out[op.name] = unit.name
+                out[op.name] = (unit.name, 1)
+                mine.append(op)
                 left -= need
+                used += need
+        copies = max(1, params.crossbars // used) if used else 1
+        for op in mine:
+            out[op.name] = (unit.name, max(1, min(copies, op.gemm()[0])))
     return out
 
 
-def imc_utilisation(arch: Architecture, ops: list[Op], assigned: dict[str, str]) -> dict[str, float]:
-    """Fraction of each IMC unit's crossbars holding weights."""
+def imc_utilisation(arch: Architecture, ops: list[Op], assigned: dict[str, str],
+                    copies: dict[str, int] | None = None) -> dict[str, float]:
+    """Fraction of each IMC unit's crossbars holding weights (copies included)."""
     from dse.tech.imc import map_gemm
 
     used: dict[str, float] = {}
@@ -286,7 +306,8 @@ def imc_utilisation(arch: Architecture, ops: list[Op], assigned: dict[str, str])
             continue
         u = next(c for c in arch.compute if c.name == unit)
         m, n, k, reps = op.gemm()
-        used[unit] = used.get(unit, 0.0) + map_gemm(u.params(), m, n, k, int(8 * op.elem_bytes)).crossbars_needed * reps
+        need = map_gemm(u.params(), m, n, k, int(8 * op.elem_bytes)).crossbars_needed * reps
+        used[unit] = used.get(unit, 0.0) + need * (copies or {}).get(op.name, 1)
     return {u.name: used.get(u.name, 0.0) / u.params().crossbars for u in arch.compute if isinstance(u, ImcTile)}
 
 

@@ -156,6 +156,12 @@ class MemoryTier(_Component):
             defaults = tier_defaults(str(data["technology"]))
         except DseError as exc:
             raise ValueError(at("technology", exc.message)) from None
+        # the library is per unit (a DIMM channel, an HBM stack): totals scale with the count
+        units = data.get("channels", 1)
+        if isinstance(units, int) and units > 0:
+            for key in ("capacity", "background_power"):
+                if key in defaults:
+                    defaults[key] = defaults[key] * units
         return {**defaults, **{k: v for k, v in data.items() if v is not None}}
 
     @model_validator(mode="after")

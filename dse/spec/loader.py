@@ -16,13 +16,14 @@ from dse.spec.yaml_io import YamlDoc, read_yaml, spec_error_from_validation
 def bundled_dir(kind: str) -> Path:
     """Folder of bundled YAML ('architectures' or 'studies'), wherever dse is installed.
 
-    A wheel ships them inside the package (dse.architectures); a source checkout
-    or editable install keeps them at the top of the repository.
+    A wheel ships them inside the package (dse/architectures); a source checkout
+    or an editable install keeps them at the top of the repository.
     """
-    try:
-        return Path(str(resources.files(f"dse.{kind}")))
-    except ModuleNotFoundError:
-        return Path(__file__).resolve().parents[2] / kind
+    package = Path(str(resources.files("dse")))
+    inside = package / kind
+    if inside.is_dir() and any(inside.glob("*.yaml")):
+        return inside
+    return package.parent / kind
 
 
 def bundled_names(kind: str) -> list[str]:
