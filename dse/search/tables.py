@@ -205,7 +205,37 @@ def write_outputs(out_dir: Path, df: pd.DataFrame, st: "Study", info: dict) -> N
     best_dir.mkdir(exist_ok=True)
     for old in best_dir.glob("*-trial*.yaml"):
         old.unlink()
+    keep: set[str] = set()
     for _, row in best_trials(df, st, st.spec.best_designs).iterrows():
         text = design_yaml(st, row)
-        name = f"{int(row['pareto_rank'])}-trial{int(row['trial'])}.yaml"
-        _atomic_write(best_dir / name, lambda p, text=text: p.write_text(text))
+        stem = f"{int(row['pareto_rank'])}-trial{int(row['trial'])}"
+        _atomic_write(best_dir / f"{stem}.yaml", lambda p, text=text: p.write_text(text))
+        keep.add(stem)
+        _write_detail(best_dir, stem, text, st)
+    for old in best_dir.glob("*.parquet"):
+        if old.name.split(".", 1)[0] not in keep:
+            old.unlink()
+
+
+def _write_detail(best_dir: Path, stem: str, design_text: str, st: "Study") -> None:
+    """Per-op rows and the timeline of a best design on the study's first workload.
+
+    The report draws op bounds and the utilisation timeline from these files (it never
+    simulates); written once per best design, since a trial's result does not change.
+    """
+    ops_path = best_dir / f"{stem}.ops.parquet"
+    if ops_path.exists() or not st.workloads:
+        return
+    from dse.errors import DseError
+    from dse.sim.engine import simulate
+    from dse.spec.loader import architecture_from_doc
+    from dse.spec.yaml_io import parse_yaml_text
+
+    try:
+        arch = architecture_from_doc(parse_yaml_text(design_text, f"{stem}.yaml"))
+        result = simulate(arch, st.workloads[0].workload)
+    except DseError:
+        return  # a design that cannot run its first workload has no op detail to show
+    _atomic_write(best_dir / f"{stem}.timeline.parquet",
+                  lambda p: pd.DataFrame(result.timeline).to_parquet(p, index=False))
+    _atomic_write(ops_path, lambda p: result.ops.to_parquet(p, index=False))
