@@ -185,7 +185,7 @@ def test_missing_field_points_at_its_op():
 def test_malformed_yaml_reports_the_parser_line():
     text = "name: x\nops:\n  - name: a\n    kind: [matmul\n    m: 1\n"
     err = _error(text)
-    assert "invalid YAML" in str(err) and err.where.startswith("t.yaml:")
+    assert "malformed YAML" in str(err) and err.where.startswith("t.yaml:")
     assert int(err.where.split(":")[1]) >= 4
 
 

@@ -29,10 +29,11 @@ def _walk(node: yaml.Node, path: Loc, marks: dict[Loc, int]) -> None:
 class YamlDoc:
     """A parsed YAML file: its data (safe-loaded) and the line of each path in it."""
 
-    def __init__(self, data: Any, marks: dict[Loc, int], name: str):
+    def __init__(self, data: Any, marks: dict[Loc, int], name: str, node: yaml.Node | None = None):
         self.data = data
         self.marks = marks
         self.name = name
+        self.node = node
 
     def where(self, loc: Loc) -> str:
         """'file:line' for the deepest part of ``loc`` that has a line."""
@@ -57,7 +58,7 @@ def parse_yaml_text(text: str, name: str) -> YamlDoc:
     marks: dict[Loc, int] = {}
     if node is not None:
         _walk(node, (), marks)
-    return YamlDoc(data, marks, name)
+    return YamlDoc(data, marks, name, node)
 
 
 def read_yaml(path: str | Path) -> YamlDoc:

@@ -159,17 +159,10 @@ def _parse_text(text: str, where: str, is_json: bool) -> tuple[Any, yaml.Node | 
         except yaml.YAMLError:
             root = None
         return data, root
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = f":{mark.line + 1}" if mark else ""
-        problem = " ".join(filter(None, [e.context, e.problem]))
-        raise SpecError(f"invalid YAML: {problem}", where=f"{where}{line}") from None
-    except yaml.YAMLError as e:
-        raise SpecError(f"invalid YAML: {e}", where=where) from None
-    return data, root
+    from dse.spec.yaml_io import parse_yaml_text
+
+    doc = parse_yaml_text(text, where)
+    return doc.data, doc.node
 
 
 # ---- loading -------------------------------------------------------------------
