@@ -94,6 +94,33 @@ def run(
         print_summary(result.summary_row, title=f"{a.name} · {w.name}")
 
 
+@app.command("workload")
+def workload_table(
+    spec: str = typer.Argument(..., help="Generator name (with :k=v,...), trace file or .onnx."),
+    batch: Optional[int] = typer.Option(None, "--batch", "-b", min=1, help="Override the batch size."),
+    precision: Optional[str] = typer.Option(None, "--precision", "-p", help="Run every op at this precision."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table | csv | json"),
+    out_file: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write FILE.csv or FILE.parquet."),
+) -> None:
+    """Print a workload's ops: MACs, vector ops, bytes per tensor role, arithmetic intensity."""
+    from dse.workloads import load_workload, op_table
+
+    if fmt not in ("table", "csv", "json"):
+        fail(f"--format: '{fmt}' is not one of table, csv, json")
+    w = load_workload(spec, batch=batch, precision=precision)
+    df = op_table(w)
+    if out_file is not None:
+        write_frame(df, out_file)
+    if fmt == "csv":
+        sys.stdout.write(df.to_csv(index=False))
+    elif fmt == "json":
+        sys.stdout.write(df.to_json(orient="records", indent=2) + "\n")
+    else:
+        roles = [c for c in df.columns if c.startswith("bytes_") and df[c].any()]
+        cols = ["name", "kind", "precision", "macs", "vector_ops", *roles, "arithmetic_intensity"]
+        print_table(df[cols], title=f"{w.name}: {len(df)} ops, {w.macs / 1e9:.4g} GMAC, {w.samples} samples")
+
+
 @app.command()
 def check(file: str = typer.Argument(..., help="Architecture YAML file or bundled name.")) -> None:
     """Validate an architecture and print it resolved to SI units."""
