@@ -134,3 +134,39 @@ def test_weights_larger_than_the_first_tier_spill_to_the_second_and_run_slower()
     spilled = 2 * n * k - 96 * 2**20
     assert r_spill["bytes_read_far"] == pytest.approx(spilled, rel=1e-9)
     assert r_spill["latency_s"] > 1.5 * r_fit["latency_s"]
+
+
+BAD_TECH_BASE = """name: x
+compute:
+  - {name: pe, kind: systolic, rows: 8, cols: 8, clock: 1 GHz, buffer: s}
+sram:
+  - {name: s, capacity: 1 MiB, bandwidth: 1 TB/s}
+memories:
+  - {name: m, technology: ddr4-3200}
+"""
+
+
+@pytest.mark.parametrize("edit, fragments", [
+    (("technology: ddr4-3200", "technology: hbm9"), ["memories[0].technology", "unknown memory technology 'hbm9'",
+                                                     "hbm3", "ddr4-3200", "optane-pmem"]),
+    (("technology: ddr4-3200}", "technology: ddr4-3200, latency: -5 ns}"), ["memories[0].latency", "greater than or equal to 0"]),
+    (("technology: ddr4-3200}", "technology: ddr4-3200, read_energy: -1 pJ/bit}"), ["memories[0].read_energy"]),
+    (("{name: pe, kind: systolic, rows: 8, cols: 8, clock: 1 GHz, buffer: s}",
+      "{name: pe, kind: imc, overrides: {endurance_cycles: 0}, buffer: s}"), ["compute[0]", "endurance_cycles must be positive"]),
+    (("{name: pe, kind: systolic, rows: 8, cols: 8, clock: 1 GHz, buffer: s}",
+      "{name: pe, kind: imc, overrides: {rows: 100000, cols: 100000}, buffer: s}"), ["compute[0]", "exceeds 4096x4096",
+                                                                                      "ISAAC"]),
+])
+def test_impossible_technology_values_are_one_clear_line(tmp_path, edit, fragments):
+    import subprocess
+    import sys
+
+    p = tmp_path / "a.yaml"
+    p.write_text(BAD_TECH_BASE.replace(*edit))
+    proc = subprocess.run([sys.executable, "-m", "dse", "check", str(p)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert lines[0].startswith(f"error: {p}:")
+    for f in fragments:
+        assert f in lines[0], lines[0]

@@ -157,7 +157,7 @@ def _strip_tags(loc: Loc, data: Any) -> Loc:
 
 
 def _looks_like_tag(part: str) -> bool:
-    return part in {"systolic", "vector"}
+    return part in {"systolic", "vector", "imc"}
 
 
 def _allowed_fields(model: type, loc: Loc, parent: Any) -> list[str]:
