@@ -123,6 +123,8 @@ class _Budget:
         self.target = target
         self.after = after
 
+    # Also used by a single process: another machine's sweep on the same storage spends the
+    # same budget (tests/test_postgres_storage.py).
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if self.after is not None:
             self.after(study)
@@ -209,7 +211,7 @@ def run_study(study: str | Path | StudySpec | Study, n_trials: int | None = None
                     p.start()
                     procs.append(p)
             ostudy.optimize(Evaluator(st), n_trials=remaining if jobs == 1 else None, timeout=timeout,
-                            catch=(TrialFailed,), callbacks=[_Budget(target if jobs > 1 else None, after_trial)])
+                            catch=(TrialFailed,), callbacks=[_Budget(target, after_trial)])
             for p in procs:
                 while p.is_alive():
                     p.join(0.5)
