@@ -6,6 +6,7 @@ names. Plain numbers in YAML are taken as already being in those units.
 """
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
 
@@ -85,7 +86,7 @@ def to_si(value: object, dimension: str) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected {_LABELS[dimension]} such as '{example}', got {value!r}")
     if isinstance(value, (int, float)):
-        return float(value)
+        return _finite(float(value), value, dimension)
     if not isinstance(value, str):
         raise ValueError(f"expected {_LABELS[dimension]} such as '{example}', got {value!r}")
     try:
@@ -93,15 +94,21 @@ def to_si(value: object, dimension: str) -> float:
     except Exception:  # pint raises several types for garbage input
         raise ValueError(f"cannot read {value!r} as {_LABELS[dimension]} (e.g. '{example}')") from None
     if not hasattr(q, "dimensionality"):  # a bare number such as "42"
-        return float(q)
+        return _finite(float(q), value, dimension)
     if q.dimensionless:
-        return float(q.magnitude)
+        return _finite(float(q.magnitude), value, dimension)
     target = _ureg(unit)
     if q.dimensionality != target.dimensionality:
         raise ValueError(
             f"{value!r} is {_describe(q)}, expected {_LABELS[dimension]} such as '{example}'"
         )
-    return float(q.to(unit).magnitude)
+    return _finite(float(q.to(unit).magnitude), value, dimension)
+
+
+def _finite(x: float, value: object, dimension: str) -> float:
+    if not math.isfinite(x):
+        raise ValueError(f"{value!r} is not a finite {dimension.replace('_', ' ')}")
+    return x
 
 
 def fmt(value: float, dimension: str) -> str:

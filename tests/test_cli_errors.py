@@ -103,3 +103,19 @@ def test_unknown_workload_lists_known_ones():
 
 def test_unknown_bundled_architecture_lists_bundled():
     assert_one_line_error(dse("run", "tpu-v2", "--workload", "mlp"), "tpu-v1-like")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    ((), "Missing argument"), (("h100-class",), "Missing option"), (("tpu-v1-like", "-w", "mlp", "--bogus"), "--bogus"),
+])
+def test_usage_errors_are_one_line_exit_2(args, fragment):
+    assert_one_line_error(dse("run", *args), fragment, "dse run --help")
+
+
+def test_non_finite_and_empty_values_are_rejected(tmp_path):
+    text = base_text().replace("clock: 1 GHz", "clock: inf Hz", 1)
+    p = write_arch(tmp_path, text)
+    assert_one_line_error(dse("check", str(p)), "compute[0].clock", "not a finite")
+    text = base_text().replace("  macs_per_cycle:\n    int8: 1\n", "  macs_per_cycle: {}\n", 1)
+    p = write_arch(tmp_path, text)
+    assert_one_line_error(dse("check", str(p)), "compute[0].macs_per_cycle")

@@ -62,10 +62,18 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage | None:
         with storage.engine.connect() as conn:  # WAL: readers never block the writer
             conn.exec_driver_sql("PRAGMA journal_mode=WAL")
         return storage
-    try:
-        return optuna.storages.RDBStorage(url)
-    except Exception as exc:  # noqa: BLE001 - sqlalchemy raises many kinds for a bad URL
-        raise SpecError(f"cannot open storage '{url}': {exc}") from None
+    last: Exception | None = None
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except Exception as exc:  # noqa: BLE001 - sqlalchemy raises many kinds for a bad URL
+            last = exc
+            # two machines starting on a fresh database race to create Optuna's schema;
+            # the loser sees a duplicate object and simply opens what the winner made
+            if "already exists" not in str(exc) and "UniqueViolation" not in str(exc):
+                break
+            time.sleep(0.5 * (attempt + 1))
+    raise SpecError(f"cannot open storage '{url}': {str(last).splitlines()[0]}") from None
 
 
 def counted(t: optuna.trial.FrozenTrial) -> bool:

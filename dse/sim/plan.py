@@ -113,7 +113,8 @@ class Planner:
         time_s = cost.time_s * ceil(m / copies) / m
         plan = OpPlan(op, unit.name, time_s, 1, {}, {}, macs=float(op.macs))
         # groups of a grouped conv sit on their own crossbars and run side by side
-        parts = {key: value * reps for key, value in cost.energy().items()}
+        # leakage is charged once for the whole run by the static ledger, not per op
+        parts = {key: value * reps for key, value in cost.energy().items() if key != "leakage"}
         if not unit.weights_resident:
             e_prog, t_prog, _ = program_cost(params, k, n, weight_bits=bits)
             parts["programming"] = e_prog * reps * copies

@@ -54,7 +54,7 @@ class SystolicArray(_Component):
     clock: Hertz
     dataflow: Literal["weight_stationary", "output_stationary", "input_stationary"] = "weight_stationary"
     #: MACs each PE completes per cycle at each supported precision.
-    macs_per_cycle: dict[str, Annotated[float, Field(gt=0)]] = {"int8": 1.0}
+    macs_per_cycle: Annotated[dict[str, Annotated[float, Field(gt=0)]], Field(min_length=1)] = {"int8": 1.0}
     #: Energy of one MAC at each precision (operand delivery inside the array included).
     energy_per_mac: dict[str, Joules] = {}
     buffer: str | None = None

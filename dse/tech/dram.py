@@ -64,12 +64,13 @@ class DramMemory(GenericMemory):
         accesses = ceil(nbytes / access_bytes)
         bursts = ceil(access_bytes / self.burst_bytes)
         data_s = bursts * self.burst_bytes / self.unit_bandwidth
-        per_access = max(1.0 / self.activation_rate(), data_s)
+        rows = ceil(access_bytes / self.row_buffer_bytes)
+        per_access = max(rows / self.activation_rate(), data_s)
         return accesses * per_access / self.units / available
 
     def _activations(self, nbytes, pattern, access_bytes) -> float:
         if pattern == "random" and access_bytes:
-            return ceil(nbytes / access_bytes)
+            return ceil(nbytes / access_bytes) * ceil(access_bytes / self.row_buffer_bytes)
         return nbytes / self.row_buffer_bytes
 
     def energy_j(self, nbytes, kind, pattern="sequential", access_bytes=0.0):

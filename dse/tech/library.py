@@ -92,9 +92,11 @@ def swap_memory(arch, name: str, tier: str | None = None):
             keep = {"name": m["name"], "capacity": m["capacity"], "channels": m["channels"],
                     "area": m["area"], "leakage": m["leakage"]}
             zeroed = {"read_energy": 0.0, "write_energy": 0.0, "background_power": 0.0, "latency": 0.0}
+            scaled = {k: v for k, v in defaults.items() if k != "capacity"}
+            if "background_power" in scaled:  # the library is per unit; the tier has `channels` units
+                scaled["background_power"] *= m["channels"]
             m.clear()
-            m.update({**zeroed, **{k: v for k, v in defaults.items() if k != "capacity"}, **keep,
-                      "technology": name})
+            m.update({**zeroed, **scaled, **keep, "technology": name})
     data["name"] = f"{arch.name}+{name}"
     return Architecture.model_validate(data)
 

@@ -40,7 +40,9 @@ class NvmMemory(GenericMemory):
 
     def energy_j(self, nbytes, kind, pattern="sequential", access_bytes=0.0):
         if kind == "read":
-            return {"access": nbytes * BITS * self.read_energy_per_bit}
+            size = access_bytes if (pattern == "random" and access_bytes) else 0.0
+            media = ceil(nbytes / size) * ceil(size / self.granularity) * self.granularity if size else nbytes
+            return {"access": media * BITS * self.read_energy_per_bit}
         written, rmw_read = self._media_write(nbytes, access_bytes if pattern == "random" else 0.0)
         return {"access": written * BITS * self.write_energy_per_bit,
                 "read_modify_write": rmw_read * BITS * self.read_energy_per_bit}
