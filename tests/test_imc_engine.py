@@ -52,3 +52,16 @@ def test_layers_that_do_not_fit_the_crossbars_fall_back_to_digital_units():
     assert list(units[:6]) == ["crossbars"] * 6          # 6 x 16 = 96 crossbars
     assert list(units[6:]) == ["digital_fallback"] * 2
     assert r["imc_utilisation_crossbars"] == pytest.approx(1.0)
+
+
+def test_spare_crossbars_copy_the_longest_layers_and_use_faster_defers_to_digital_units():
+    # one 256x256 int8 layer needs 16 crossbars; with 64, three spare copies split its
+    # 64 input vectors four ways: 16 vectors x 8 bit-serial steps x 100 ns each
+    one = Workload("fc", [layer(m=64)])
+    r = simulate(isaac(overrides={"crossbars": 64}), one)
+    steps = 8                        # int8 inputs through 1-bit DACs
+    assert r.ops["compute_s"][0] == pytest.approx(64 / 4 * steps * 100e-9, rel=1e-9)
+    assert r["imc_utilisation_crossbars"] == pytest.approx(1.0)
+    # "faster": the 32x32 digital array (1.2 GHz) beats 64 vectors x 0.8 us on one copy
+    slow = simulate(isaac(overrides={"crossbars": 16}, use="faster"), one)
+    assert slow.ops["unit"][0] == "digital_fallback"

@@ -54,3 +54,22 @@ def test_chunks_close_to_tile_by_tile_when_loads_and_stores_share_a_bus(bw):
     fast = simulate(arch, wl, max_chunks=8)
     assert fast["latency_s"] == pytest.approx(full["latency_s"], rel=0.03)
     assert fast["energy_j"] == pytest.approx(full["energy_j"], rel=0.03)
+
+
+def test_chunks_keep_the_double_buffer_pace_when_latency_exceeds_a_tile():
+    # On the H100-class design a GEMV tile moves in far less than HBM's 32.5 ns latency:
+    # tile i+2 must wait for tile i to arrive and be computed, which sets the pace.
+    from dse.spec.loader import load_architecture
+    from dse.workloads import load_workload
+
+    h100 = load_architecture("h100-class")
+    gemv = load_workload("gemm:m=1,n=768,k=768,precision=bf16")
+    full, fast = simulate(h100, gemv, max_chunks=None), simulate(h100, gemv)
+    assert fast["latency_s"] == pytest.approx(full["latency_s"], rel=1e-6)
+    n = full.ops["n_tiles"][0]
+    tile_s = 768 * 768 * 2 / n / 3.35e12
+    assert 32.5e-9 > tile_s                                  # the case this test is about
+    assert full["latency_s"] >= n / 2 * (32.5e-9 + tile_s)   # hand bound: two tiles per latency round trip
+    decode = load_workload("gpt:phase=decode,layers=2")
+    assert simulate(h100, decode)["latency_s"] == pytest.approx(
+        simulate(h100, decode, max_chunks=None)["latency_s"], rel=0.02)

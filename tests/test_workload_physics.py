@@ -47,3 +47,17 @@ def test_moe_experts_that_do_not_fit_the_fast_tier_spill_and_slow_down():
     # with most experts in DDR5, time approaches the DDR5 read time of the spilled bytes
     ddr5_bw = 2 * 38.4e9
     assert tight["latency_s"] >= tight["bytes_read_host"] / ddr5_bw
+
+
+def test_fused_attention_keeps_the_scores_off_chip_traffic():
+    arch = load_architecture("h100-class")
+    spec = "gpt:layers=2,d_model=1024,heads=16,seq=2048,phase=prefill,batch=4"
+    fused = simulate(arch, load_workload(spec))
+    unfused = simulate(arch, load_workload(spec + ",fused_attention=false"))
+    moved = {k: r["bytes_read_hbm3"] + r["bytes_written_hbm3"] for k, r in (("f", fused), ("u", unfused))}
+    # unfused, each layer's scores (batch x heads x seq^2, bf16) are written, read by softmax,
+    # written again and read by the context matmul: at least 4 passes over them
+    scores = 4 * 16 * 2048 * 2048 * 2
+    assert moved["u"] - moved["f"] >= 2 * 4 * scores * 0.999
+    assert fused["latency_s"] < unfused["latency_s"]
+    assert fused["macs"] == unfused["macs"]

@@ -93,9 +93,19 @@ def simulate(arch: Architecture, workload: Workload, *, max_chunks: int | None =
         units = compatible_units(arch, op, imc)
         if not units:
             raise DesignError(f"no compute unit can run op '{op.name}' ({op.kind})")
-        choices[op.name] = units
         for u in units:
             plans[(op.name, u)] = planner.plan(op, u)
+        imc_unit = next((u for u in arch.compute if u.name == imc.get(op.name)), None)
+        if imc_unit is not None and imc_unit.use == "faster":
+            # crossbars only when they beat the digital units on this layer
+            digital = [u for u in compatible_units(arch, op) if u != imc[op.name]]
+            for u in digital:
+                plans[(op.name, u)] = planner.plan(op, u)
+            best = min((plans[(op.name, u)].compute_s for u in digital), default=float("inf"))
+            if best < plans[(op.name, imc[op.name])].compute_s:
+                units = digital
+                del imc[op.name]
+        choices[op.name] = units
 
     env = simpy.Environment()
     machine = Machine(env, arch, models)

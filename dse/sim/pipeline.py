@@ -42,7 +42,14 @@ def run_op(env: simpy.Environment, machine: Machine, plan: OpPlan, max_chunks: i
     reads = [(machine.buses[t], s / n) for t, s in plan.read_s.items() if s > 0]
     writes = [(machine.buses[t], s / n) for t, s in plan.write_s.items() if s > 0]
     if reads:
-        env.process(_load(env, chunks, reads))
+        # Double buffering: tile i+2 may load only once tile i, which arrives `latency`
+        # after its transfer, is computed. So tiles cannot start closer together on
+        # average than (latency + load + compute) / 2; with latency longer than a tile's
+        # transfer this, not the bus, sets the pace. Chunks apply it as a period.
+        l_tile = max(t for _, t in reads)
+        latency = max(bus.latency for bus, _ in reads)
+        period = max(l_tile, c_tile, (latency + l_tile + c_tile) / 2)
+        env.process(_load(env, chunks, reads, l_tile, latency, period))
     else:
         for ch in chunks:
             ch.loaded_first.succeed(env.now)
@@ -61,27 +68,35 @@ def _transfer(env, bus, t_tile: float, g: int, started: simpy.Event | None):
         turn = bus.turn("read")
         if turn:
             yield env.timeout(turn)
+        start = env.now
         if started is not None:
             started.succeed(env.now + bus.latency + t_tile)
         first = env.now + bus.latency + t_tile
         yield env.timeout(g * t_tile)
         bus.busy_s += g * t_tile
-    return first, env.now + bus.latency
+    return start, first, env.now + bus.latency
 
 
-def _load(env, chunks: list[_Chunk], reads):
+def _load(env, chunks: list[_Chunk], reads, l_tile: float, latency: float, period: float):
+    next_start = env.now
     for j, ch in enumerate(chunks):
         if j >= 2:  # double buffering: chunk j reuses the buffer of chunk j-2
             yield chunks[j - 2].computed
+        if next_start > env.now:
+            yield env.timeout(next_start - env.now)
         if len(reads) == 1:
             bus, bt = reads[0]
-            first, done = yield from _transfer(env, bus, bt, ch.g, ch.loaded_first)
+            start, first, done = yield from _transfer(env, bus, bt, ch.g, ch.loaded_first)
         else:
             procs = [env.process(_transfer(env, bus, bt, ch.g, None)) for bus, bt in reads]
             results = yield env.all_of(procs)
-            firsts, dones = zip(*results.values())
+            starts, firsts, dones = zip(*results.values())
+            start = min(starts)
             ch.loaded_first.succeed(max(firsts))
             done = max(dones)
+        # the chunk's last tile cannot arrive before the double-buffer period allows
+        done = max(done, start + (ch.g - 1) * period + l_tile + latency)
+        next_start = start + ch.g * period
         ch.loaded.succeed(done)
 
 

@@ -6,13 +6,14 @@ overlap decide the actual time.
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from math import ceil
 
 from dse.errors import DesignError
 from dse.spec.architecture import Architecture, ImcTile, SystolicArray, VectorUnit
 from dse.sim import systolic
-from dse.sim.tiling import tile_gemm, tile_vector
+from dse.sim.tiling import MIN_TILE_BYTES, tile_gemm, tile_vector
 from dse.workloads.ops import Op
 
 BITS = 8.0
@@ -82,18 +83,25 @@ class Planner:
         unit = self.units[unit_name]
         buf = self.arch.buffer_of(unit)
         tensors = op.tensor_bytes()
+        fused = set(op.on_chip)
         resident = {key: t["bytes"] for key, t in tensors.items()
-                    if self.arch.tier_of(t["role"]) in self.srams}
+                    if key not in fused and self.arch.tier_of(t["role"]) in self.srams}
         resident_total = sum(resident.values())
         homes = {key: self.home(t["role"], resident_total) for key, t in tensors.items()}
+        for key in fused & set(tensors):
+            # produced and consumed tile by tile with a neighbouring op: stays in the buffer
+            homes[key] = buf.name if buf is not None else self.arch.tier_of(tensors[key]["role"])
         streamed = {key: homes[key] in self.memories for key in tensors}
         if buf is None:
             if any(streamed.values()):
                 raise DesignError(f"compute unit '{unit.name}' has no SRAM buffer to stage tiles of op '{op.name}'")
             free = float("inf")
         else:
-            used = sum(tensors[k]["bytes"] for k in tensors if homes[k] == buf.name)
+            used = sum(tensors[k]["bytes"] for k in tensors if homes[k] == buf.name and k not in fused)
             free = buf.capacity - used
+        tiers = {homes[k] for k in tensors if streamed[k]}
+        self._min_tile = max([MIN_TILE_BYTES] + [self.models[t].latency_s * self.models[t].bandwidth
+                                                 for t in tiers if t in self.models])
         if op.kind == "vector":
             return self._plan_vector(op, unit, buf, tensors, homes, streamed, free)
         if isinstance(unit, ImcTile):
@@ -157,10 +165,13 @@ class Planner:
                                   f"(supports {', '.join(unit.macs_per_cycle)}) for op '{op.name}'; "
                                   f"run the workload at a supported precision (dse run ... --precision "
                                   f"{next(iter(unit.macs_per_cycle))})")
-            cycles = systolic.gemm_cycles(unit.rows, unit.cols, m, n, k, unit.dataflow, reps, unit.count)
-            compute_s = cycles / rate / unit.clock
-            min_kt, min_nt = (unit.rows, unit.cols) if unit.dataflow != "input_stationary" else (unit.rows, 1)
-            ra, rb = systolic.sram_reads(unit.rows, unit.cols, m, n, k, unit.dataflow)
+            # the fastest of the unit's dataflows for this shape (ties: the first listed)
+            dataflow = min(unit.dataflows, key=lambda d: systolic.gemm_cycles(
+                unit.rows, unit.cols, m, n, k, d, reps, unit.count, rate))
+            cycles = systolic.gemm_cycles(unit.rows, unit.cols, m, n, k, dataflow, reps, unit.count, rate)
+            compute_s = cycles / unit.clock
+            min_kt, min_nt = (unit.rows, unit.cols) if dataflow != "input_stationary" else (unit.rows, 1)
+            ra, rb = systolic.sram_reads(unit.rows, unit.cols, m, n, k, dataflow)
             e_mac = unit.energy_per_mac.get(op.precision, 0.0)
             _add(plan.energy, unit.name, op.macs * e_mac)
         else:  # a GEMM on a vector unit: 2 ops per MAC at the lane rate
@@ -168,7 +179,8 @@ class Planner:
             min_kt = min_nt = 1
             ra, rb = m * k * n, k * n * m
             _add(plan.energy, unit.name, 2.0 * op.macs * unit.energy_per_op)
-        tiling = tile_gemm(m, n, k, eb, free, streamed["a"], streamed["b"], streamed["out"], min_kt, min_nt)
+        tiling = tile_gemm(m, n, k, eb, free, streamed["a"], streamed["b"], streamed["out"], min_kt, min_nt,
+                           self._min_tile)
         if tiling is None:
             need = 2 * eb * (streamed["a"] * min_kt + streamed["b"] * min_kt * min(n, min_nt)
                              + streamed["out"] * min(n, min_nt))
@@ -211,7 +223,7 @@ class Planner:
             _add(plan.energy, unit.name, op.vector_ops * e_mac)
         compute_s = op.vector_ops / rate
         per_el = sum(t["bytes"] for k, t in tensors.items() if streamed[k]) / max(op.elements, 1)
-        n_tiles = tile_vector(op.elements, per_el, free)
+        n_tiles = tile_vector(op.elements, per_el, free, self._min_tile)
         if n_tiles is None:
             raise self._too_small(op, buf, f"one element needs {2 * per_el:.0f} B (double-buffered)")
         plan.n_tiles = n_tiles
@@ -289,9 +301,23 @@ def allocate_imc_replicated(arch: Architecture, ops: list[Op]) -> dict[str, tupl
                 mine.append(op)
                 left -= need
                 used += need
-        copies = max(1, params.crossbars // used) if used else 1
-        for op in mine:
-            out[op.name] = (unit.name, max(1, min(copies, op.gemm()[0])))
+        # spare crossbars hold extra copies of the layers that take longest (most input
+        # vectors per copy), one copy at a time, as ISAAC balances its layer pipeline
+        need = {op.name: map_gemm(params, *op.gemm()[:3], weight_bits=int(8 * op.elem_bytes)).crossbars_needed
+                * op.gemm()[3] for op in mine}
+        vectors = {op.name: op.gemm()[0] for op in mine}
+        copies = {op.name: 1 for op in mine}
+        heap = [(-vectors[n], i, n) for i, n in enumerate(copies)]
+        heapq.heapify(heap)
+        while heap:
+            _, i, name = heapq.heappop(heap)
+            if need[name] > left or copies[name] >= vectors[name]:
+                continue
+            copies[name] += 1
+            left -= need[name]
+            heapq.heappush(heap, (-ceil(vectors[name] / copies[name]), i, name))
+        for name, c in copies.items():
+            out[name] = (unit.name, c)
     return out
 
 

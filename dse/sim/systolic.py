@@ -28,15 +28,18 @@ def folds(rows: int, cols: int, m: int, n: int, k: int, dataflow: str) -> int:
 
 
 def gemm_cycles(rows: int, cols: int, m: int, n: int, k: int, dataflow: str,
-                repeats: int = 1, arrays: int = 1) -> int:
+                repeats: int = 1, arrays: int = 1, rate: float = 1.0) -> float:
     """Cycles for ``repeats`` independent M x N x K GEMMs on ``arrays`` identical arrays.
 
     Folds are independent, so they are dealt round-robin to the arrays; the
-    busiest array sets the time.
+    busiest array sets the time. ``rate`` is MACs per PE per cycle at the operand
+    precision: streaming the T operand rows takes T / rate cycles, while fill and
+    drain (2R + C - 2) are pipeline depth and do not change with precision. At
+    rate 1 this is SCALE-Sim's formula exactly.
     """
     s_r, s_c, t = MAPPING[dataflow](m, n, k)
     total_folds = ceil(s_r / rows) * ceil(s_c / cols) * repeats
-    per_fold = 2 * rows + cols + t - 2
+    per_fold = 2 * rows + cols - 2 + (t if rate == 1.0 else ceil(t / rate))
     return ceil(total_folds / arrays) * per_fold
 
 

@@ -20,6 +20,10 @@ import numpy as np
 
 #: tiles an op is cut into at least (when it is that large), so load, compute and store overlap
 PIPELINE_TILES = 64
+#: smallest tile worth a transfer of its own (a DMA descriptor moving less is overhead-bound);
+#: the planner raises it to the latency x bandwidth of the tier, so that two tiles in flight
+#: (double buffering) cover the memory's latency
+MIN_TILE_BYTES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +50,7 @@ def _candidates(d: int, floor: int = 1) -> np.ndarray:
 @lru_cache(maxsize=8192)
 def tile_gemm(m: int, n: int, k: int, elem_bytes: float, free_bytes: float,
               stream_a: bool, stream_b: bool, stream_out: bool,
-              min_kt: int = 1, min_nt: int = 1) -> Tiling | None:
+              min_kt: int = 1, min_nt: int = 1, min_tile_bytes: float = MIN_TILE_BYTES) -> Tiling | None:
     """Best tiling of one M x N x K GEMM, or None when even the smallest tile does not fit.
 
     ``min_kt``/``min_nt`` are the smallest useful tile (one fold of the array).
@@ -77,7 +81,9 @@ def tile_gemm(m: int, n: int, k: int, elem_bytes: float, free_bytes: float,
     tiles = np.broadcast_to(tm * tn * tk, traffic.shape)
     traffic = np.where(fits, traffic, np.inf)
     # least traffic, then the fewest tiles that still fill the pipeline; lexsort keys go last-primary
-    enough = np.where(tiles >= PIPELINE_TILES, tiles, np.int64(2**62) - tiles)
+    streamed = elem_bytes * (stream_a * m * k + stream_b * k * n + stream_out * m * n)
+    target = max(1, min(PIPELINE_TILES, int(streamed // min_tile_bytes)))
+    enough = np.where(tiles >= target, tiles, np.int64(2**62) - tiles)
     flat = np.lexsort((enough.ravel(), traffic.ravel()))[0]
     i, j, l = np.unravel_index(flat, traffic.shape)
     o1 = bool(np.broadcast_to(order1, traffic.shape)[i, j, l])
@@ -88,11 +94,13 @@ def tile_gemm(m: int, n: int, k: int, elem_bytes: float, free_bytes: float,
 
 
 @lru_cache(maxsize=4096)
-def tile_vector(elements: int, bytes_per_element: float, free_bytes: float) -> int | None:
+def tile_vector(elements: int, bytes_per_element: float, free_bytes: float,
+                min_tile_bytes: float = MIN_TILE_BYTES) -> int | None:
     """Number of tiles for a streaming elementwise op (double-buffered in and out)."""
     if bytes_per_element <= 0:
         return 1
     per_tile = int(free_bytes // (2.0 * bytes_per_element))
     if per_tile < 1:
         return None
-    return max(ceil(elements / per_tile), min(PIPELINE_TILES, elements))
+    target = min(PIPELINE_TILES, elements, int(elements * bytes_per_element // min_tile_bytes))
+    return max(ceil(elements / per_tile), target, 1)

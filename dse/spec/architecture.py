@@ -7,6 +7,7 @@ All quantities are SI floats after validation (areas in mm^2).
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -44,6 +45,9 @@ def _check_precisions(value: dict) -> dict:
     return value
 
 
+Dataflow = Literal["weight_stationary", "output_stationary", "input_stationary"]
+
+
 class SystolicArray(_Component):
     """A rows x cols array of MAC units (SCALE-Sim's model), ``count`` copies."""
 
@@ -52,7 +56,9 @@ class SystolicArray(_Component):
     cols: int = Field(gt=0)
     count: int = Field(default=1, gt=0)
     clock: Hertz
-    dataflow: Literal["weight_stationary", "output_stationary", "input_stationary"] = "weight_stationary"
+    #: one dataflow, or several that the planner chooses from per GEMM (fastest wins), as a
+    #: GPU's kernel library picks a tiling per shape
+    dataflow: Dataflow | list[Dataflow] = "weight_stationary"
     #: MACs each PE completes per cycle at each supported precision.
     macs_per_cycle: Annotated[dict[str, Annotated[float, Field(gt=0)]], Field(min_length=1)] = {"int8": 1.0}
     #: Energy of one MAC at each precision (operand delivery inside the array included).
@@ -60,6 +66,10 @@ class SystolicArray(_Component):
     buffer: str | None = None
 
     _v = field_validator("macs_per_cycle", "energy_per_mac")(_check_precisions)
+
+    @property
+    def dataflows(self) -> list[str]:
+        return list(self.dataflow) if isinstance(self.dataflow, list) else [self.dataflow]
 
     @property
     def pes(self) -> int:
@@ -99,6 +109,9 @@ class ImcTile(_Component):
     technology: str = "reram-isaac"
     overrides: dict[str, float | int | str] = {}
     weights_resident: bool = False
+    #: "always": layers whose weights fit run on the crossbars (weights stay put);
+    #: "faster": only where the crossbars beat the digital units on that layer
+    use: Literal["always", "faster"] = "always"
     buffer: str | None = None
 
     @model_validator(mode="after")
@@ -107,12 +120,17 @@ class ImcTile(_Component):
         return self
 
     def params(self):
-        from dse.tech.imc import CrossbarParams
-
         try:
-            return CrossbarParams.from_library(self.technology, **self.overrides)
+            return _crossbar_params(self.technology, tuple(sorted(self.overrides.items())))
         except KeyError as exc:
             raise ValueError(str(exc).strip("'\"")) from None
+
+
+@lru_cache(maxsize=256)
+def _crossbar_params(technology: str, overrides: tuple):
+    from dse.tech.imc import CrossbarParams
+
+    return CrossbarParams.from_library(technology, **dict(overrides))
 
 
 ComputeUnit = Annotated[Union[SystolicArray, VectorUnit, ImcTile], Field(discriminator="kind")]

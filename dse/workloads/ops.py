@@ -72,6 +72,9 @@ class Op:
     access_bytes: int = 0
     # free-form label of the layer type (e.g. "attention", "ffn", "router")
     tag: str = ""
+    #: operands ("a", "b", "out", "in") fused with a neighbouring op: produced and consumed
+    #: tile by tile on chip, never stored (e.g. attention scores under FlashAttention)
+    on_chip: tuple[str, ...] = ()
 
     # ---- derived geometry -------------------------------------------------
     @property

@@ -12,7 +12,7 @@ from dse.workloads.registry import register
 
 
 def bert(layers: int = 12, d_model: int = 768, heads: int = 12, d_ff: int | None = 3072,
-         seq: int = 128, batch: int = 1, precision: str = "bf16") -> Workload:
+         seq: int = 128, batch: int = 1, precision: str = "bf16", fused_attention: bool = True) -> Workload:
     """BERT inference on ``batch`` sequences of ``seq`` tokens; samples = batch (sequences)."""
     check_positive(seq=seq, batch=batch)
     sh = check_shape(layers, d_model, heads, d_ff)
@@ -22,7 +22,7 @@ def bert(layers: int = 12, d_model: int = 768, heads: int = 12, d_ff: int | None
                  tag="layernorm")
     for i in range(layers):
         x = add_layer(g, f"layer{i}.", sh, batch=batch, q_len=seq, kv_len=seq, deps=x,
-                      kv_role="activations", pre_ln=False)
+                      kv_role="activations", pre_ln=False, fused_attention=fused_attention)
     return g.workload("bert", samples=batch)
 
 

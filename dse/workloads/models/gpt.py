@@ -20,7 +20,8 @@ from dse.workloads.registry import register
           "(defaults: GPT-2 small; d_ff=None means 4 x d_model)")
 def gpt(layers: int = 12, d_model: int = 768, heads: int = 12, d_ff: int | None = None,
         vocab: int = 50257, seq: int = 1024, batch: int = 1,
-        phase: Literal["prefill", "decode"] = "prefill", precision: str = "bf16") -> Workload:
+        phase: Literal["prefill", "decode"] = "prefill", precision: str = "bf16",
+        fused_attention: bool = True) -> Workload:
     """One prefill pass or one decode step for ``batch`` sequences; samples = batch (sequences).
 
     In decode, each sample yields one token, so samples/s is tokens/s.
@@ -33,7 +34,7 @@ def gpt(layers: int = 12, d_model: int = 768, heads: int = 12, d_ff: int | None 
     x = add_embedding(g, "embed", rows, d_model)
     for i in range(layers):
         x = add_layer(g, f"layer{i}.", sh, batch=batch, q_len=q_len, kv_len=seq, deps=x,
-                      kv_role="kv_cache", pre_ln=True)
+                      kv_role="kv_cache", pre_ln=True, fused_attention=fused_attention)
     x = g.vector("ln_f", rows * d_model, x, ops_per_element=LAYERNORM_OPS, tag="layernorm")
     g.matmul("lm_head", m=rows, n=vocab, k=d_model, deps=x, tag="lm_head")
     return g.workload("gpt", samples=batch, params={"d_ff": sh.d_ff})

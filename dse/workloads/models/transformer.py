@@ -43,13 +43,18 @@ def check_shape(layers: int, d_model: int, heads: int, d_ff: int | None) -> Shap
 
 
 def add_layer(g: Graph, p: str, sh: Shape, *, batch: int, q_len: int, kv_len: int, deps: str,
-              kv_role: str, pre_ln: bool) -> str:
+              kv_role: str, pre_ln: bool, fused_attention: bool = True) -> str:
     """Append one transformer layer and return the name of its last op.
 
     ``q_len`` new tokens per sequence attend over ``kv_len`` keys. With
     ``kv_role="kv_cache"`` the K,V projections are written to, and attention
     reads from, the KV cache; otherwise one fused QKV projection feeds attention.
+    With ``fused_attention`` the scores and probabilities stay on chip, as in
+    FlashAttention (Dao et al., NeurIPS 2022): same arithmetic, no score traffic.
     """
+    fuse = {"on_chip": ("out",)} if fused_attention else {}
+    fuse_mid = {"on_chip": ("in", "out")} if fused_attention else {}
+    fuse_in = {"on_chip": ("a",)} if fused_attention else {}
     d, h, dh, f = sh.d_model, sh.heads, sh.d_head, sh.d_ff
     rows = batch * q_len
     x = deps
@@ -63,11 +68,11 @@ def add_layer(g: Graph, p: str, sh: Shape, *, batch: int, q_len: int, kv_len: in
     else:
         qkv = g.matmul(p + "qkv", m=rows, n=3 * d, k=d, deps=x, tag="attention")
     s = g.matmul(p + "scores", m=q_len, n=kv_len, k=dh, count=batch * h, deps=qkv,
-                 b_role=kv_role, tag="attention")
+                 b_role=kv_role, tag="attention", **fuse)
     s = g.vector(p + "softmax", batch * h * q_len * kv_len, s, ops_per_element=SOFTMAX_OPS,
-                 tag="attention")
+                 tag="attention", **fuse_mid)
     c = g.matmul(p + "context", m=q_len, n=dh, k=kv_len, count=batch * h, deps=s,
-                 b_role=kv_role, tag="attention")
+                 b_role=kv_role, tag="attention", **fuse_in)
     o = g.matmul(p + "out_proj", m=rows, n=d, k=d, deps=c, tag="attention")
     x = g.vector(p + "add1", rows * d, (o, deps), inputs=2, tag="residual")
     y = x
