@@ -27,12 +27,18 @@ SPILL_ORDER = ("weights", "kv_cache", "embeddings", "optimizer_state", "gradient
 
 
 def role_bytes(workload: Workload) -> dict[str, float]:
-    """Bytes each persistent role occupies (each op's tensor counted once)."""
-    out: dict[str, float] = {}
+    """Bytes each persistent role occupies: every tensor counted once (shared weights by
+    their weight_id), inputs only (an op writing a persistent role updates it in place)."""
+    seen: dict[tuple[str, str], float] = {}
     for op in workload.ops:
-        for t in op.tensor_bytes().values():
-            if t["role"] in SPILL_ORDER and t["role"] != "gradients":
-                out[t["role"]] = out.get(t["role"], 0.0) + t["bytes"]
+        for key, t in op.tensor_bytes().items():
+            if key == "out" or t["role"] not in SPILL_ORDER or t["role"] == "gradients":
+                continue
+            ident = op.weight_key if key == "b" else f"{op.name}.{key}"
+            seen[(t["role"], ident)] = t["bytes"]
+    out: dict[str, float] = {}
+    for (role, _), b in seen.items():
+        out[role] = out.get(role, 0.0) + b
     emb = workload.params.get("embedding_table_bytes") if isinstance(workload.params, dict) else None
     if emb:
         out["embeddings"] = max(out.get("embeddings", 0.0), float(emb))

@@ -290,14 +290,19 @@ def allocate_imc_replicated(arch: Architecture, ops: list[Op]) -> dict[str, tupl
     for unit in (u for u in arch.compute if isinstance(u, ImcTile)):
         params = unit.params()
         left, used, mine = params.crossbars, 0, []
+        held: dict[str, str] = {}  # weight tensor -> the op whose crossbars hold it
         for op in ops:
             if op.name in out or op.kind == "vector" or op.b_role != "weights":
+                continue
+            if op.weight_key in held:  # shares weights already in the crossbars
+                out[op.name] = (unit.name, 1)
                 continue
             m, n, k, reps = op.gemm()
             mapping = map_gemm(params, m, n, k, weight_bits=int(8 * op.elem_bytes))
             need = mapping.crossbars_needed * reps
             if mapping.fits and need <= left:
                 out[op.name] = (unit.name, 1)
+                held[op.weight_key] = op.name
                 mine.append(op)
                 left -= need
                 used += need
@@ -327,10 +332,12 @@ def imc_utilisation(arch: Architecture, ops: list[Op], assigned: dict[str, str],
     from dse.tech.imc import map_gemm
 
     used: dict[str, float] = {}
+    counted: set[str] = set()
     for op in ops:
         unit = assigned.get(op.name)
-        if unit is None:
+        if unit is None or op.weight_key in counted:
             continue
+        counted.add(op.weight_key)
         u = next(c for c in arch.compute if c.name == unit)
         m, n, k, reps = op.gemm()
         need = map_gemm(u.params(), m, n, k, int(8 * op.elem_bytes)).crossbars_needed * reps

@@ -118,8 +118,10 @@ def add_imc(arch, workload, imc_technology: str = "reram-isaac"):
 
     params = CrossbarParams.from_library(imc_technology)
     needed = 0
+    held: set[str] = set()
     for op in workload.ops:
-        if op.kind != "vector" and op.b_role == "weights":
+        if op.kind != "vector" and op.b_role == "weights" and op.weight_key not in held:
+            held.add(op.weight_key)
             m, n, k, reps = op.gemm()
             needed += map_gemm(params, m, n, k, weight_bits=int(8 * op.elem_bytes)).crossbars_needed * reps
     data = arch.model_dump(mode="python")

@@ -75,6 +75,13 @@ class Op:
     #: operands ("a", "b", "out", "in") fused with a neighbouring op: produced and consumed
     #: tile by tile on chip, never stored (e.g. attention scores under FlashAttention)
     on_chip: tuple[str, ...] = ()
+    #: names the weight tensor (operand b) when several ops share it (an RNN's recurrent
+    #: weights at every step, a training step's dgrad); default: the op's own
+    weight_id: str = ""
+
+    @property
+    def weight_key(self) -> str:
+        return self.weight_id or self.name
 
     # ---- derived geometry -------------------------------------------------
     @property
@@ -190,6 +197,10 @@ class Workload:
         return out
 
     def weight_bytes(self) -> float:
-        """Distinct weight bytes (each op's weights counted once)."""
-        return sum(t["bytes"] for op in self.ops for t in op.tensor_bytes().values()
-                   if t["role"] == "weights")
+        """Distinct weight bytes: each weight tensor counted once, however many ops read it."""
+        seen: dict[str, float] = {}
+        for op in self.ops:
+            for key, t in op.tensor_bytes().items():
+                if t["role"] == "weights" and key != "out":
+                    seen[op.weight_key if key == "b" else f"{op.name}.{key}"] = t["bytes"]
+        return sum(seen.values())

@@ -37,7 +37,7 @@ def _backward(op: Op, grad_deps: tuple[str, ...]) -> list[Op]:
         b_grad_role = "gradients" if op.b_role == "weights" else op.b_role
         return [
             Op(name=op.name + ".dgrad", kind="matmul", deps=deps, m=op.m, n=op.k, k=op.n,
-               count=op.count, a_role="activations", b_role=op.b_role,
+               count=op.count, a_role="activations", b_role=op.b_role, weight_id=op.weight_key,
                out_role="activations", **base),
             Op(name=op.name + ".wgrad", kind="matmul", deps=deps, m=op.k, n=op.n, k=op.m,
                count=op.count, a_role=op.a_role if op.a_role != "weights" else "activations",
@@ -54,11 +54,11 @@ def _backward(op: Op, grad_deps: tuple[str, ...]) -> list[Op]:
                           in_channels=op.out_channels, out_channels=op.in_channels,
                           height=ho, width=wo, kernel_h=op.kernel_h, kernel_w=op.kernel_w,
                           stride=1, padding=op.kernel_h // 2, groups=op.groups,
-                          b_role=op.b_role, **base))
+                          b_role=op.b_role, weight_id=op.weight_key, **base))
         else:
             m, n, k, r = op.gemm()
             ops.append(Op(name=op.name + ".dgrad", kind="matmul", deps=deps, m=m, n=k, k=n,
-                          count=r, b_role=op.b_role, **base))
+                          count=r, b_role=op.b_role, weight_id=op.weight_key, **base))
         # wgrad: dW[Cout/g, Cin/g·kh·kw] = dout[Cout/g, N·Ho·Wo] @ im2col(x)[N·Ho·Wo, Cin/g·kh·kw]
         # (the im2col operand counts each input pixel kh·kw/stride² times).
         m, n, k, r = op.gemm()

@@ -30,7 +30,7 @@ def lstm(layers: int = 2, hidden: int = 1024, input: int = 1024, seq: int = 128,
         steps = []
         for t in range(seq):
             r = g.matmul(p + f"t{t}.h_proj", m=batch, n=4 * hidden, k=hidden,
-                         deps=[d for d in (h,) if d], tag="lstm")
+                         deps=[d for d in (h,) if d], tag="lstm", weight_id=p + "W_hh")
             h = g.vector(p + f"t{t}.cell", batch * hidden, (xp, r), ops_per_element=CELL_OPS,
                          inputs=4, tag="lstm")
             steps.append(h)
