@@ -100,3 +100,22 @@ def test_same_inputs_give_identical_results():
     r1, r2 = simulate(toy(), wl), simulate(toy(), wl)
     assert r1.summary.equals(r2.summary)
     assert r1.ops.equals(r2.ops)
+
+
+def test_outputs_that_overflow_the_buffer_spill_without_a_cliff():
+    # TPU v1-like: fc2's output (4096 x 4352 int8 = 17 MiB) no longer fits the 24 MiB unified
+    # buffer beside its input; it streams to DDR3 while inputs stay resident. Traffic stays
+    # near compulsory (weights once, the output once) instead of re-reading everything.
+    from dse.spec.loader import load_architecture
+
+    tpu = load_architecture("tpu-v1-like")
+
+    def chain(n):
+        return Workload("c", [Op("fc1", "matmul", m=4096, k=1024, n=2048),
+                              Op("fc2", "matmul", m=4096, k=2048, n=n, deps=("fc1",))])
+
+    fits, spills = simulate(tpu, chain(4096)), simulate(tpu, chain(4352))
+    weights = 1024 * 2048 + 2048 * 4352
+    assert spills["bytes_read_ddr3"] <= 1.05 * weights
+    assert spills["bytes_written_ddr3"] == 4096 * 4352
+    assert spills["latency_s"] < 1.3 * fits["latency_s"]

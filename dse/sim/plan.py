@@ -70,24 +70,31 @@ class Planner:
         self.units = {u.name: u for u in arch.compute}
 
     # ---- where tensors live ------------------------------------------------
-    def home(self, role: str, resident_bytes: float) -> str:
-        """The tier or SRAM holding a role for this op; an SRAM only if it fits."""
-        where = self.arch.tier_of(role)
-        sram = self.srams.get(where)
-        if sram is not None and resident_bytes > sram.capacity:
-            # does not fit on chip: falls back to the first off-chip tier
-            return self.arch.memories[0].name
-        return where
+    def _homes(self, tensors: dict, fused: set[str], buf) -> dict[str, str]:
+        """Where each operand of an op lives: its role's placement; operands placed on an
+        SRAM stay there (inputs first, then largest first) while they fit, the rest fall
+        back to the first off-chip tier. An SRAM that also stages the unit's tiles keeps
+        1/8 for them."""
+        homes = {key: self.arch.tier_of(t["role"]) for key, t in tensors.items()}
+        budget = {name: s.capacity * (7 / 8 if buf is not None and name == buf.name else 1.0)
+                  for name, s in self.srams.items()}
+        # inputs first (a tiled GEMM may re-read them many times; an output is written once)
+        on_sram = sorted((k for k in tensors if k not in fused and homes[k] in self.srams),
+                         key=lambda k: (k == "out", -tensors[k]["bytes"]))
+        for key in on_sram:
+            where = homes[key]
+            if tensors[key]["bytes"] <= budget[where]:
+                budget[where] -= tensors[key]["bytes"]
+            else:
+                homes[key] = self.arch.memories[0].name
+        return homes
 
     def plan(self, op: Op, unit_name: str) -> OpPlan:
         unit = self.units[unit_name]
         buf = self.arch.buffer_of(unit)
         tensors = op.tensor_bytes()
         fused = set(op.on_chip)
-        resident = {key: t["bytes"] for key, t in tensors.items()
-                    if key not in fused and self.arch.tier_of(t["role"]) in self.srams}
-        resident_total = sum(resident.values())
-        homes = {key: self.home(t["role"], resident_total) for key, t in tensors.items()}
+        homes = self._homes(tensors, fused, buf)
         for key in fused & set(tensors):
             # produced and consumed tile by tile with a neighbouring op: stays in the buffer
             homes[key] = buf.name if buf is not None else self.arch.tier_of(tensors[key]["role"])
@@ -99,6 +106,14 @@ class Planner:
         else:
             used = sum(tensors[k]["bytes"] for k in tensors if homes[k] == buf.name and k not in fused)
             free = buf.capacity - used
+            # an operand placed on another SRAM that did not fit there is staged through what
+            # is left of that SRAM (the TPU's overflowing outputs go through the unified
+            # buffer, not the weight FIFO)
+            spilled = {self.arch.tier_of(tensors[k]["role"]) for k in tensors
+                       if homes[k] in self.memories and self.arch.tier_of(tensors[k]["role"]) in self.srams}
+            for name in spilled - {buf.name}:
+                held = sum(tensors[k]["bytes"] for k in tensors if homes[k] == name and k not in fused)
+                free += max(0.0, self.srams[name].capacity - held)
         tiers = {homes[k] for k in tensors if streamed[k]}
         self._min_tile = max([MIN_TILE_BYTES] + [self.models[t].latency_s * self.models[t].bandwidth
                                                  for t in tiers if t in self.models])
@@ -148,11 +163,11 @@ class Planner:
         self._charge_storage(plan)
         return plan
 
-    def _too_small(self, op: Op, buf, need: str) -> DesignError:
+    def _too_small(self, op: Op, buf, need: str, free: float) -> DesignError:
         cap = f"{buf.capacity / 2**10:.0f} KiB" if buf is not None else "0 B"
         return DesignError(
-            f"SRAM '{buf.name if buf else '?'}' ({cap} free of resident data) is too small for any tile "
-            f"of op '{op.name}': {need}")
+            f"SRAM '{buf.name if buf else '?'}' ({cap}, {max(free, 0) / 2**10:.0f} KiB free beside resident "
+            f"data) is too small for any tile of op '{op.name}': {need}")
 
     def _plan_gemm(self, op, unit, buf, tensors, homes, streamed, free) -> OpPlan:
         m, n, k, reps = op.gemm()
@@ -184,7 +199,7 @@ class Planner:
         if tiling is None:
             need = 2 * eb * (streamed["a"] * min_kt + streamed["b"] * min_kt * min(n, min_nt)
                              + streamed["out"] * min(n, min_nt))
-            raise self._too_small(op, buf, f"the smallest tile needs {need / 2**10:.0f} KiB (double-buffered)")
+            raise self._too_small(op, buf, f"the smallest tile needs {need / 2**10:.0f} KiB (double-buffered)", free)
         plan.n_tiles = tiling.n_tiles * reps
         fetches = {"a": tiling.reads_a, "b": tiling.reads_b, "out": 1}
         for key, t in tensors.items():
@@ -225,7 +240,7 @@ class Planner:
         per_el = sum(t["bytes"] for k, t in tensors.items() if streamed[k]) / max(op.elements, 1)
         n_tiles = tile_vector(op.elements, per_el, free, self._min_tile)
         if n_tiles is None:
-            raise self._too_small(op, buf, f"one element needs {2 * per_el:.0f} B (double-buffered)")
+            raise self._too_small(op, buf, f"one element needs {2 * per_el:.0f} B (double-buffered)", free)
         plan.n_tiles = n_tiles
         for key, t in tensors.items():
             where = homes[key]
