@@ -159,3 +159,8 @@ def test_unknown_study_name_lists_the_bundled_ones(monkeypatch, capsys):
     code, err = sweep_exit(monkeypatch, capsys, ["quikstart"])
     assert code == 2 and err.count("\n") == 1
     assert "no study file or bundled study named 'quikstart'" in err and "quickstart" in err
+
+
+def test_a_range_with_units_of_another_dimension_is_rejected(tmp_path):
+    msg = error_of(tmp_path, parameters={"compute.pe.clock": {"low": "300 MHz", "high": "1 GB"}})
+    assert "'1 GB' is a size in bytes, expected a frequency" in msg and "compute.pe.clock.high" in msg

@@ -128,7 +128,33 @@ def _valid_paths(raw: dict, arch: Architecture) -> list[str]:
     return sorted(paths - {"name", "description", "sources"})
 
 
-def _parameters(spec: StudySpec, doc, valid: list[str]) -> list[Parameter]:
+def _check_units(p, path: str, arch: Architecture, doc) -> None:
+    """A unit string in a range must have the dimension of the field it sets."""
+    from dse.spec.quantities import field_dimension
+    from dse.units import to_si
+
+    parts = path.replace("[", ".").replace("]", "").split(".")
+    model: Any = type(arch)
+    if len(parts) >= 3 and parts[0] in ("compute", "sram", "memories", "static"):
+        items = getattr(arch, parts[0])
+        item = next((c for c in items if c.name == parts[1]), None)
+        if item is None and parts[1].isdigit() and int(parts[1]) < len(items):
+            item = items[int(parts[1])]
+        if item is None:
+            return
+        model = type(item)
+    dim = field_dimension(model, parts[-1])
+    for key, text in getattr(p, "_written", {}).items():
+        if dim is None:
+            continue
+        try:
+            to_si(text, dim)
+        except ValueError as exc:
+            raise SpecError(str(exc), where=_where(doc, "parameters", path, key),
+                            field=f"parameters.{path}.{key}") from None
+
+
+def _parameters(spec: StudySpec, doc, valid: list[str], arch: Architecture) -> list[Parameter]:
     out = []
     for path, p in spec.parameters.items():
         if path not in valid:
@@ -137,6 +163,7 @@ def _parameters(spec: StudySpec, doc, valid: list[str]) -> list[Parameter]:
             raise SpecError(f"'{path}' names no field of the architecture{hint}",
                             where=_where(doc, "parameters", path))
         name = p.name or path.rsplit(".", 1)[-1]
+        _check_units(p, path, arch, doc)
         if p.choices is not None:
             out.append(Parameter(path, name, "categorical", choices=tuple(p.choices)))
         else:
@@ -216,7 +243,7 @@ def resolve_study(source: str | Path | StudySpec | Study) -> Study:
     arch_doc, arch = _load_base(spec, doc, base_dir)
     base_si = arch.model_dump()
     valid = _valid_paths(arch_doc.data, arch)
-    params = _parameters(spec, doc, valid)
+    params = _parameters(spec, doc, valid, arch)
     space = Space(params, _derived(spec, doc, valid, params))
     _check_values(space, base_si, doc)
     known = metric_names(arch)

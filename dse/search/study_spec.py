@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import PrivateAttr, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dse.spec.yaml_io import at
 from dse.units import DIMENSIONS, to_si
@@ -78,6 +78,8 @@ class ParamSpec(_Strict):
     log: bool = False
     type: Literal["int", "float"] | None = None
     choices: list[Any] | None = None
+    #: the unit strings as written (low/high/step), checked against the field's dimension
+    _written: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _shape(self) -> "ParamSpec":
@@ -99,6 +101,8 @@ class ParamSpec(_Strict):
             raw = getattr(self, key)
             if raw is None:
                 continue
+            if isinstance(raw, str):
+                self._written[key] = raw
             try:
                 setattr(self, key, si_number(raw))
             except ValueError as exc:

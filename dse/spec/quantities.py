@@ -23,3 +23,32 @@ Watts = Annotated[float, _unit("power"), Field(ge=0)]
 SquareMillimetres = Annotated[float, _unit("area"), Field(ge=0)]
 Metres = Annotated[float, _unit("length"), Field(gt=0)]
 OpsPerSecond = Annotated[float, _unit("compute_rate"), Field(gt=0)]
+
+
+#: the dimension of each quantity type, so callers (the search) can check a unit string
+#: against the field it is meant for
+DIMENSION_OF = {
+    Seconds: "time", Hertz: "frequency", Bytes: "bytes", BytesPerSecond: "bandwidth",
+    Joules: "energy", JoulesPerBit: "energy_per_bit", Watts: "power", SquareMillimetres: "area",
+    Metres: "length", OpsPerSecond: "compute_rate",
+}
+
+
+def field_dimension(model: type, name: str) -> str | None:
+    """The dimension of field ``name`` of a pydantic model (None: a plain number or text)."""
+    import types
+    from typing import Union, get_args, get_origin
+
+    f = model.model_fields.get(name)
+    if f is None:
+        return None
+    ann = f.annotation
+    candidates = [ann]
+    if get_origin(ann) in (Union, types.UnionType):
+        candidates = list(get_args(ann))
+    for c in candidates:
+        for alias, dim in DIMENSION_OF.items():
+            if c == alias or (get_args(alias) and c is get_args(alias)[0] and f.metadata
+                              and any(m in get_args(alias) for m in f.metadata)):
+                return dim
+    return None
