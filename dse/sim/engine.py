@@ -84,6 +84,28 @@ def plan_placement(arch: Architecture, workload: Workload) -> dict[str, list[tup
     return split
 
 
+def plan_migrations(arch: Architecture, workload: Workload, models: dict) -> dict[str, list[OpPlan]]:
+    """Copies of prefetched tensors, keyed by the op that reads them first."""
+    if not arch.prefetch:
+        return {}
+    by_role = {pf.role: pf for pf in arch.prefetch}
+    out: dict[str, list[OpPlan]] = {}
+    copied: set[str] = set()
+    for op in workload.ops:
+        for key, t in op.tensor_bytes().items():
+            pf = by_role.get(t["role"])
+            ident = op.weight_key if key == "b" else f"{op.name}.{key}"
+            if pf is None or key == "out" or ident in copied:
+                continue
+            copied.add(ident)
+            tiles = max(1, min(64, int(t["bytes"] // 65536)))
+            mig = OpPlan(Op(f"{op.name}.prefetch_{key}", "vector", precision=op.precision, tag="prefetch"),
+                         "dma", 0.0, tiles, {}, {})
+            mig.migration(t["bytes"], pf.source, pf.target, models)
+            out.setdefault(op.name, []).append(mig)
+    return out
+
+
 def simulate(arch: Architecture, workload: Workload, *, max_chunks: int | None = MAX_CHUNKS) -> R.Result:
     """Run ``workload`` on ``arch``; ``max_chunks=None`` simulates every tile as its own event."""
     t_start = time.perf_counter()
@@ -123,6 +145,12 @@ def simulate(arch: Architecture, workload: Workload, *, max_chunks: int | None =
         deps = [done[d] for d in op.deps]
         if deps:
             yield env.all_of(deps)
+        for mig in migrations.pop(op.name, []):  # first use of prefetched tensors: copy them over
+            t0 = env.now
+            yield env.process(run_op(env, machine, mig, max_chunks))
+            migration_plans.append(mig)
+            rows[mig.op.name] = _op_row(arch, mig, t0, env.now)
+            timeline.append({"op": mig.op.name, "resource": "dma", "start_s": t0, "end_s": env.now})
         allowed = choices[op.name]
         unit = yield machine.units.get(lambda u: u in allowed)
         plan = plans[(op.name, unit)]
@@ -134,6 +162,8 @@ def simulate(arch: Architecture, workload: Workload, *, max_chunks: int | None =
         timeline.append({"op": op.name, "resource": unit, "start_s": start, "end_s": env.now})
         done[op.name].succeed()
 
+    migrations = plan_migrations(arch, workload, models)
+    migration_plans: list[OpPlan] = []
     for op in workload.ops:
         env.process(op_process(op))
     eid_before = _event_count(env)
@@ -146,7 +176,8 @@ def simulate(arch: Architecture, workload: Workload, *, max_chunks: int | None =
         raise DesignError(f"ops never ran (dependency cycle?): {', '.join(missing[:5])}")
     makespan = env.now
     op_rows = [rows[op.name] for op in workload.ops]
-    used = [plans[(op.name, rows[op.name]["unit"])] for op in workload.ops]
+    op_rows += [rows[m.op.name] for m in migration_plans]
+    used = [plans[(op.name, rows[op.name]["unit"])] for op in workload.ops] + migration_plans
     summary = _summary(arch, workload, machine, used, makespan, models, spill)
     for unit, frac in imc_utilisation(arch, workload.ops, imc, planner.imc_copies).items():
         summary[f"imc_utilisation_{unit}"] = frac

@@ -41,6 +41,15 @@ class OpPlan:
     read_s: dict[str, float] = field(default_factory=dict)
     write_s: dict[str, float] = field(default_factory=dict)
 
+    def migration(self, nbytes: float, source: str, target: str, models: dict) -> None:
+        """Make this plan a copy of ``nbytes`` from tier ``source`` to tier ``target``."""
+        for tier, kind in ((source, "read"), (target, "write")):
+            model = models[tier]
+            self.transfers.append((tier, kind, nbytes, "sequential", 0.0))
+            _add(self.reads if kind == "read" else self.writes, tier, nbytes)
+            _add(self.read_s if kind == "read" else self.write_s, tier, model.occupancy_s(nbytes, kind))
+            _add(self.energy, tier, sum(model.energy_j(nbytes, kind).values()))
+
     def transfer_s(self) -> dict[str, float]:
         """Time each tier's bus needs for this op, uncontended."""
         tiers = set(self.read_s) | set(self.write_s)
@@ -65,6 +74,8 @@ class Planner:
         self.spill = spill or {}
         #: op -> copies of its weights held in IMC crossbars
         self.imc_copies: dict[str, int] = {}
+        #: role -> the tier its tensors are copied to before use
+        self.prefetch_to = {pf.role: pf.target for pf in arch.prefetch}
         self.memories = {m.name: m for m in arch.memories}
         self.srams = {s.name: s for s in arch.sram}
         self.units = {u.name: u for u in arch.compute}
@@ -272,7 +283,13 @@ class Planner:
 
     def _traffic(self, plan: OpPlan, role: str, where: str, kind: str, nbytes: float,
                  pattern: str = "sequential", access_bytes: float = 0.0) -> None:
-        """Record an off-chip transfer, split across tiers where the role spilled."""
+        """Record an off-chip transfer, split across tiers where the role spilled; reads of a
+        prefetched role come from its prefetch target (the engine copies them there first)."""
+        target = self.prefetch_to.get(role) if kind == "read" else None
+        if target is not None:
+            plan.transfers.append((target, kind, nbytes, pattern, access_bytes))
+            _add(plan.reads, target, nbytes)
+            return
         for tier, frac in self.spill.get(role, [(where, 1.0)]):
             if nbytes * frac > 0:
                 _add(plan.reads if kind == "read" else plan.writes, tier, nbytes * frac)

@@ -201,6 +201,16 @@ class StaticComponent(_Component):
     """Anything that only burns power and takes area (control, host I/O, PHYs)."""
 
 
+class Prefetch(_Strict):
+    """Tensors of ``role`` live on tier ``from`` and are copied to tier ``to`` the first time
+    an op reads them (e.g. weights kept in NVM, used from DRAM); later reads hit ``to``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    role: str
+    source: str = Field(alias="from")
+    target: str = Field(alias="to")
+
+
 class Architecture(_Strict):
     name: str = Field(min_length=1)
     description: str = ""
@@ -211,6 +221,7 @@ class Architecture(_Strict):
     sram: list[Sram] = []
     memories: list[MemoryTier] = Field(min_length=1)
     placement: dict[str, str] = {}
+    prefetch: list[Prefetch] = []
     static: list[StaticComponent] = []
 
     @field_validator("placement")
@@ -233,6 +244,17 @@ class Architecture(_Strict):
             if where not in storage:
                 raise ValueError(at(f"placement.{role}", f"'{where}' is not an SRAM or memory tier "
                                     f"(have: {', '.join(sorted(storage))})"))
+        tiers = {m.name for m in self.memories}
+        for i, pf in enumerate(self.prefetch):
+            if pf.role not in ROLES:
+                raise ValueError(at(f"prefetch[{i}].role", f"unknown tensor role '{pf.role}'"))
+            for key, tier in (("from", pf.source), ("to", pf.target)):
+                if tier not in tiers:
+                    raise ValueError(at(f"prefetch[{i}].{key}", f"'{tier}' is not a memory tier "
+                                                               f"(have: {', '.join(sorted(tiers))})"))
+            if self.placement.get(pf.role, self.memories[0].name) != pf.source:
+                raise ValueError(at(f"prefetch[{i}].from", f"{pf.role} are placed on "
+                                    f"'{self.tier_of(pf.role)}', not '{pf.source}'"))
         for i, unit in enumerate(self.compute):
             if unit.buffer is not None and unit.buffer not in srams:
                 raise ValueError(at(f"compute[{i}].buffer", f"'{unit.buffer}' is not an SRAM "
