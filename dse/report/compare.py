@@ -85,6 +85,7 @@ def compare(arch, memories: list[str], workloads: list[str], out_dir: str | Path
     specs = [(w, resolve_workload(w)) for w in workloads]
     loaded = [(label, spec, load_workload(spec)) for label, spec in specs]
     tier = base.tier_of("weights") if base.memory_named(base.tier_of("weights")) else base.memories[0].name
+    tier_index = [m.name for m in base.memories].index(tier)  # a swapped tier takes its technology's name
     rows = []
     for label, full in techs:
         imc = full in IMC_TECHNOLOGIES
@@ -100,7 +101,7 @@ def compare(arch, memories: list[str], workloads: list[str], out_dir: str | Path
                 design = add_imc(base, workload, IMC_TECHNOLOGIES[full])
             row = {"technology": label, "memory": full, "workload": wl_label, "workload_spec": spec,
                    "architecture": design.name, "as_designed": as_designed, "memory_energy_sourced": sourced,
-                   "memory_bandwidth_b_per_s": design.memory_named(tier).bandwidth, "error": None}
+                   "memory_bandwidth_b_per_s": design.memories[tier_index].bandwidth, "error": None}
             try:
                 summary = simulate(design, workload).summary_row
             except DesignError as exc:

@@ -86,10 +86,19 @@ def swap_memory(arch, name: str, tier: str | None = None):
     if arch.memory_named(target) is None:
         target = arch.memories[0].name
     defaults = tier_defaults(name)
-    data = arch.model_dump(mode="python")
+    data = arch.model_dump(mode="python", by_alias=True)
+    # the tier takes the technology's name (so results say `bound: ddr5-4800`, not the old
+    # name), unless another component already has it
+    taken = {c.name for c in arch.components()} - {target}
+    new_name = name if name not in taken else target
+    data["placement"] = {r: (new_name if t == target else t) for r, t in data.get("placement", {}).items()}
+    for pf in data.get("prefetch", []):
+        for key in ("from", "to"):
+            if pf[key] == target:
+                pf[key] = new_name
     for m in data["memories"]:
         if m["name"] == target:
-            keep = {"name": m["name"], "capacity": m["capacity"], "channels": m["channels"],
+            keep = {"name": new_name, "capacity": m["capacity"], "channels": m["channels"],
                     "area": m["area"], "leakage": m["leakage"]}
             zeroed = {"read_energy": 0.0, "write_energy": 0.0, "background_power": 0.0, "latency": 0.0}
             scaled = {k: v for k, v in defaults.items() if k != "capacity"}
