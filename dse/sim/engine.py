@@ -79,7 +79,8 @@ def plan_placement(arch: Architecture, workload: Workload) -> dict[str, list[tup
         if left > 1e-9 * need:
             tiers = ", ".join(f"{m.name}: {_fmt_bytes(m.capacity)}" for m in arch.memories)
             raise DesignError(f"{role.replace('_', ' ')} of workload '{workload.name}' ({_fmt_bytes(need)}) "
-                              f"exceed every memory tier ({tiers})")
+                              f"exceed{'' if role in ('weights', 'embeddings') else 's'} every memory tier "
+                              f"({tiers})")
         split[role] = parts
     return split
 
