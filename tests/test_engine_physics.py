@@ -119,3 +119,22 @@ def test_outputs_that_overflow_the_buffer_spill_without_a_cliff():
     assert spills["bytes_read_ddr3"] <= 1.05 * weights
     assert spills["bytes_written_ddr3"] == 4096 * 4352
     assert spills["latency_s"] < 1.3 * fits["latency_s"]
+
+
+def test_units_reading_one_sram_share_its_bandwidth():
+    # two vector units, operands on chip in one 64 MiB SRAM of 10 GB/s: each op moves 2 MiB through it
+    base = toy(placement={"weights": "buf", "activations": "buf"})
+    vec = base.compute[1].model_dump()
+    arch = base.model_copy(update={
+        "compute": [type(base.compute[1]).model_validate({**vec, "name": "v0", "lanes": 4096}),
+                    type(base.compute[1]).model_validate({**vec, "name": "v1", "lanes": 4096})],
+        "sram": [base.sram[0].model_copy(update={"bandwidth": 10e9, "capacity": 64 * 2**20})]})
+    a = Op("a", "vector", elements=2**20)
+    b = Op("b", "vector", elements=2**20)
+    alone = simulate(arch, Workload("a", [a]))
+    both = simulate(arch, Workload("ab", [a, b]))
+    port_s = 2 * 2**20 / 10e9                      # read 1 MiB + write 1 MiB, int8
+    assert alone["latency_s"] == pytest.approx(port_s, rel=1e-6)
+    assert both["latency_s"] == pytest.approx(2 * port_s, rel=0.05)   # shared, not parallel
+    assert both.ops.set_index("op")["bound"]["a"] == "buf"
+    assert both["busy_buf"] == pytest.approx(1.0, rel=0.05)

@@ -197,7 +197,7 @@ def _event_count(env: simpy.Environment) -> int:
 
 def _op_row(arch: Architecture, plan: OpPlan, start: float, end: float) -> dict:
     op = plan.op
-    times = {"compute": plan.compute_s, **plan.transfer_s()}
+    times = {"compute": plan.unit_s or plan.compute_s, **plan.transfer_s()}
     bound = max(times, key=lambda k: times[k])
     row = {
         "op": op.name, "kind": op.kind, "unit": plan.unit, "precision": op.precision,
@@ -262,6 +262,9 @@ def _summary(arch: Architecture, workload: Workload, machine: Machine, plans: li
     for u, b in machine.unit_busy_s.items():
         row[R.busy_col(u)] = b / makespan if makespan else 0.0
         busy["compute"] = max(busy["compute"], b)
+    for name, b in machine.sram_busy_s.items():
+        row[R.busy_col(name)] = b / makespan if makespan else 0.0
+        busy[name] = b
     for name, bus in machine.buses.items():
         row[R.busy_col(name)] = bus.busy_s / makespan if makespan else 0.0
         busy[name] = bus.busy_s

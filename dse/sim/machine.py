@@ -38,3 +38,6 @@ class Machine:
         self.units = simpy.FilterStore(env, capacity=len(arch.compute))
         self.units.items.extend(u.name for u in arch.compute)
         self.unit_busy_s = {u.name: 0.0 for u in arch.compute}
+        #: one port per SRAM with its bandwidth: units reading an SRAM at once queue for it
+        self.sram_ports = {s.name: simpy.Resource(env, capacity=1) for s in arch.sram}
+        self.sram_busy_s = {s.name: 0.0 for s in arch.sram}

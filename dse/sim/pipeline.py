@@ -54,7 +54,8 @@ def run_op(env: simpy.Environment, machine: Machine, plan: OpPlan, max_chunks: i
         for ch in chunks:
             ch.loaded_first.succeed(env.now)
             ch.loaded.succeed(env.now)
-    compute = env.process(_compute(env, chunks, c_tile))
+    ports = [(machine.sram_ports[name], t / n, name) for name, t in plan.sram_s.items() if t > 0]
+    compute = env.process(_compute(env, chunks, c_tile, ports, machine))
     if writes:
         yield env.process(_store(env, chunks, writes))
     else:
@@ -100,13 +101,25 @@ def _load(env, chunks: list[_Chunk], reads, l_tile: float, latency: float, perio
         ch.loaded.succeed(done)
 
 
-def _compute(env, chunks: list[_Chunk], c_tile: float):
+def _port(env, port, t: float, name: str, machine: Machine):
+    """Hold an SRAM's port for t seconds (its share of a chunk's operand traffic)."""
+    with port.request() as req:
+        yield req
+        yield env.timeout(t)
+        machine.sram_busy_s[name] += t
+
+
+def _compute(env, chunks: list[_Chunk], c_tile: float, ports, machine: Machine):
     for ch in chunks:
         first = yield ch.loaded_first
         if first > env.now:
             yield env.timeout(first - env.now)
         ch.computed_first.succeed(env.now + c_tile)
-        yield env.timeout(ch.g * c_tile)
+        if ports:  # the array and the SRAM ports work side by side; the slower sets the pace
+            held = [env.process(_port(env, port, ch.g * t, name, machine)) for port, t, name in ports]
+            yield env.all_of([env.timeout(ch.g * c_tile), *held])
+        else:
+            yield env.timeout(ch.g * c_tile)
         loaded = yield ch.loaded
         end = loaded + c_tile
         if end > env.now:

@@ -37,6 +37,10 @@ class OpPlan:
     transfers: list[tuple] = field(default_factory=list)
     #: named parts of a component's energy worth reporting (e.g. an IMC tile's ADCs)
     energy_detail: dict[str, float] = field(default_factory=dict)
+    #: port time per SRAM (s): bytes through it / its bandwidth
+    sram_s: dict[str, float] = field(default_factory=dict)
+    #: the compute unit's own time, before SRAM ports can stretch it
+    unit_s: float = 0.0
     #: bus occupancy per tier for reads and for writes (s), from the tier's technology model
     read_s: dict[str, float] = field(default_factory=dict)
     write_s: dict[str, float] = field(default_factory=dict)
@@ -51,9 +55,11 @@ class OpPlan:
             _add(self.energy, tier, sum(model.energy_j(nbytes, kind).values()))
 
     def transfer_s(self) -> dict[str, float]:
-        """Time each tier's bus needs for this op, uncontended."""
+        """Time each tier's bus (and each SRAM's port) needs for this op, uncontended."""
         tiers = set(self.read_s) | set(self.write_s)
-        return {t: self.read_s.get(t, 0.0) + self.write_s.get(t, 0.0) for t in tiers}
+        out = {t: self.read_s.get(t, 0.0) + self.write_s.get(t, 0.0) for t in tiers}
+        out.update(self.sram_s)
+        return out
 
 
 def _add(d: dict[str, float], key: str, value: float) -> None:
@@ -170,6 +176,7 @@ class Planner:
                 _add(plan.sram_write if key == "out" else plan.sram_read, sram, t["bytes"])
                 if where in self.memories:
                     _add(plan.sram_read if key == "out" else plan.sram_write, sram, t["bytes"])
+        plan.unit_s = plan.compute_s
         plan.compute_s = max(plan.compute_s, self._sram_time(plan))
         self._charge_storage(plan)
         return plan
@@ -234,6 +241,7 @@ class Planner:
                 if where in self.memories:
                     _add(plan.sram_write, sram, t["bytes"] * fetches[key])
                 _add(plan.sram_read, sram, reads_el[key] * eb)
+        plan.unit_s = compute_s
         plan.compute_s = max(compute_s, self._sram_time(plan))
         self._charge_storage(plan)
         return plan
@@ -269,16 +277,21 @@ class Planner:
                     _add(plan.sram_read, sram, t["bytes"])
                     if where in self.memories:
                         _add(plan.sram_write, sram, t["bytes"])
+        plan.unit_s = compute_s
         plan.compute_s = max(compute_s, self._sram_time(plan))
         self._charge_storage(plan)
         return plan
 
     def _sram_time(self, plan: OpPlan) -> float:
-        """The buffer's bandwidth can bound the unit: bytes through each SRAM / its bandwidth."""
+        """The buffer's bandwidth can bound the unit: bytes through each SRAM / its bandwidth.
+
+        Records each SRAM's port time in ``plan.sram_s``: the engine holds the SRAM's port
+        for it, so units that read one SRAM at the same time share its bandwidth."""
         t = 0.0
         for name in set(plan.sram_read) | set(plan.sram_write):
             moved = plan.sram_read.get(name, 0.0) + plan.sram_write.get(name, 0.0)
-            t = max(t, moved / self.srams[name].bandwidth)
+            plan.sram_s[name] = moved / self.srams[name].bandwidth
+            t = max(t, plan.sram_s[name])
         return t
 
     def _traffic(self, plan: OpPlan, role: str, where: str, kind: str, nbytes: float,
