@@ -138,3 +138,17 @@ def test_units_reading_one_sram_share_its_bandwidth():
     assert both["latency_s"] == pytest.approx(2 * port_s, rel=0.05)   # shared, not parallel
     assert both.ops.set_index("op")["bound"]["a"] == "buf"
     assert both["busy_buf"] == pytest.approx(1.0, rel=0.05)
+
+
+def test_a_consumer_reads_back_what_its_producer_wrote_off_chip():
+    from dse.spec.loader import load_architecture
+
+    tpu = load_architecture("tpu-v1-like")
+    wl = Workload("c", [Op("fc1", "matmul", m=4096, k=1024, n=2048),
+                        Op("fc2", "matmul", m=4096, k=2048, n=4352, deps=("fc1",)),
+                        Op("fc3", "matmul", m=4096, k=4352, n=1024, deps=("fc2",))])
+    r = simulate(tpu, wl)
+    weights = 1024 * 2048 + 2048 * 4352 + 4352 * 1024
+    spilled = 4096 * 4352                          # fc2's output did not fit the unified buffer
+    assert r["bytes_written_ddr3"] == spilled
+    assert r["bytes_read_ddr3"] == pytest.approx(weights + spilled, rel=0.01)   # fc3 reads it back

@@ -115,6 +115,7 @@ def simulate(arch: Architecture, workload: Workload, *, max_chunks: int | None =
     planner = Planner(arch, models, spill)
     choices: dict[str, list[str]] = {}
     plans: dict[tuple[str, str], OpPlan] = {}
+    spilled: dict[str, str] = {}  # op -> memory tier its activation output went to
     imc_alloc = allocate_imc_replicated(arch, workload.ops)
     imc = {name: unit for name, (unit, _) in imc_alloc.items()}
     planner.imc_copies = {name: copies for name, (_, copies) in imc_alloc.items()}
@@ -122,19 +123,24 @@ def simulate(arch: Architecture, workload: Workload, *, max_chunks: int | None =
         units = compatible_units(arch, op, imc)
         if not units:
             raise DesignError(f"no compute unit can run op '{op.name}' ({op.kind})")
+        # an activation a producer wrote off chip is read back from there (not from SRAM)
+        input_tier = next((spilled[d] for d in op.deps if d in spilled), None)
         for u in units:
-            plans[(op.name, u)] = planner.plan(op, u)
+            plans[(op.name, u)] = planner.plan(op, u, input_tier)
         imc_unit = next((u for u in arch.compute if u.name == imc.get(op.name)), None)
         if imc_unit is not None and imc_unit.use == "faster":
             # crossbars only when they beat the digital units on this layer
             digital = [u for u in compatible_units(arch, op) if u != imc[op.name]]
             for u in digital:
-                plans[(op.name, u)] = planner.plan(op, u)
+                plans[(op.name, u)] = planner.plan(op, u, input_tier)
             best = min((plans[(op.name, u)].compute_s for u in digital), default=float("inf"))
             if best < plans[(op.name, imc[op.name])].compute_s:
                 units = digital
                 del imc[op.name]
         choices[op.name] = units
+        written = [t for t, kind, *_ in plans[(op.name, units[0])].transfers if kind == "write"]
+        if written and op.out_role == "activations" and "out" not in op.on_chip:
+            spilled[op.name] = written[0]
 
     env = simpy.Environment()
     machine = Machine(env, arch, models)

@@ -106,12 +106,18 @@ class Planner:
                 homes[key] = self.arch.memories[0].name
         return homes
 
-    def plan(self, op: Op, unit_name: str) -> OpPlan:
+    def plan(self, op: Op, unit_name: str, input_tier: str | None = None) -> OpPlan:
+        """Plan ``op`` on a unit. ``input_tier``: a producer of this op wrote its output to that
+        memory tier, so the op's activation input is read from there, not from on chip."""
         unit = self.units[unit_name]
         buf = self.arch.buffer_of(unit)
         tensors = op.tensor_bytes()
         fused = set(op.on_chip)
         homes = self._homes(tensors, fused, buf)
+        if input_tier is not None:
+            for key in ("a", "in"):
+                if key in tensors and key not in fused and tensors[key]["role"] == "activations":
+                    homes[key] = input_tier
         for key in fused & set(tensors):
             # produced and consumed tile by tile with a neighbouring op: stays in the buffer
             homes[key] = buf.name if buf is not None else self.arch.tier_of(tensors[key]["role"])
