@@ -51,7 +51,10 @@ def test_every_bundled_design_is_listed_and_runs_resnet50_within_its_peak():
             assert r["throughput_ops_per_s"] <= peak
         static = arch.static_power_w
         assert r["energy_j"] >= static * r["latency_s"] * (1 - 1e-9)   # never below its parts
-        assert r["area_mm2"] == pytest.approx(arch.area_mm2)
+        if not imc:  # the sum of the areas the file states
+            assert r["area_mm2"] == pytest.approx(sum(c.area for c in arch.components()))
+        if name == "tpu-v1-like":  # Jouppi et al. 2017: the die is at most 331 mm^2
+            assert r["area_mm2"] == pytest.approx(331, rel=0.01)
 
 
 def test_dse_workload_prints_the_op_table_with_resnet50s_published_macs():

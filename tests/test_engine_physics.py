@@ -66,7 +66,7 @@ def test_energy_is_counted_actions_times_energies_plus_power_times_time():
     arch = toy()
     r = simulate(arch, Workload("g", [gemm(m, n, k)], samples=m))
     t = r["latency_s"]
-    rows, cols = 16, 16
+    cols = 16                                      # the toy array is 16 x 16
     # hand count of every action (weight stationary, activations resident in 'buf')
     macs = m * n * k
     dram_read_bits = n * k * 8                     # weights fetched once

@@ -1,7 +1,6 @@
 """In-memory compute inside the engine: ADC-dominated energy, resident weights, digital fallback."""
 from __future__ import annotations
 
-import copy
 
 import pytest
 

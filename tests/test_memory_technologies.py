@@ -1,7 +1,6 @@
 """Memory technologies behave as their sourced timing and energy say they should."""
 from __future__ import annotations
 
-from math import ceil
 
 import pytest
 import yaml
@@ -73,15 +72,21 @@ def test_hbm3_beats_ddr5_in_time_and_joules_per_byte_by_the_sourced_ratios():
     bw_h = 819.2e9 * (1 - t("hbm3", "tRFC") / t("hbm3", "tREFI"))
     bw_d = 38.4e9 * (1 - t("ddr5-4800", "tRFC") / t("ddr5-4800", "tREFI"))
     assert r_d["latency_s"] / r_h["latency_s"] == pytest.approx(bw_h / bw_d, rel=0.02)
-    # energy per byte of the memory itself: access energy per bit x 8 (+ its static power x time)
-    e_h = r_h["energy_mem_j"] / nbytes
-    e_d = r_d["energy_mem_j"] / nbytes
-    assert e_h < e_d
-    read_h = to_si(TECH["hbm3"]["energy"]["read"], "energy_per_bit") if "energy" in TECH["hbm3"] else None
+    # energy per byte of the memory itself: access energy per bit x 8 plus its static power
+    # (background, refresh) over the run. The library sources no HBM3 pJ/bit, so the HBM tier
+    # gets O'Connor et al.'s (MICRO 2017) 3.9 pJ/bit, as the bundled H100-class design does.
+    hbm = hbm.model_copy(update={"memories": [hbm.memories[0].model_copy(
+        update={"read_energy": 3.9e-12, "write_energy": 3.9e-12})]})
+    r_h = simulate(hbm, stream(nbytes))
     read_d = to_si(TECH["ddr5-4800"]["energy"]["read"], "energy_per_bit")
-    if read_h is not None:
-        assert e_h >= 8 * read_h                      # never below its parts
-    assert e_d >= 8 * read_d
+    static_d = (to_si(TECH["ddr5-4800"]["background_power"], "power")
+                + to_si(TECH["ddr5-4800"]["energy"]["refresh"], "energy") / t("ddr5-4800", "tREFI"))
+    hand_h = 8 * 3.9e-12                                  # no sourced HBM3 background or refresh power
+    hand_d = 8 * read_d + static_d * r_d["latency_s"] / nbytes
+    e_h, e_d = r_h["energy_mem_j"] / nbytes, r_d["energy_mem_j"] / nbytes
+    assert e_h == pytest.approx(hand_h, rel=0.01)
+    assert e_d == pytest.approx(hand_d, rel=0.01)
+    assert e_d / e_h == pytest.approx(hand_d / hand_h, rel=0.02) and e_h < e_d
 
 
 def test_optane_reads_outrun_writes_and_small_writes_pay_the_256b_granularity():
@@ -93,20 +98,17 @@ def test_optane_reads_outrun_writes_and_small_writes_pay_the_256b_granularity():
     read = simulate(arch, stream(nbytes))
     write = simulate(arch, Workload("w", [Op("w", "vector", elements=nbytes, out_role="embeddings")]))
     assert write["latency_s"] / read["latency_s"] == pytest.approx(rd / wr, rel=0.02)
+    # 64-byte scattered reads: each fetches a whole 256 B media block, a quarter of it useful
+    scattered = simulate(arch, gather(nbytes, 64))
+    assert scattered["latency_s"] == pytest.approx(nbytes / 64 * 256 / rd, rel=0.02)
     # 64-byte scattered writes: each rewrites a whole 256 B block after reading it
-    small = Workload("w64", [Op("w64", "vector", elements=nbytes, in_role="activations",
-                                out_role="embeddings", pattern="random", access_bytes=64)])
-    arch64 = arch_with("optane-pmem")
-    r = simulate(arch64, small)
-    # the scattered flag marks the reads of the op; the writes are modelled per tier model:
     from dse.tech.models import tier_model
-    model = tier_model(arch64.memories[0])
+    model = tier_model(arch.memories[0])
     t64 = model.occupancy_s(nbytes, "write", "random", 64)
     t256 = model.occupancy_s(nbytes, "write", "sequential", 0)
     blocks = nbytes / 64
     assert t64 == pytest.approx(blocks * 256 / wr + blocks * 256 / rd, rel=1e-9)
     assert t64 / t256 == pytest.approx(4 + 4 * wr / rd, rel=1e-9)
-    assert r["latency_s"] > 0
 
 
 def test_idle_time_costs_dram_refresh_and_background_energy_but_nvm_almost_none():

@@ -1,7 +1,6 @@
 """Real workloads on the bundled designs behave as physics says."""
 from __future__ import annotations
 
-import pytest
 
 from dse.sim.engine import simulate
 from dse.spec.loader import load_architecture

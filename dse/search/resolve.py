@@ -6,7 +6,6 @@ import difflib
 import hashlib
 import json
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -66,25 +65,13 @@ def _where(doc: YamlDoc | None, *loc: Any) -> str | None:
 
 
 def bundled_file(kind: str, name: str) -> Path | None:
-    """A bundled YAML file by name, also where ``dse.<kind>`` is a namespace package
-    (a plain install), in which case ``str()`` of its resource folder is not a path."""
-    try:
-        ref = resources.files(f"dse.{kind}").joinpath(f"{name}.yaml")
-        if ref.is_file():
-            return Path(str(ref))
-    except (ModuleNotFoundError, TypeError, ValueError):
-        pass
-    path = bundled_dir(kind) / f"{name}.yaml"  # a source checkout or editable install
+    """A bundled YAML file by name, or None."""
+    path = bundled_dir(kind) / f"{name}.yaml"
     return path if path.is_file() else None
 
 
 def bundled_studies() -> list[str]:
-    names = set(bundled_names("studies"))
-    try:
-        names |= {p.name[:-5] for p in resources.files("dse.studies").iterdir() if p.name.endswith(".yaml")}
-    except (ModuleNotFoundError, TypeError, ValueError, OSError):
-        pass
-    return sorted(names)
+    return bundled_names("studies")
 
 
 def load_spec(source: str | Path | StudySpec) -> tuple[StudySpec, YamlDoc | None, Path]:

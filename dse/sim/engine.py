@@ -9,21 +9,20 @@ from dse import results as R
 from dse.errors import DesignError
 from dse.sim.machine import Machine
 from dse.sim.pipeline import run_op
+from dse.sim.tiling import MIN_TILE_BYTES, PIPELINE_TILES
 from dse.sim.plan import OpPlan, Planner, allocate_imc_replicated, compatible_units, imc_utilisation
 from dse.tech.models import tier_model
 from dse.tech.memory import AccessStats
 from dse.spec.architecture import Architecture, component_leakage
+from dse.units import fmt
 from dse.workloads.ops import Op, Workload
 
 #: Default bound on chunks per op (events per op stay O(max_chunks)).
 MAX_CHUNKS = 8
 
 
-def _fmt_bytes(b: float) -> str:
-    return f"{b / 2**30:.2f} GiB" if b >= 2**30 else f"{b / 2**20:.1f} MiB"
-
-
-SPILL_ORDER = ("weights", "kv_cache", "embeddings", "optimizer_state", "gradients")
+#: persistent roles, placed in this order (gradients are produced and consumed within a step)
+SPILL_ORDER = ("weights", "kv_cache", "embeddings", "optimizer_state")
 
 
 def role_bytes(workload: Workload) -> dict[str, float]:
@@ -32,10 +31,8 @@ def role_bytes(workload: Workload) -> dict[str, float]:
     seen: dict[tuple[str, str], float] = {}
     for op in workload.ops:
         for key, t in op.tensor_bytes().items():
-            if key == "out" or t["role"] not in SPILL_ORDER or t["role"] == "gradients":
-                continue
-            ident = op.weight_key if key == "b" else f"{op.name}.{key}"
-            seen[(t["role"], ident)] = t["bytes"]
+            if key != "out" and t["role"] in SPILL_ORDER:
+                seen[(t["role"], op.tensor_id(key))] = t["bytes"]
     out: dict[str, float] = {}
     for (role, _), b in seen.items():
         out[role] = out.get(role, 0.0) + b
@@ -77,8 +74,8 @@ def plan_placement(arch: Architecture, workload: Workload) -> dict[str, list[tup
             if left <= 0:
                 break
         if left > 1e-9 * need:
-            tiers = ", ".join(f"{m.name}: {_fmt_bytes(m.capacity)}" for m in arch.memories)
-            raise DesignError(f"{role.replace('_', ' ')} of workload '{workload.name}' ({_fmt_bytes(need)}) "
+            tiers = ", ".join(f"{m.name}: {fmt(m.capacity, 'bytes')}" for m in arch.memories)
+            raise DesignError(f"{role.replace('_', ' ')} of workload '{workload.name}' ({fmt(need, 'bytes')}) "
                               f"exceed{'' if role in ('weights', 'embeddings') else 's'} every memory tier "
                               f"({tiers})")
         split[role] = parts
@@ -95,13 +92,13 @@ def plan_migrations(arch: Architecture, workload: Workload, models: dict) -> dic
     for op in workload.ops:
         for key, t in op.tensor_bytes().items():
             pf = by_role.get(t["role"])
-            ident = op.weight_key if key == "b" else f"{op.name}.{key}"
+            ident = op.tensor_id(key)
             if pf is None or key == "out" or ident in copied:
                 continue
             copied.add(ident)
-            tiles = max(1, min(64, int(t["bytes"] // 65536)))
+            tiles = max(1, min(PIPELINE_TILES, int(t["bytes"] // MIN_TILE_BYTES)))
             mig = OpPlan(Op(f"{op.name}.prefetch_{key}", "vector", precision=op.precision, tag="prefetch"),
-                         "dma", 0.0, tiles, {}, {})
+                         "dma", 0.0, tiles)
             mig.migration(t["bytes"], pf.source, pf.target, models)
             out.setdefault(op.name, []).append(mig)
     return out
@@ -228,16 +225,17 @@ def _summary(arch: Architecture, workload: Workload, machine: Machine, plans: li
     details: dict[str, float] = {}
     for p in plans:
         for key, e in p.energy_detail.items():
-            details[f"energy_{key}_j"] = details.get(f"energy_{key}_j", 0.0) + e
+            details[R.energy_col(key)] = details.get(R.energy_col(key), 0.0) + e
     for c in arch.components():
         energy[c.name] += component_leakage(c) * makespan
     tier_extra: dict[str, float] = {}
+    tier_stats: dict[str, AccessStats] = {}
     for m in arch.memories:
         model = models[m.name]
         for cause, power in model.static_power_w.items():
             energy[m.name] += power * makespan
-            tier_extra[f"energy_{m.name}_{cause}_j"] = power * makespan
-        stats = AccessStats()
+            tier_extra[R.energy_col(f"{m.name}_{cause}")] = power * makespan
+        stats = tier_stats[m.name] = AccessStats()
         for p in plans:
             for tier, kind, nbytes, pattern, access in p.transfers:
                 if tier == m.name:
@@ -274,8 +272,8 @@ def _summary(arch: Architecture, workload: Workload, machine: Machine, plans: li
     for name, bus in machine.buses.items():
         row[R.busy_col(name)] = bus.busy_s / makespan if makespan else 0.0
         busy[name] = bus.busy_s
-        row[R.bytes_read_col(name)] = sum(p.reads.get(name, 0.0) for p in plans)
-        row[R.bytes_written_col(name)] = sum(p.writes.get(name, 0.0) for p in plans)
+        row[R.bytes_read_col(name)] = tier_stats[name].bytes_read
+        row[R.bytes_written_col(name)] = tier_stats[name].bytes_written
     row[R.BOUND] = max(busy, key=lambda k: busy[k])
     for comp, e in energy.items():
         row[R.energy_col(comp)] = e

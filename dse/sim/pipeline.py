@@ -34,7 +34,7 @@ class _Chunk:
 
 
 def run_op(env: simpy.Environment, machine: Machine, plan: OpPlan, max_chunks: int | None):
-    """SimPy process running one planned op to completion; returns its compute busy time."""
+    """SimPy process running one planned op to completion (load, compute, store)."""
     n = plan.n_tiles
     sizes = chunk_sizes(n, max_chunks)
     chunks = [_Chunk(g, env.event(), env.event(), env.event(), env.event()) for g in sizes]
@@ -70,9 +70,9 @@ def _transfer(env, bus, t_tile: float, g: int, started: simpy.Event | None):
         if turn:
             yield env.timeout(turn)
         start = env.now
+        first = start + bus.latency + t_tile
         if started is not None:
-            started.succeed(env.now + bus.latency + t_tile)
-        first = env.now + bus.latency + t_tile
+            started.succeed(first)
         yield env.timeout(g * t_tile)
         bus.busy_s += g * t_tile
     return start, first, env.now + bus.latency

@@ -14,9 +14,8 @@ from dse.errors import DesignError
 from dse.spec.architecture import Architecture, ImcTile, SystolicArray, VectorUnit
 from dse.sim import systolic
 from dse.sim.tiling import MIN_TILE_BYTES, tile_gemm, tile_vector
+from dse.tech.memory import BITS
 from dse.workloads.ops import Op
-
-BITS = 8.0
 
 
 @dataclass
@@ -25,8 +24,6 @@ class OpPlan:
     unit: str
     compute_s: float                      # busy time of the unit (incl. buffer bandwidth limits)
     n_tiles: int
-    reads: dict[str, float]               # tier -> bytes fetched from it
-    writes: dict[str, float]              # tier -> bytes written to it
     sram_read: dict[str, float] = field(default_factory=dict)
     sram_write: dict[str, float] = field(default_factory=dict)
     macs: float = 0.0
@@ -45,14 +42,28 @@ class OpPlan:
     read_s: dict[str, float] = field(default_factory=dict)
     write_s: dict[str, float] = field(default_factory=dict)
 
+    def _bytes(self, kind: str) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for tier, k, nbytes, *_ in self.transfers:
+            if k == kind:
+                _add(out, tier, nbytes)
+        return out
+
+    @property
+    def reads(self) -> dict[str, float]:
+        """Tier -> bytes fetched from it."""
+        return self._bytes("read")
+
+    @property
+    def writes(self) -> dict[str, float]:
+        """Tier -> bytes written to it."""
+        return self._bytes("write")
+
     def migration(self, nbytes: float, source: str, target: str, models: dict) -> None:
         """Make this plan a copy of ``nbytes`` from tier ``source`` to tier ``target``."""
         for tier, kind in ((source, "read"), (target, "write")):
-            model = models[tier]
             self.transfers.append((tier, kind, nbytes, "sequential", 0.0))
-            _add(self.reads if kind == "read" else self.writes, tier, nbytes)
-            _add(self.read_s if kind == "read" else self.write_s, tier, model.occupancy_s(nbytes, kind))
-            _add(self.energy, tier, sum(model.energy_j(nbytes, kind).values()))
+        charge_transfers(self, models)
 
     def transfer_s(self) -> dict[str, float]:
         """Time each tier's bus (and each SRAM's port) needs for this op, uncontended."""
@@ -65,6 +76,22 @@ class OpPlan:
 def _add(d: dict[str, float], key: str, value: float) -> None:
     if value:
         d[key] = d.get(key, 0.0) + value
+
+
+def charge_transfers(plan: OpPlan, models: dict) -> None:
+    """Bus time and energy of every off-chip transfer of a plan, from its tier's model."""
+    for tier, kind, nbytes, pattern, access in plan.transfers:
+        model = models[tier]
+        _add(plan.read_s if kind == "read" else plan.write_s, tier, model.occupancy_s(nbytes, kind, pattern, access))
+        _add(plan.energy, tier, sum(model.energy_j(nbytes, kind, pattern, access).values()))
+
+
+def crossbars_for(params, op: Op) -> int:
+    """Crossbars one copy of an op's weights needs (every group of a grouped conv included)."""
+    from dse.tech.imc import map_gemm
+
+    m, n, k, reps = op.gemm()
+    return map_gemm(params, m, n, k, weight_bits=int(8 * op.elem_bytes)).crossbars_needed * reps
 
 
 class Planner:
@@ -137,14 +164,36 @@ class Planner:
             for name in spilled - {buf.name}:
                 held = sum(tensors[k]["bytes"] for k in tensors if homes[k] == name and k not in fused)
                 free += max(0.0, self.srams[name].capacity - held)
-        tiers = {homes[k] for k in tensors if streamed[k]}
-        self._min_tile = max([MIN_TILE_BYTES] + [self.models[t].latency_s * self.models[t].bandwidth
-                                                 for t in tiers if t in self.models])
+        # tiles large enough that two in flight cover the latency of the tiers they come from
+        min_tile = max([MIN_TILE_BYTES] + [self.models[homes[k]].latency_s * self.models[homes[k]].bandwidth
+                                           for k in tensors if streamed[k]])
         if op.kind == "vector":
-            return self._plan_vector(op, unit, buf, tensors, homes, streamed, free)
-        if isinstance(unit, ImcTile):
-            return self._plan_imc(op, unit, buf, tensors, homes)
-        return self._plan_gemm(op, unit, buf, tensors, homes, streamed, free)
+            plan = self._plan_vector(op, unit, buf, tensors, homes, streamed, free, min_tile)
+        elif isinstance(unit, ImcTile):
+            plan = self._plan_imc(op, unit, buf, tensors, homes)
+        else:
+            plan = self._plan_gemm(op, unit, buf, tensors, homes, streamed, free, min_tile)
+        plan.unit_s = plan.compute_s
+        plan.compute_s = max(plan.compute_s, self._sram_time(plan))
+        self._charge_storage(plan)
+        return plan
+
+    def _stage(self, plan: OpPlan, key: str, where: str, buf, moved: float, used: float) -> None:
+        """Buffer traffic of one operand: an off-chip operand is staged into the buffer
+        (``moved`` bytes, an output drained out of it); the unit reads ``used`` bytes of an
+        input from, or writes an output to, the SRAM holding it."""
+        sram = where if where in self.srams else (buf.name if buf else None)
+        if sram is None:
+            return
+        off_chip = where in self.memories
+        if key == "out":
+            _add(plan.sram_write, sram, used)
+            if off_chip:
+                _add(plan.sram_read, sram, moved)
+        else:
+            _add(plan.sram_read, sram, used)
+            if off_chip:
+                _add(plan.sram_write, sram, moved)
 
     def _plan_imc(self, op, unit: ImcTile, buf, tensors, homes) -> OpPlan:
         """Weights sit in crossbars; input vectors stream in bit-serially, ADCs read the columns."""
@@ -157,7 +206,7 @@ class Planner:
         cost = imc_gemm_cost(params, m, n, k, weight_bits=bits, input_bits=bits)
         # copies of the weights take ceil(M / copies) input vectors each, side by side
         time_s = cost.time_s * ceil(m / copies) / m
-        plan = OpPlan(op, unit.name, time_s, 1, {}, {}, macs=float(op.macs))
+        plan = OpPlan(op, unit.name, time_s, 1, macs=float(op.macs))
         # groups of a grouped conv sit on their own crossbars and run side by side
         # leakage is charged once for the whole run by the static ledger, not per op
         parts = {key: value * reps for key, value in cost.energy().items() if key != "leakage"}
@@ -175,16 +224,9 @@ class Planner:
                 if not unit.weights_resident and where in self.memories:
                     self._traffic(plan, t["role"], where, "read", t["bytes"])  # data to program
                 continue
-            sram = where if where in self.srams else (buf.name if buf else None)
             if where in self.memories:
                 self._traffic(plan, t["role"], where, "write" if key == "out" else "read", t["bytes"])
-            if sram is not None:
-                _add(plan.sram_write if key == "out" else plan.sram_read, sram, t["bytes"])
-                if where in self.memories:
-                    _add(plan.sram_read if key == "out" else plan.sram_write, sram, t["bytes"])
-        plan.unit_s = plan.compute_s
-        plan.compute_s = max(plan.compute_s, self._sram_time(plan))
-        self._charge_storage(plan)
+            self._stage(plan, key, where, buf, t["bytes"], t["bytes"])
         return plan
 
     def _too_small(self, op: Op, buf, need: str, free: float) -> DesignError:
@@ -193,10 +235,10 @@ class Planner:
             f"SRAM '{buf.name if buf else '?'}' ({cap}, {max(free, 0) / 2**10:.0f} KiB free beside resident "
             f"data) is too small for any tile of op '{op.name}': {need}")
 
-    def _plan_gemm(self, op, unit, buf, tensors, homes, streamed, free) -> OpPlan:
+    def _plan_gemm(self, op, unit, buf, tensors, homes, streamed, free, min_tile) -> OpPlan:
         m, n, k, reps = op.gemm()
         eb = op.elem_bytes
-        plan = OpPlan(op, unit.name, 0.0, 1, {}, {}, macs=float(op.macs))
+        plan = OpPlan(op, unit.name, 0.0, 1, macs=float(op.macs))
         if isinstance(unit, SystolicArray):
             rate = unit.macs_per_cycle.get(op.precision)
             if rate is None:
@@ -219,41 +261,26 @@ class Planner:
             ra, rb = m * k * n, k * n * m
             _add(plan.energy, unit.name, 2.0 * op.macs * unit.energy_per_op)
         tiling = tile_gemm(m, n, k, eb, free, streamed["a"], streamed["b"], streamed["out"], min_kt, min_nt,
-                           self._min_tile)
+                           min_tile)
         if tiling is None:
             need = 2 * eb * (streamed["a"] * min_kt + streamed["b"] * min_kt * min(n, min_nt)
                              + streamed["out"] * min(n, min_nt))
             raise self._too_small(op, buf, f"the smallest tile needs {need / 2**10:.0f} KiB (double-buffered)", free)
         plan.n_tiles = tiling.n_tiles * reps
+        plan.compute_s = compute_s
         fetches = {"a": tiling.reads_a, "b": tiling.reads_b, "out": 1}
+        # the array reads its operands from the buffer (or the SRAM holding them) per dataflow
+        used = {"a": ra * reps * eb, "b": rb * reps * eb, "out": tensors["out"]["bytes"]}
         for key, t in tensors.items():
             where = homes[key]
+            moved = t["bytes"] * fetches[key]
             if where in self.memories:
-                kind = "write" if key == "out" else "read"
-                self._traffic(plan, t["role"], where, kind, t["bytes"] * fetches[key])
-        # buffer traffic: staged tiles are written into the buffer; the array reads
-        # its operands from the buffer (or from the SRAM holding them) per dataflow
-        reads_el = {"a": ra * reps, "b": rb * reps}
-        for key, t in tensors.items():
-            where = homes[key]
-            sram = where if where in self.srams else (buf.name if buf else None)
-            if sram is None:
-                continue
-            if key == "out":
-                _add(plan.sram_write, sram, t["bytes"])
-                if where in self.memories:
-                    _add(plan.sram_read, sram, t["bytes"])       # drained to memory
-            else:
-                if where in self.memories:
-                    _add(plan.sram_write, sram, t["bytes"] * fetches[key])
-                _add(plan.sram_read, sram, reads_el[key] * eb)
-        plan.unit_s = compute_s
-        plan.compute_s = max(compute_s, self._sram_time(plan))
-        self._charge_storage(plan)
+                self._traffic(plan, t["role"], where, "write" if key == "out" else "read", moved)
+            self._stage(plan, key, where, buf, moved, used[key])
         return plan
 
-    def _plan_vector(self, op, unit, buf, tensors, homes, streamed, free) -> OpPlan:
-        plan = OpPlan(op, unit.name, 0.0, 1, {}, {}, vector_ops=float(op.vector_ops))
+    def _plan_vector(self, op, unit, buf, tensors, homes, streamed, free, min_tile) -> OpPlan:
+        plan = OpPlan(op, unit.name, 0.0, 1, vector_ops=float(op.vector_ops))
         if isinstance(unit, VectorUnit):
             rate = unit.peak_ops_per_s
             _add(plan.energy, unit.name, op.vector_ops * unit.energy_per_op)
@@ -261,31 +288,19 @@ class Planner:
             rate = unit.cols * unit.count * unit.clock
             e_mac = max(unit.energy_per_mac.values(), default=0.0)
             _add(plan.energy, unit.name, op.vector_ops * e_mac)
-        compute_s = op.vector_ops / rate
+        plan.compute_s = op.vector_ops / rate
         per_el = sum(t["bytes"] for k, t in tensors.items() if streamed[k]) / max(op.elements, 1)
-        n_tiles = tile_vector(op.elements, per_el, free, self._min_tile)
+        n_tiles = tile_vector(op.elements, per_el, free, min_tile)
         if n_tiles is None:
             raise self._too_small(op, buf, f"one element needs {2 * per_el:.0f} B (double-buffered)", free)
         plan.n_tiles = n_tiles
         for key, t in tensors.items():
             where = homes[key]
-            sram = where if where in self.srams else (buf.name if buf else None)
             if where in self.memories:
                 random = key == "in" and op.pattern == "random" and op.access_bytes
                 self._traffic(plan, t["role"], where, "write" if key == "out" else "read", t["bytes"],
                               "random" if random else "sequential", op.access_bytes if random else 0.0)
-            if sram is not None:
-                if key == "out":
-                    _add(plan.sram_write, sram, t["bytes"])
-                    if where in self.memories:
-                        _add(plan.sram_read, sram, t["bytes"])
-                else:
-                    _add(plan.sram_read, sram, t["bytes"])
-                    if where in self.memories:
-                        _add(plan.sram_write, sram, t["bytes"])
-        plan.unit_s = compute_s
-        plan.compute_s = max(compute_s, self._sram_time(plan))
-        self._charge_storage(plan)
+            self._stage(plan, key, where, buf, t["bytes"], t["bytes"])
         return plan
 
     def _sram_time(self, plan: OpPlan) -> float:
@@ -305,13 +320,8 @@ class Planner:
         """Record an off-chip transfer, split across tiers where the role spilled; reads of a
         prefetched role come from its prefetch target (the engine copies them there first)."""
         target = self.prefetch_to.get(role) if kind == "read" else None
-        if target is not None:
-            plan.transfers.append((target, kind, nbytes, pattern, access_bytes))
-            _add(plan.reads, target, nbytes)
-            return
-        for tier, frac in self.spill.get(role, [(where, 1.0)]):
+        for tier, frac in [(target, 1.0)] if target else self.spill.get(role, [(where, 1.0)]):
             if nbytes * frac > 0:
-                _add(plan.reads if kind == "read" else plan.writes, tier, nbytes * frac)
                 plan.transfers.append((tier, kind, nbytes * frac, pattern, access_bytes))
 
     def _charge_storage(self, plan: OpPlan) -> None:
@@ -319,16 +329,7 @@ class Planner:
             _add(plan.energy, name, b * BITS * self.srams[name].read_energy)
         for name, b in plan.sram_write.items():
             _add(plan.energy, name, b * BITS * self.srams[name].write_energy)
-        for tier, kind, nbytes, pattern, access in plan.transfers:
-            model = self.models[tier]
-            _add(plan.read_s if kind == "read" else plan.write_s, tier,
-                 model.occupancy_s(nbytes, kind, pattern, access))
-            _add(plan.energy, tier, sum(model.energy_j(nbytes, kind, pattern, access).values()))
-
-
-def allocate_imc(arch: Architecture, ops: list[Op]) -> dict[str, str]:
-    """Give IMC crossbars to weight GEMMs in workload order while they fit: op -> IMC unit."""
-    return {name: unit for name, (unit, _) in allocate_imc_replicated(arch, ops).items()}
+        charge_transfers(plan, self.models)
 
 
 def allocate_imc_replicated(arch: Architecture, ops: list[Op]) -> dict[str, tuple[str, int]]:
@@ -348,10 +349,9 @@ def allocate_imc_replicated(arch: Architecture, ops: list[Op]) -> dict[str, tupl
             if op.weight_key in held:  # shares weights already in the crossbars
                 out[op.name] = (unit.name, 1)
                 continue
-            m, n, k, reps = op.gemm()
-            mapping = map_gemm(params, m, n, k, weight_bits=int(8 * op.elem_bytes))
-            need = mapping.crossbars_needed * reps
-            if mapping.fits and need <= left:
+            m, n, k, _ = op.gemm()
+            need = crossbars_for(params, op)
+            if map_gemm(params, m, n, k, weight_bits=int(8 * op.elem_bytes)).fits and need <= left:
                 out[op.name] = (unit.name, 1)
                 held[op.weight_key] = op.name
                 mine.append(op)
@@ -359,8 +359,7 @@ def allocate_imc_replicated(arch: Architecture, ops: list[Op]) -> dict[str, tupl
                 used += need
         # spare crossbars hold extra copies of the layers that take longest (most input
         # vectors per copy), one copy at a time, as ISAAC balances its layer pipeline
-        need = {op.name: map_gemm(params, *op.gemm()[:3], weight_bits=int(8 * op.elem_bytes)).crossbars_needed
-                * op.gemm()[3] for op in mine}
+        need = {op.name: crossbars_for(params, op) for op in mine}
         vectors = {op.name: op.gemm()[0] for op in mine}
         copies = {op.name: 1 for op in mine}
         heap = [(-vectors[n], i, n) for i, n in enumerate(copies)]
@@ -380,8 +379,6 @@ def allocate_imc_replicated(arch: Architecture, ops: list[Op]) -> dict[str, tupl
 def imc_utilisation(arch: Architecture, ops: list[Op], assigned: dict[str, str],
                     copies: dict[str, int] | None = None) -> dict[str, float]:
     """Fraction of each IMC unit's crossbars holding weights (copies included)."""
-    from dse.tech.imc import map_gemm
-
     used: dict[str, float] = {}
     counted: set[str] = set()
     for op in ops:
@@ -390,9 +387,7 @@ def imc_utilisation(arch: Architecture, ops: list[Op], assigned: dict[str, str],
             continue
         counted.add(op.weight_key)
         u = next(c for c in arch.compute if c.name == unit)
-        m, n, k, reps = op.gemm()
-        need = map_gemm(u.params(), m, n, k, int(8 * op.elem_bytes)).crossbars_needed * reps
-        used[unit] = used.get(unit, 0.0) + need * (copies or {}).get(op.name, 1)
+        used[unit] = used.get(unit, 0.0) + crossbars_for(u.params(), op) * (copies or {}).get(op.name, 1)
     return {u.name: used.get(u.name, 0.0) / u.params().crossbars for u in arch.compute if isinstance(u, ImcTile)}
 
 

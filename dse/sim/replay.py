@@ -53,7 +53,7 @@ def replay(trace: pd.DataFrame, model: GenericMemory) -> dict[str, float]:
         bank = unit * banks_per_unit + bank_local
         hits = _row_hits(bank, row)
         bursts = np.ceil(size / model.burst_bytes)
-        data_s = np.bincount(unit, weights=bursts * model.burst_bytes / model.unit_bandwidth, minlength=units)
+        data_s = np.bincount(unit, weights=bursts * model.burst_bytes / model.unit_bandwidth_bps, minlength=units)
         acts = np.bincount(unit, weights=(~hits).astype(float), minlength=units)
         # a read after a write (or the reverse) on the same unit turns the bus around
         turn = np.zeros(n)
@@ -67,7 +67,7 @@ def replay(trace: pd.DataFrame, model: GenericMemory) -> dict[str, float]:
         moved = bursts * model.burst_bytes
         energy = (float(moved[~is_write].sum()) * BITS * model.read_energy_per_bit
                   + float(moved[is_write].sum()) * BITS * model.write_energy_per_bit
-                  + float(acts.sum()) * model.activate_energy)
+                  + float(acts.sum()) * model.activate_energy_j)
         out["row_hit_rate"] = float(hits.mean()) if n else float("nan")
     elif isinstance(model, NvmMemory):
         # consecutive accesses of one kind to the same media block are combined in the

@@ -22,11 +22,6 @@ MAPPING = {
 }
 
 
-def folds(rows: int, cols: int, m: int, n: int, k: int, dataflow: str) -> int:
-    s_r, s_c, _ = MAPPING[dataflow](m, n, k)
-    return ceil(s_r / rows) * ceil(s_c / cols)
-
-
 def gemm_cycles(rows: int, cols: int, m: int, n: int, k: int, dataflow: str,
                 repeats: int = 1, arrays: int = 1, rate: float = 1.0) -> float:
     """Cycles for ``repeats`` independent M x N x K GEMMs on ``arrays`` identical arrays.

@@ -35,7 +35,6 @@ class Tiling:
     #: how many times each operand is fetched (1 = compulsory traffic only)
     reads_a: int
     reads_b: int
-    buffer_bytes: float
 
 
 def _candidates(d: int, floor: int = 1) -> np.ndarray:
@@ -56,7 +55,7 @@ def tile_gemm(m: int, n: int, k: int, elem_bytes: float, free_bytes: float,
     ``min_kt``/``min_nt`` are the smallest useful tile (one fold of the array).
     """
     if not (stream_a or stream_b or stream_out):
-        return Tiling(m, n, k, 1, 1, 1, 0.0)
+        return Tiling(m, n, k, 1, 1, 1)
     min_kt, min_nt = min(min_kt, k), min(min_nt, n)
     M = _candidates(m)[:, None, None]
     N = _candidates(n, min_nt)[None, :, None]
@@ -90,7 +89,7 @@ def tile_gemm(m: int, n: int, k: int, elem_bytes: float, free_bytes: float,
     ra = int(np.broadcast_to(a1 if o1 else a2, traffic.shape)[i, j, l])
     rb = int(np.broadcast_to(b1 if o1 else b2, traffic.shape)[i, j, l])
     mt, nt, kt = int(M[i, 0, 0]), int(N[0, j, 0]), int(K[0, 0, l])
-    return Tiling(mt, nt, kt, int(tiles[i, j, l]), ra, rb, float(need[i, j, l]))
+    return Tiling(mt, nt, kt, int(tiles[i, j, l]), ra, rb)
 
 
 @lru_cache(maxsize=4096)

@@ -3,20 +3,15 @@ from __future__ import annotations
 
 from rich.tree import Tree
 
-from dse.spec.architecture import Architecture, MemoryTier, Sram, SystolicArray, VectorUnit
+from dse.spec.architecture import Architecture, MemoryTier, SystolicArray, VectorUnit
+from dse.spec.quantities import field_dimension
 from dse.units import fmt
+from dse.workloads.ops import ROLES
 
-_DIMS = {
-    "clock": "frequency", "capacity": "bytes", "bandwidth": "bandwidth", "bandwidth_per_channel": "bandwidth",
-    "latency": "time", "read_energy": "energy_per_bit", "write_energy": "energy_per_bit",
-    "leakage": "power", "background_power": "power", "area": "area", "energy_per_op": "energy",
-    "technology_node": "length", "tdp": "power",
-}
-
-
-def _value(key: str, v) -> str:
-    if isinstance(v, float) and key in _DIMS:
-        return f"{v:.6g}  ({fmt(v, _DIMS[key])})"
+def _value(model: type, key: str, v) -> str:
+    dim = field_dimension(model, key)
+    if isinstance(v, float) and dim:
+        return f"{v:.6g}  ({fmt(v, dim)})"
     if isinstance(v, dict) and key == "energy_per_mac":
         return ", ".join(f"{p}: {e:.4g} J ({fmt(e, 'energy')})" for p, e in v.items())
     return str(v)
@@ -27,7 +22,7 @@ def describe(arch: Architecture) -> Tree:
     for key in ("technology_node", "tdp"):
         v = getattr(arch, key)
         if v is not None:
-            tree.add(f"{key}: {_value(key, v)}")
+            tree.add(f"{key}: {_value(Architecture, key, v)}")
     for title, items in (("compute", arch.compute), ("sram", arch.sram), ("memories", arch.memories),
                          ("static", arch.static)):
         if not items:
@@ -37,7 +32,7 @@ def describe(arch: Architecture) -> Tree:
             node = branch.add(f"[cyan]{c.name}[/]")
             for k, v in c.model_dump(exclude={"name"}).items():
                 if v is not None and v != {}:
-                    node.add(f"{k}: {_value(k, v)}")
+                    node.add(f"{k}: {_value(type(c), k, v)}")
             if isinstance(c, SystolicArray):
                 peak = {p: c.peak_macs_per_s(p) * 2 for p in c.macs_per_cycle}
                 node.add("peak: " + ", ".join(f"{p} {v / 1e12:.4g} TOPS" for p, v in peak.items()))
@@ -46,6 +41,6 @@ def describe(arch: Architecture) -> Tree:
             elif isinstance(c, MemoryTier):
                 node.add(f"bandwidth: {c.bandwidth:.6g}  ({fmt(c.bandwidth, 'bandwidth')})")
     placement = tree.add("[bold]placement[/]")
-    for role in ("weights", "activations", "kv_cache", "embeddings", "optimizer_state", "gradients"):
+    for role in ROLES:
         placement.add(f"{role}: {arch.tier_of(role)}")
     return tree

@@ -115,7 +115,7 @@ def spec_error_from_validation(exc: ValidationError, doc: YamlDoc, model: type |
         name = loc[-1] if loc else "?"
         msg = f"unknown field '{name}'"
         parent = _lookup(doc.data, loc[:-1])
-        allowed = _allowed_fields(model, loc[:-1], parent) if model is not None else []
+        allowed = _allowed_fields(model, parent) if model is not None else []
         close = difflib.get_close_matches(str(name), allowed, n=3)
         if close:
             msg += f" (did you mean {', '.join(repr(c) for c in close)}?)"
@@ -160,7 +160,7 @@ def _looks_like_tag(part: str) -> bool:
     return part in {"systolic", "vector", "imc"}
 
 
-def _allowed_fields(model: type, loc: Loc, parent: Any) -> list[str]:
+def _allowed_fields(model: type, parent: Any) -> list[str]:
     """Every field name anywhere in the model tree: good enough for 'did you mean'."""
     from typing import get_args
 

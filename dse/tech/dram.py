@@ -24,12 +24,12 @@ from dse.tech.memory import BITS, AccessStats, GenericMemory
 @dataclass
 class DramMemory(GenericMemory):
     units: int = 1
-    unit_bandwidth: float = 0.0
+    unit_bandwidth_bps: float = 0.0
     subchannels: int = 1             # independent (pseudo-)channels per unit
     banks: int = 16
     row_buffer_bytes: float = 8192
     burst_bytes: float = 64
-    t_burst: float = 0.0
+    # JEDEC timing parameters (tRC, tRRD, tFAW, tRFC, tREFI, tWTR, tRTW), in seconds
     t_rc: float = 0.0
     t_rrd: float = 0.0
     t_faw: float = 0.0
@@ -37,8 +37,8 @@ class DramMemory(GenericMemory):
     t_refi: float = 0.0
     t_wtr: float = 0.0
     t_rtw: float = 0.0
-    activate_energy: float = 0.0     # J per ACT+PRE of one row
-    refresh_energy: float = 0.0      # J per all-bank REF of one unit
+    activate_energy_j: float = 0.0    # J per ACT+PRE of one row
+    refresh_energy_j: float = 0.0    # J per all-bank REF of one unit
     family: str = "dram"
 
     @property
@@ -63,7 +63,7 @@ class DramMemory(GenericMemory):
             return nbytes / (self.bandwidth * available)
         accesses = ceil(nbytes / access_bytes)
         bursts = ceil(access_bytes / self.burst_bytes)
-        data_s = bursts * self.burst_bytes / self.unit_bandwidth
+        data_s = bursts * self.burst_bytes / self.unit_bandwidth_bps
         rows = ceil(access_bytes / self.row_buffer_bytes)
         per_access = max(rows / self.activation_rate(), data_s)
         return accesses * per_access / self.units / available
@@ -80,7 +80,7 @@ class DramMemory(GenericMemory):
             moved = ceil(nbytes / access_bytes) * ceil(access_bytes / self.burst_bytes) * self.burst_bytes
             per_bit = self.read_energy_per_bit if kind == "read" else self.write_energy_per_bit
             out["access"] = moved * BITS * per_bit
-        out["activate"] = self._activations(nbytes, pattern, access_bytes) * self.activate_energy
+        out["activate"] = self._activations(nbytes, pattern, access_bytes) * self.activate_energy_j
         return out
 
     def account(self, stats: AccessStats, nbytes, kind, pattern, access_bytes):
@@ -98,7 +98,7 @@ class DramMemory(GenericMemory):
 
     @property
     def static_power_w(self):
-        refresh = self.refresh_energy / self.t_refi * self.units if self.t_refi else 0.0
+        refresh = self.refresh_energy_j / self.t_refi * self.units if self.t_refi else 0.0
         return {"background": self.background_power_w, "refresh": refresh}
 
     def extra_metrics(self, stats, makespan):

@@ -18,10 +18,9 @@ from typing import Any
 
 import yaml
 
+from dse.tech.memory import SECONDS_PER_YEAR  # a Julian year (365.25 days)
 from dse.units import to_si
 
-#: Seconds in a Julian year (365.25 days).
-SECONDS_PER_YEAR = 365.25 * 86_400
 
 #: Largest crossbar side accepted. Published ReRAM MVM crossbars are 128 x 128
 #: (ISAAC, ISCA 2016) and 256 x 256 (PRIME, ISCA 2016); IR drop and sneak currents

@@ -121,9 +121,9 @@ def add_imc(arch, workload, imc_technology: str = "reram-isaac"):
     comparison asks what compute-in-memory buys when weights never move. The
     crossbars' area and leakage come from the IMC data table and show in the totals.
     """
-    from dse.sim.plan import allocate_imc  # noqa: F401  (same mapping rule as the engine)
+    from dse.sim.plan import crossbars_for  # the engine's mapping rule
     from dse.spec.architecture import Architecture
-    from dse.tech.imc import CrossbarParams, map_gemm
+    from dse.tech.imc import CrossbarParams
 
     params = CrossbarParams.from_library(imc_technology)
     needed = 0
@@ -131,8 +131,7 @@ def add_imc(arch, workload, imc_technology: str = "reram-isaac"):
     for op in workload.ops:
         if op.kind != "vector" and op.b_role == "weights" and op.weight_key not in held:
             held.add(op.weight_key)
-            m, n, k, reps = op.gemm()
-            needed += map_gemm(params, m, n, k, weight_bits=int(8 * op.elem_bytes)).crossbars_needed * reps
+            needed += crossbars_for(params, op)
     data = arch.model_dump(mode="python")
     buffer = next((u.get("buffer") for u in data["compute"] if u.get("buffer")), None)
     data["compute"].insert(0, {"name": "imc", "kind": "imc", "technology": imc_technology,

@@ -35,14 +35,14 @@ def tier_model(mem) -> GenericMemory:
         per_unit = mem.bandwidth_per_channel
         burst = float(entry.get("burst_bytes", 64))
         return DramMemory(
-            **common, family=family, units=units, unit_bandwidth=per_unit,
+            **common, family=family, units=units, unit_bandwidth_bps=per_unit,
             subchannels=int(entry.get("pseudo_channels") or entry.get("channels") or 1),
             banks=int(entry.get("banks", 16)), row_buffer_bytes=float(entry.get("row_buffer_bytes", 8192)),
-            burst_bytes=burst, t_burst=burst / per_unit,
+            burst_bytes=burst,
             t_rc=_t(entry, "tRC"), t_rrd=_t(entry, "tRRD"), t_faw=_t(entry, "tFAW"),
             t_rfc=_t(entry, "tRFC"), t_refi=_t(entry, "tREFI"),
             t_wtr=_t(entry, "tWTR"), t_rtw=_t(entry, "tRTW"),
-            activate_energy=_e(entry, "activate"), refresh_energy=_e(entry, "refresh"))
+            activate_energy_j=_e(entry, "activate"), refresh_energy_j=_e(entry, "refresh"))
     if family == "nvm":
         wbw = entry.get("write_bandwidth")
         write_bw = to_si(wbw, "bandwidth") * mem.channels if wbw else mem.bandwidth

@@ -83,6 +83,10 @@ class Op:
     def weight_key(self) -> str:
         return self.weight_id or self.name
 
+    def tensor_id(self, key: str) -> str:
+        """Identity of operand ``key``'s tensor: shared weights by their weight_id, others per op."""
+        return self.weight_key if key == "b" else f"{self.name}.{key}"
+
     # ---- derived geometry -------------------------------------------------
     @property
     def elem_bytes(self) -> float:
@@ -202,5 +206,5 @@ class Workload:
         for op in self.ops:
             for key, t in op.tensor_bytes().items():
                 if t["role"] == "weights" and key != "out":
-                    seen[op.weight_key if key == "b" else f"{op.name}.{key}"] = t["bytes"]
+                    seen[op.tensor_id(key)] = t["bytes"]
         return sum(seen.values())
