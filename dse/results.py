@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Summary metrics (columns) shared by the engine, the search and the reports.
 LATENCY = "latency_s"
@@ -57,13 +59,17 @@ class Result:
     timing: dict = field(default_factory=dict)
 
     @property
-    def summary(self) -> pd.DataFrame:
+    def summary(self) -> "pd.DataFrame":
         """One row: architecture, workload and every summary metric."""
+        import pandas as pd  # on first use: pandas alone costs more CPU than a `dse run`
+
         return pd.DataFrame([self.summary_row])
 
     @property
-    def ops(self) -> pd.DataFrame:
+    def ops(self) -> "pd.DataFrame":
         """One row per op, in workload order."""
+        import pandas as pd
+
         return pd.DataFrame(self.op_rows)
 
     def __getitem__(self, metric: str):

@@ -6,20 +6,32 @@ names. Plain numbers in YAML are taken as already being in those units.
 """
 from __future__ import annotations
 
+import importlib.util
+import json
 import math
-from functools import lru_cache
+import os
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pint
+if TYPE_CHECKING:
+    import pint
+
+# Pint (and numpy, which it imports) cost about 0.3 s of CPU at import and its registry
+# another 0.15 s to build: more than a whole `dse run`. Both are built on first use, and the
+# strings of quantities Pint has read before come from a small on-disk cache of its own
+# answers (see ``_Cache``), so that a run of familiar files never imports Pint at all.
 
 
-
-def _registry() -> pint.UnitRegistry:
+@cache
+def _registry() -> "pint.UnitRegistry":
     """Pint's default units, except that information (bit, byte) is a dimension.
 
     Pint treats the bit as dimensionless, which would let "24 MiB" pass as a
     frequency-free number and "3 GHz" pass as a bandwidth; we need it checked.
     """
+    import pint
+
     base = Path(pint.__file__).parent
     lines: list[str] = []
     for line in (base / "default_en.txt").read_text().splitlines():
@@ -40,8 +52,6 @@ def _registry() -> pint.UnitRegistry:
     return ureg
 
 
-_ureg = _registry()
-
 # name -> (pint unit in which the SI float is expressed, example for messages)
 DIMENSIONS: dict[str, tuple[str, str]] = {
     "time": ("second", "100 ns"),
@@ -57,9 +67,66 @@ DIMENSIONS: dict[str, tuple[str, str]] = {
 }
 
 
-@lru_cache(maxsize=4096)
-def _parse(text: str) -> pint.Quantity:
-    return _ureg.Quantity(text)
+@cache
+def _unit(unit: str) -> "pint.Quantity":
+    return _registry()(unit)
+
+
+def _parse(text: str) -> "pint.Quantity":
+    return _registry().Quantity(text)
+
+
+class _Cache:
+    """Pint's answers for strings it has read: text -> [dimension name, SI value].
+
+    Only successful readings with one of the known dimensions (or none) are kept, so
+    every error message still comes from Pint. The file lives in the user's cache
+    folder (``$DSE_CACHE_DIR``, else ``$XDG_CACHE_HOME/dse``, else ``~/.cache/dse``),
+    is keyed on the size and time of Pint's definitions file and on this module, and is
+    replaced atomically; an unreadable or unwritable one is simply not used.
+    """
+
+    def __init__(self) -> None:
+        self.entries: dict[str, list] | None = None
+        self.key = ""
+        self.path: Path | None = None
+
+    def _load(self) -> dict[str, list]:
+        self.entries = {}
+        try:
+            spec = importlib.util.find_spec("pint")
+            defs = Path(spec.origin).parent / "default_en.txt"  # type: ignore[union-attr, arg-type]
+            d, m = defs.stat(), Path(__file__).stat()
+            self.key = f"{d.st_size}-{d.st_mtime_ns}-{m.st_size}-{m.st_mtime_ns}"
+            root = os.environ.get("DSE_CACHE_DIR") or os.path.join(
+                os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "dse")
+            self.path = Path(root) / "quantities.json"
+            data = json.loads(self.path.read_text())
+            if data.get("key") == self.key and isinstance(data.get("entries"), dict):
+                self.entries = data["entries"]
+        except (OSError, ValueError, AttributeError, TypeError):
+            pass
+        return self.entries
+
+    def get(self, text: str) -> list | None:
+        entries = self.entries if self.entries is not None else self._load()
+        return entries.get(text)
+
+    def put(self, text: str, dimension: str, si: float) -> None:
+        entries = self.entries if self.entries is not None else self._load()
+        entries[text] = [dimension, si]
+        if self.path is None:
+            return
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps({"key": self.key, "entries": entries}))
+            os.replace(tmp, self.path)
+        except OSError:
+            self.path = None  # read-only home: keep the answers in memory only
+
+
+_cache = _Cache()
 
 
 _LABELS = {
@@ -69,9 +136,9 @@ _LABELS = {
 }
 
 
-def _describe(q: pint.Quantity) -> str:
+def _describe(q: "pint.Quantity") -> str:
     for name, (unit, _) in DIMENSIONS.items():
-        if q.dimensionality == _ureg(unit).dimensionality:
+        if q.dimensionality == _unit(unit).dimensionality:
             return _LABELS[name]
     return f"a quantity of dimension {q.dimensionality}"
 
@@ -89,20 +156,30 @@ def to_si(value: object, dimension: str) -> float:
         return _finite(float(value), value, dimension)
     if not isinstance(value, str):
         raise ValueError(f"expected {_LABELS[dimension]} such as '{example}', got {value!r}")
+    text = value.strip()
+    known = _cache.get(text)
+    if known is not None and known[0] in ("", dimension):
+        return _finite(float(known[1]), value, dimension)
     try:
-        q = _parse(value.strip())
+        q = _parse(text)
     except Exception:  # pint raises several types for garbage input
         raise ValueError(f"cannot read {value!r} as {_LABELS[dimension]} (e.g. '{example}')") from None
     if not hasattr(q, "dimensionality"):  # a bare number such as "42"
-        return _finite(float(q), value, dimension)
+        return _remember(text, "", float(q), value, dimension)
     if q.dimensionless:
-        return _finite(float(q.magnitude), value, dimension)
-    target = _ureg(unit)
+        return _remember(text, "", float(q.magnitude), value, dimension)
+    target = _unit(unit)
     if q.dimensionality != target.dimensionality:
         raise ValueError(
             f"{value!r} is {_describe(q)}, expected {_LABELS[dimension]} such as '{example}'"
         )
-    return _finite(float(q.to(unit).magnitude), value, dimension)
+    return _remember(text, dimension, float(q.to(unit).magnitude), value, dimension)
+
+
+def _remember(text: str, found: str, si: float, value: object, dimension: str) -> float:
+    x = _finite(si, value, dimension)
+    _cache.put(text, found, x)
+    return x
 
 
 def _finite(x: float, value: object, dimension: str) -> float:
@@ -114,7 +191,7 @@ def _finite(x: float, value: object, dimension: str) -> float:
 def fmt(value: float, dimension: str) -> str:
     """Human-readable rendering of an SI float (used by `dse check`)."""
     unit, _ = DIMENSIONS[dimension]
-    q = _ureg.Quantity(value, unit)
+    q = _registry().Quantity(value, unit)
     if dimension == "bytes":
         return f"{q.to_compact('byte'):~.4g}" if value < 1024 else f"{q.to('MiB'):~.4g}" if value < 2**30 else f"{q.to('GiB'):~.4g}"
     if dimension == "area":

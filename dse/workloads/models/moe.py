@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from math import ceil, log2
 
-import numpy as np
-
 from dse.errors import SpecError
 from dse.workloads.builder import Graph, check_positive
 from dse.workloads.models.mlp import ACTIVATION_OPS
@@ -23,6 +21,8 @@ def expert_tokens(tokens: int, experts: int, top_k: int, skew: float, seed: int)
 
     Each token picks top_k distinct experts, so no expert gets more than ``tokens``.
     """
+    import numpy as np  # on first use: importing the generators must not cost numpy's start-up
+
     rng = np.random.default_rng(seed)
     rank = rng.permutation(experts)  # which expert is the most popular depends on the seed
     weight = (rank + 1.0) ** -skew
