@@ -73,7 +73,8 @@ def compare(arch, memories: list[str], workloads: list[str], out_dir: str | Path
     """
     from dse.sim.engine import simulate
     from dse.spec.loader import load_architecture
-    from dse.tech.library import IMC_TECHNOLOGIES, add_imc, swap_memory, technology
+    from dse.spec.variants import build_variant, canonical_doc, swap_memory
+    from dse.tech.library import IMC_TECHNOLOGIES, technology
     from dse.workloads import load_workload
 
     if not memories:
@@ -81,6 +82,7 @@ def compare(arch, memories: list[str], workloads: list[str], out_dir: str | Path
     if not workloads:
         raise SpecError("give at least one workload", field="--workload")
     base = load_architecture(arch)
+    doc = canonical_doc(base)
     techs = [(m, resolve_memory(m)) for m in memories]          # every name checked before any run
     specs = [(w, resolve_workload(w)) for w in workloads]
     loaded = [(label, spec, load_workload(spec)) for label, spec in specs]
@@ -91,14 +93,14 @@ def compare(arch, memories: list[str], workloads: list[str], out_dir: str | Path
         imc = full in IMC_TECHNOLOGIES
         as_designed = not imc and base.memory_named(tier).technology == full
         # the tier the design already has keeps its own cited values (the library may source fewer)
-        design = base if (as_designed or imc) else swap_memory(base, full, tier)
+        design = base if (as_designed or imc) else build_variant(swap_memory(doc, full, tier)).arch
         entry = {} if imc else technology(full)
         sourced = imc or as_designed or all((entry.get("energy") or {}).get(k) is not None
                                             for k in ("read", "write"))
         tiers = [m.name for m in design.memories]
         for wl_label, spec, workload in loaded:
             if imc:  # weights held in crossbars sized for this workload; memory tier as designed
-                design = add_imc(base, workload, IMC_TECHNOLOGIES[full])
+                design = build_variant(imc_variant(doc, workload, IMC_TECHNOLOGIES[full])).arch
             row = {"technology": label, "memory": full, "workload": wl_label, "workload_spec": spec,
                    "architecture": design.name, "as_designed": as_designed, "memory_energy_sourced": sourced,
                    "memory_bandwidth_b_per_s": design.memories[tier_index].bandwidth, "error": None}
@@ -119,6 +121,30 @@ def compare(arch, memories: list[str], workloads: list[str], out_dir: str | Path
         meta = {"architecture": base.name, "tier": tier, "memories": dict(techs), "workloads": dict(specs)}
         write_compare(df, meta, Path(out_dir))
     return df
+
+
+def imc_variant(doc: dict, workload, imc_technology: str = "reram-isaac") -> dict:
+    """``doc`` plus an IMC tile with crossbars enough to hold every weight GEMM of ``workload``.
+
+    Weights are taken as resident (programmed once, not charged per run): the comparison
+    asks what compute-in-memory buys when weights never move. The crossbars' area and
+    leakage come from the IMC data table and show in the totals.
+    """
+    from dse.spec.variants import add_unit
+    from dse.tech.imc import CrossbarParams, crossbars_for
+
+    params = CrossbarParams.from_library(imc_technology)
+    needed = 0
+    held: set[str] = set()
+    for op in workload.ops:
+        if op.kind != "vector" and op.b_role == "weights" and op.weight_key not in held:
+            held.add(op.weight_key)
+            m, n, k, reps = op.gemm()
+            needed += crossbars_for(params, m, n, k, reps, weight_bits=int(8 * op.elem_bytes))
+    buffer = next((u.get("buffer") for u in doc["compute"] if u.get("buffer")), None)
+    unit = {"name": "imc", "kind": "imc", "technology": imc_technology,
+            "overrides": {"crossbars": max(1, needed)}, "weights_resident": True, "buffer": buffer}
+    return add_unit(doc, unit, suffix=imc_technology)
 
 
 def write_compare(df: pd.DataFrame, meta: dict, out_dir: Path) -> Path:

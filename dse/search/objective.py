@@ -10,7 +10,6 @@ is the worst (largest) over the workloads; <= 0 is feasible, as in Optuna.
 """
 from __future__ import annotations
 
-import copy
 import math
 import re
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from dse import results as R
 from dse.errors import DseError, SpecError
 from dse.sim.engine import simulate
 from dse.spec.architecture import Architecture
-from dse.spec.overrides import apply_overrides
+from dse.spec.variants import build_variant
 from dse.units import to_si
 from dse.workloads.ops import Workload
 
@@ -186,37 +185,10 @@ def capacity_margin(arch: Architecture, workload: Workload) -> float:
     return w - cap
 
 
-#: Memory-tier fields that come from its technology (as in dse.tech.library.swap_memory).
-TECHNOLOGY_FIELDS = ("bandwidth_per_channel", "latency", "read_energy", "write_energy", "background_power")
-
-
-def apply_design(data: dict, overrides: dict[str, Any]) -> dict:
-    """Apply overrides to an architecture dict (in place). A tier given a new ``technology``
-    drops its technology fields so the library fills them; capacity and channels stay,
-    and fields the overrides set themselves win."""
-    for path, value in overrides.items():
-        parts = path.split(".")
-        if len(parts) != 3 or parts[0] != "memories" or parts[2] != "technology":
-            continue
-        for tier in data.get("memories") or []:
-            if isinstance(tier, dict) and tier.get("name") == parts[1] and tier.get("technology") != value:
-                for f in TECHNOLOGY_FIELDS:
-                    if f"memories.{parts[1]}.{f}" not in overrides:
-                        tier.pop(f, None)
-    return apply_overrides(data, overrides)
-
-
-def build_architecture(base_si: dict, overrides: dict[str, Any]) -> Architecture:
-    """The base architecture (as an SI dict) with the trial's values applied and validated."""
-    from pydantic import ValidationError
-
-    data = apply_design(copy.deepcopy(base_si), overrides)
-    try:
-        return Architecture.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
-        raise SpecError(f"{loc}: {err['msg']}") from None
+def build_architecture(base_doc: dict, overrides: dict[str, Any]) -> Architecture:
+    """The study's base document with the trial's values applied, by the one variant builder
+    (the same call writes ``best/*.yaml``, so the file is the design scored)."""
+    return build_variant(base_doc, overrides).arch
 
 
 class Evaluator:
@@ -231,7 +203,7 @@ class Evaluator:
         derived: dict[str, Any] = {}
         try:
             derived = st.space.derive(params)
-            arch = build_architecture(st.base_si, {**params, **derived})
+            arch = build_architecture(st.base_raw, {**params, **derived})
         except (DseError, ValueError) as exc:
             self._fail(trial, f"invalid design: {exc}", derived)
         rows: dict[str, dict] = {}

@@ -26,7 +26,7 @@ from dse.search.space import Derived, Parameter, Space
 from dse.search.study_spec import StudySpec
 from dse.spec.architecture import Architecture
 from dse.spec.loader import architecture_from_doc, bundled_dir, bundled_names, resolve
-from dse.spec.overrides import field_paths
+from dse.spec.variants import field_paths
 from dse.spec.yaml_io import YamlDoc, read_yaml, spec_error_from_validation
 from dse.workloads.ops import Workload
 
@@ -46,8 +46,7 @@ class Study:
     name: str
     spec: StudySpec
     source: str | None
-    base_raw: dict           # the architecture file as written (unit strings kept)
-    base_si: dict            # the validated architecture as SI values
+    base_raw: dict           # the architecture file as written (unit strings kept): every variant's source
     base_arch: Architecture
     space: Space
     objectives: list[Objective]
@@ -188,13 +187,13 @@ def _derived(spec: StudySpec, doc, valid: list[str], params: list[Parameter]) ->
     return out
 
 
-def _check_values(space: Space, base_si: dict, doc) -> None:
+def _check_values(space: Space, base_raw: dict, doc) -> None:
     """Each searched value at its extremes must be accepted by the architecture."""
     for p in space.parameters:
         values = list(p.choices) if p.kind == "categorical" else [p.low, p.high]
         for v in values:
             try:
-                build_architecture(base_si, {p.path: v})
+                build_architecture(base_raw, {p.path: v})
             except DseError as exc:
                 raise SpecError(f"value {v!r} is rejected by the architecture: {exc.message}",
                                 where=_where(doc, "parameters", p.path)) from None
@@ -228,11 +227,10 @@ def resolve_study(source: str | Path | StudySpec | Study) -> Study:
         return source
     spec, doc, base_dir = load_spec(source)
     arch_doc, arch = _load_base(spec, doc, base_dir)
-    base_si = arch.model_dump()
     valid = _valid_paths(arch_doc.data, arch)
     params = _parameters(spec, doc, valid, arch)
     space = Space(params, _derived(spec, doc, valid, params))
-    _check_values(space, base_si, doc)
+    _check_values(space, arch_doc.data, doc)
     known = metric_names(arch)
     objectives = []
     for i, o in enumerate(spec.objectives):
@@ -255,7 +253,7 @@ def resolve_study(source: str | Path | StudySpec | Study) -> Study:
             raise SpecError(exc.message, where=_where(doc, "sampler")) from None
     return Study(
         name=spec.name or "study", spec=spec, source=doc.name if doc else None,
-        base_raw=arch_doc.data, base_si=base_si, base_arch=arch, space=space,
+        base_raw=arch_doc.data, base_arch=arch, space=space,
         objectives=objectives, constraints=constraints, workloads=_workloads(spec, doc),
         fingerprint=_fingerprint(spec, arch_doc.data),
     )

@@ -3,7 +3,6 @@ Pareto ranks, and the files of an output directory: trials.parquet/.csv, study.j
 and best/<rank>-trial<N>.yaml. Everything is rebuilt from the Optuna storage."""
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -15,7 +14,8 @@ import optuna
 import pandas as pd
 import yaml
 
-from dse.search.objective import ERROR_ATTR, RESULT_ATTR, aggregate, apply_design, constraint_values
+from dse.search.objective import ERROR_ATTR, RESULT_ATTR, aggregate, constraint_values
+from dse.spec.variants import build_variant
 
 if TYPE_CHECKING:
     from dse.search.resolve import Study
@@ -127,12 +127,11 @@ def best_trials(df: pd.DataFrame, st: "Study", k: int) -> pd.DataFrame:
 
 def design_yaml(st: "Study", row: pd.Series) -> str:
     """A ready-to-run architecture file: the base file with the trial's values set."""
-    data = copy.deepcopy(st.base_raw)
     overrides = {}
     for col, v in row.items():
         if isinstance(col, str) and col.startswith("param_") and v is not None and not _isnan(v):
             overrides[col[len("param_"):]] = _plain(v)
-    apply_design(data, overrides)
+    data = build_variant(st.base_raw, overrides).doc
     trial = int(row["trial"])
     data["name"] = f"{st.base_arch.name}-{st.name}-trial{trial}"
     objectives = ", ".join(f"{o.metric}={_plain(row.get(o.metric))!r}" for o in st.objectives)

@@ -88,10 +88,10 @@ def charge_transfers(plan: OpPlan, models: dict) -> None:
 
 def crossbars_for(params, op: Op) -> int:
     """Crossbars one copy of an op's weights needs (every group of a grouped conv included)."""
-    from dse.tech.imc import map_gemm
+    from dse.tech.imc import crossbars_for as needed
 
     m, n, k, reps = op.gemm()
-    return map_gemm(params, m, n, k, weight_bits=int(8 * op.elem_bytes)).crossbars_needed * reps
+    return needed(params, m, n, k, reps, weight_bits=int(8 * op.elem_bytes))
 
 
 class Planner:

@@ -1,7 +1,6 @@
 """Finding and loading architecture files: by path, or by the name of a bundled design."""
 from __future__ import annotations
 
-import copy
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from pydantic import ValidationError
 
 from dse.errors import SpecError
 from dse.spec.architecture import Architecture
+from dse.spec.variants import apply_edits, build_variant, canonical_doc
 from dse.spec.yaml_io import YamlDoc, read_yaml, spec_error_from_validation
 
 
@@ -45,13 +45,13 @@ def resolve(path_or_name: str | Path, kind: str) -> Path:
 
 
 def architecture_from_doc(doc: YamlDoc, overrides: dict[str, Any] | None = None) -> Architecture:
+    """Validate a parsed file, with overrides applied by the variant builder (errors name the
+    file and line of the field where it has one)."""
     data = doc.data
     if not isinstance(data, dict):
         raise SpecError("expected a mapping of architecture fields at the top level", where=doc.name)
     if overrides:
-        from dse.spec.overrides import apply_overrides
-
-        data = apply_overrides(copy.deepcopy(data), overrides)
+        data = apply_edits(data, overrides)
     try:
         return Architecture.model_validate(data)
     except ValidationError as exc:
@@ -64,9 +64,6 @@ def load_architecture(path_or_name: str | Path | Architecture,
     if isinstance(path_or_name, Architecture):
         if not overrides:
             return path_or_name
-        raw = path_or_name.model_dump(mode="python")
-        from dse.spec.overrides import apply_overrides
-
-        return Architecture.model_validate(apply_overrides(raw, overrides))
+        return build_variant(canonical_doc(path_or_name), overrides).arch
     doc = read_yaml(resolve(path_or_name, "architectures"))
     return architecture_from_doc(doc, overrides)

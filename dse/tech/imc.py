@@ -216,6 +216,13 @@ def map_gemm(params: CrossbarParams, m: int, n: int, k: int, weight_bits: int | 
 
 # ---- compute ---------------------------------------------------------------
 
+def crossbars_for(params: CrossbarParams, m: int, n: int, k: int, repeats: int = 1,
+                  weight_bits: int | None = None) -> int:
+    """Crossbars one copy of a (K x N) weight matrix needs, times ``repeats`` (the groups of a
+    grouped convolution each sit on their own crossbars)."""
+    return map_gemm(params, m, n, k, weight_bits=weight_bits).crossbars_needed * repeats
+
+
 @dataclass(frozen=True, slots=True)
 class ImcCost:
     """Time and energy (by component) of the mapped part of a GEMM on the tile."""
