@@ -38,6 +38,16 @@ def bytes_written_col(tier: str) -> str:
     return f"bytes_written_{tier}"
 
 
+def peak_bytes_col(storage: str) -> str:
+    """Largest number of bytes an SRAM or memory tier holds at once (the allocator's count)."""
+    return f"peak_bytes_{storage}"
+
+
+#: Bytes beyond what the memories hold (> 0: the design cannot run the workload; <= 0:
+#: minus the bytes left free at the fullest moment). ``fits_memory`` is this <= 0.
+CAPACITY_MARGIN = "capacity_margin_bytes"
+
+
 #: Metrics a study may optimise or constrain (plus the per-component families above).
 OBJECTIVE_METRICS = {
     LATENCY: "minimize", THROUGHPUT_OPS: "maximize", THROUGHPUT_SAMPLES: "maximize",

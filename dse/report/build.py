@@ -329,14 +329,10 @@ def _roofs(sd: StudyDir, designs: list[BestDesign], precision: str | None) -> pd
 def peak_of(arch, precision: str | None) -> dict:
     """Peak op/s (2 per MAC on systolic arrays at ``precision``, else the fastest one; plus vector
     units) and total off-chip bandwidth of an architecture."""
-    from dse.spec.architecture import SystolicArray
-
-    systolic = [u for u in arch.compute if isinstance(u, SystolicArray)]
-    precs = {p for u in systolic for p in u.macs_per_cycle}
+    precs = {p for u in arch.compute for p in u.precisions}
     if precision not in precs:
-        precision = max(precs, key=lambda p: sum(u.peak_macs_per_s(p) for u in systolic)) if precs else "any"
-    peak = sum(2 * u.peak_macs_per_s(precision) for u in systolic)
-    peak += sum(u.peak_ops_per_s for u in arch.compute if not isinstance(u, SystolicArray))
+        precision = max(precs, key=lambda p: sum(u.peak_ops(p) for u in arch.compute)) if precs else "any"
+    peak = sum(u.peak_ops(precision if u.precisions else None) for u in arch.compute)
     return {"peak_ops_per_s": peak, "bandwidth_b_per_s": sum(m.bandwidth for m in arch.memories),
             "precision": precision}
 

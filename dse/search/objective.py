@@ -19,7 +19,7 @@ import optuna
 
 from dse import results as R
 from dse.errors import DseError, SpecError
-from dse.sim.engine import simulate
+from dse.sim.engine import plan_memory, simulate
 from dse.spec.architecture import Architecture
 from dse.spec.variants import build_variant
 from dse.units import to_si
@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from dse.search.resolve import Study
 
 FITS_MEMORY = "fits_memory"
-#: Per-workload column: weight bytes beyond the capacity of the memory holding them.
-CAPACITY_MARGIN = "capacity_margin_bytes"
+#: Per-workload column: bytes beyond what the memories hold, by the engine's allocator.
+CAPACITY_MARGIN = R.CAPACITY_MARGIN
 #: User attribute holding a trial's metrics, derived values and constraint values.
 RESULT_ATTR = "result"
 ERROR_ATTR = "error"
@@ -73,6 +73,7 @@ def metric_names(arch: Architecture) -> list[str]:
     names += [R.busy_col(u.name) for u in arch.compute] + [R.busy_col(m.name) for m in arch.memories]
     names += [R.bytes_read_col(m.name) for m in arch.memories]
     names += [R.bytes_written_col(m.name) for m in arch.memories]
+    names += [R.peak_bytes_col(s.name) for s in [*arch.sram, *arch.memories]]
     return names
 
 
@@ -176,13 +177,9 @@ class TrialFailed(Exception):
 
 
 def capacity_margin(arch: Architecture, workload: Workload) -> float:
-    """Weight bytes beyond what can hold them (<= 0: fits), by the engine's placement rule."""
-    w = workload.weight_bytes()
-    where = arch.tier_of("weights")
-    sram = arch.sram_named(where)
-    tier = arch.memory_named(where) or arch.memories[0]
-    cap = max(tier.capacity, sram.capacity if sram is not None else 0.0)
-    return w - cap
+    """Bytes beyond what the memories hold (<= 0: fits): the engine's own allocator answers,
+    so ``fits_memory`` holds exactly when the simulation places every tensor."""
+    return plan_memory(arch, workload).margin_bytes
 
 
 def build_architecture(base_doc: dict, overrides: dict[str, Any]) -> Architecture:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import simpy
 
 from dse.sim.machine import Machine
-from dse.sim.plan import OpPlan
+from dse.sim.cost import OpPlan
 
 
 def chunk_sizes(n_tiles: int, max_chunks: int | None) -> list[int]:

@@ -78,6 +78,15 @@ class SystolicArray(_Component):
     def peak_macs_per_s(self, precision: str) -> float:
         return self.pes * self.macs_per_cycle.get(precision, 0.0) * self.clock
 
+    @property
+    def precisions(self) -> list[str]:
+        """Precisions the unit runs GEMMs at (its peak differs per precision)."""
+        return list(self.macs_per_cycle)
+
+    def peak_ops(self, precision: str | None = None) -> float:
+        """Peak op/s at ``precision`` (2 per MAC; 0 for a precision it does not run)."""
+        return 2.0 * self.peak_macs_per_s(precision) if precision else 0.0
+
 
 class VectorUnit(_Component):
     """SIMD lanes for elementwise work (activations, normalisation, pooling)."""
@@ -93,6 +102,14 @@ class VectorUnit(_Component):
     @property
     def peak_ops_per_s(self) -> float:
         return self.lanes * self.count * self.ops_per_lane_per_cycle * self.clock
+
+    @property
+    def precisions(self) -> list[str]:
+        return []  # one rate for every precision
+
+    def peak_ops(self, precision: str | None = None) -> float:
+        """Peak op/s of the lanes (the same at every precision)."""
+        return self.peak_ops_per_s
 
 
 class ImcTile(_Component):
@@ -118,6 +135,19 @@ class ImcTile(_Component):
     def _valid_params(self) -> "ImcTile":
         self.params()  # raises ValueError with a clear message for impossible values
         return self
+
+    @property
+    def precisions(self) -> list[str]:
+        return []  # the crossbars' rate follows the bits of each vector, not a precision table
+
+    def peak_ops(self, precision: str | None = None) -> float:
+        """Peak op/s (2 per MAC) with every crossbar busy on a full-sized weight block, from
+        the crossbar timing model (dse/tech/imc.py)."""
+        from dse.tech.imc import imc_gemm_cost
+
+        p = self.params()
+        one = imc_gemm_cost(p, 1, p.cols // p.cells_per_weight, p.rows)
+        return 2.0 * one.macs / one.time_s * p.crossbars if one.time_s else 0.0
 
     def params(self):
         try:

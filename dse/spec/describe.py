@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from rich.tree import Tree
 
-from dse.spec.architecture import Architecture, MemoryTier, SystolicArray, VectorUnit
+from dse.spec.architecture import Architecture
 from dse.spec.quantities import field_dimension
 from dse.units import fmt
 from dse.workloads.ops import ROLES
@@ -33,12 +33,11 @@ def describe(arch: Architecture) -> Tree:
             for k, v in c.model_dump(exclude={"name"}).items():
                 if v is not None and v != {}:
                     node.add(f"{k}: {_value(type(c), k, v)}")
-            if isinstance(c, SystolicArray):
-                peak = {p: c.peak_macs_per_s(p) * 2 for p in c.macs_per_cycle}
-                node.add("peak: " + ", ".join(f"{p} {v / 1e12:.4g} TOPS" for p, v in peak.items()))
-            elif isinstance(c, VectorUnit):
-                node.add(f"peak: {c.peak_ops_per_s / 1e9:.4g} GOPS")
-            elif isinstance(c, MemoryTier):
+            if title == "compute" and c.precisions:
+                node.add("peak: " + ", ".join(f"{p} {c.peak_ops(p) / 1e12:.4g} TOPS" for p in c.precisions))
+            elif title == "compute":
+                node.add(f"peak: {c.peak_ops() / 1e9:.4g} GOPS")
+            elif title == "memories":
                 node.add(f"bandwidth: {c.bandwidth:.6g}  ({fmt(c.bandwidth, 'bandwidth')})")
     placement = tree.add("[bold]placement[/]")
     for role in ROLES:

@@ -1,0 +1,141 @@
+"""The map pass: which compute units may run each task, and which layers IMC tiles hold.
+
+Units are ranked by their compute kind (dse/sim/compute/): an op may run on any of the
+best-ranked units, and the executor gives it the first of them that is free. IMC tiles
+hold the weight GEMMs that fit their crossbars, in workload order; spare crossbars hold
+extra copies of the longest layers (as ISAAC replicates layers to balance its pipeline).
+A tile with ``use: faster`` keeps a layer only where it beats the digital units on it.
+"""
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from math import ceil
+
+from dse.errors import DesignError
+from dse.sim.allocate import Allocation
+from dse.sim.compute import kind_of
+from dse.sim.cost import Coster, OpPlan
+from dse.sim.program import Program
+from dse.spec.architecture import Architecture
+from dse.tech.imc import crossbars_for as _crossbars
+from dse.workloads.ops import Op
+
+
+@dataclass
+class Mapping:
+    #: task -> the units it may run on (best first)
+    choices: dict[str, list[str]]
+    #: (task, unit) -> the op's plan on that unit
+    plans: dict[tuple[str, str], OpPlan]
+    #: task -> the IMC unit holding its weights
+    imc: dict[str, str]
+    #: task -> copies of its weights in crossbars
+    imc_copies: dict[str, int]
+
+
+def crossbars_for(params, op: Op) -> int:
+    """Crossbars one copy of an op's weights needs (every group of a grouped conv included)."""
+    m, n, k, reps = op.gemm()
+    return _crossbars(params, m, n, k, reps, weight_bits=int(8 * op.elem_bytes))
+
+
+def compatible_units(arch: Architecture, op: Op, imc: dict[str, str] | None = None) -> list[str]:
+    """Units that can run an op: the IMC tile holding its weights, else the best-ranked units."""
+    if imc and op.name in imc:
+        return [imc[op.name]]
+    ranked = [(r, u.name) for u in arch.compute if (r := kind_of(u).rank(u, op)) is not None]
+    if not ranked:
+        return []
+    best = min(r for r, _ in ranked)
+    return [name for r, name in ranked if r == best]
+
+
+def map_tasks(program: Program, alloc: Allocation, coster: Coster) -> Mapping:
+    """Choose units for every task and plan each task on each of its candidate units."""
+    arch = program.arch
+    imc_alloc = allocate_imc_replicated(arch, [t.op for t in program.tasks])
+    imc = {name: unit for name, (unit, _) in imc_alloc.items()}
+    copies = {name: c for name, (_, c) in imc_alloc.items()}
+    coster.imc_copies = copies
+    choices: dict[str, list[str]] = {}
+    plans: dict[tuple[str, str], OpPlan] = {}
+    for task in program.tasks:
+        op = task.op
+        homes = {key: alloc.home(tid) for key, tid in program.operands[task.name].items()}
+        resident = alloc.resident[task.name]
+        units = compatible_units(arch, op, imc)
+        if not units:
+            raise DesignError(f"no compute unit can run op '{op.name}' ({op.kind})")
+        for u in units:
+            plans[(op.name, u)] = coster.plan(op, u, homes, resident)
+        imc_unit = next((u for u in arch.compute if u.name == imc.get(op.name)), None)
+        if imc_unit is not None and imc_unit.use == "faster":
+            # crossbars only when they beat the digital units on this layer
+            digital = compatible_units(arch, op)
+            for u in digital:
+                plans[(op.name, u)] = coster.plan(op, u, homes, resident)
+            best = min((plans[(op.name, u)].compute_s for u in digital), default=float("inf"))
+            if best < plans[(op.name, imc[op.name])].compute_s:
+                units = digital
+                del imc[op.name]
+        choices[op.name] = units
+    return Mapping(choices, plans, imc, copies)
+
+
+def allocate_imc_replicated(arch: Architecture, ops: list[Op]) -> dict[str, tuple[str, int]]:
+    """op -> (IMC unit, copies of its weights). Crossbars left over after every layer that
+    fits has one copy hold extra copies of all of them (as ISAAC replicates layers), so
+    copies of a layer process different input vectors side by side."""
+    from dse.tech.imc import map_gemm
+
+    out: dict[str, tuple[str, int]] = {}
+    for unit in (u for u in arch.compute if u.kind == "imc"):
+        params = unit.params()
+        left, mine = params.crossbars, []
+        held: dict[str, str] = {}  # weight tensor -> the op whose crossbars hold it
+        for op in ops:
+            if op.name in out or op.kind == "vector" or op.b_role != "weights":
+                continue
+            if op.weight_key in held:  # shares weights already in the crossbars
+                out[op.name] = (unit.name, 1)
+                continue
+            m, n, k, _ = op.gemm()
+            need = crossbars_for(params, op)
+            if map_gemm(params, m, n, k, weight_bits=int(8 * op.elem_bytes)).fits and need <= left:
+                out[op.name] = (unit.name, 1)
+                held[op.weight_key] = op.name
+                mine.append(op)
+                left -= need
+        # spare crossbars hold extra copies of the layers that take longest (most input
+        # vectors per copy), one copy at a time, as ISAAC balances its layer pipeline
+        need = {op.name: crossbars_for(params, op) for op in mine}
+        vectors = {op.name: op.gemm()[0] for op in mine}
+        copies = {op.name: 1 for op in mine}
+        heap = [(-vectors[n], i, n) for i, n in enumerate(copies)]
+        heapq.heapify(heap)
+        while heap:
+            _, i, name = heapq.heappop(heap)
+            if need[name] > left or copies[name] >= vectors[name]:
+                continue
+            copies[name] += 1
+            left -= need[name]
+            heapq.heappush(heap, (-ceil(vectors[name] / copies[name]), i, name))
+        for name, c in copies.items():
+            out[name] = (unit.name, c)
+    return out
+
+
+def imc_utilisation(arch: Architecture, ops: list[Op], assigned: dict[str, str],
+                    copies: dict[str, int] | None = None) -> dict[str, float]:
+    """Fraction of each IMC unit's crossbars holding weights (copies included)."""
+    used: dict[str, float] = {}
+    counted: set[str] = set()
+    units = {u.name: u for u in arch.compute}
+    for op in ops:
+        unit = assigned.get(op.name)
+        if unit is None or op.weight_key in counted:
+            continue
+        counted.add(op.weight_key)
+        used[unit] = used.get(unit, 0.0) + crossbars_for(units[unit].params(), op) * (copies or {}).get(op.name, 1)
+    return {u.name: used.get(u.name, 0.0) / u.params().crossbars for u in arch.compute if u.kind == "imc"}

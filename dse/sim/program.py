@@ -1,0 +1,147 @@
+"""The typed program every pass works on: tensors, tasks and their dependencies on a system.
+
+A workload is a DAG of ops and knows no machine; a program is that DAG put on a
+system: every operand of every op is a named tensor (shared weights once, an
+activation by the op that produces it), every op is a task on a chip, and a
+dependency says whether the consumer needs the whole of its producer or may start
+on its first chunks. Today's systems hold one chip and no links; the fields for
+several chips and for transfers on links are part of the type, so the partition
+pass and the executor can grow into them without a new data model.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from dse.spec.architecture import Architecture
+from dse.workloads.ops import Op, Workload
+
+#: Roles whose tensors live for the whole run (state of the model); others live from their
+#: producer to their last consumer.
+PERSISTENT_ROLES = ("weights", "kv_cache", "embeddings", "optimizer_state")
+#: Operands an op reads (its output is "out").
+INPUT_KEYS = ("a", "b", "in")
+
+
+@dataclass(frozen=True, slots=True)
+class Tensor:
+    """One tensor of the program: its identity, size, role and who makes and reads it."""
+
+    id: str
+    bytes: float
+    role: str
+    producer: str | None = None
+    consumers: tuple[str, ...] = ()
+
+    @property
+    def persistent(self) -> bool:
+        return self.role in PERSISTENT_ROLES
+
+
+@dataclass(frozen=True, slots=True)
+class Dependency:
+    """``task`` must finish before the dependent task can (``streaming``: the dependent may
+    start on the producer's first chunks; it still ends after the producer)."""
+
+    task: str
+    streaming: bool = False
+
+
+TaskKind = Literal["compute", "transfer", "collective"]
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A unit of work on one chip: an op on a compute unit (later also transfers on links)."""
+
+    name: str
+    kind: TaskKind
+    op: Op
+    deps: tuple[Dependency, ...] = ()
+    chip: int = 0
+
+
+@dataclass(frozen=True)
+class Link:
+    """A link between two chips (bandwidth in B/s, latency in s, energy in J/bit)."""
+
+    name: str
+    a: int
+    b: int
+    bandwidth_b_per_s: float
+    latency_s: float
+    energy_j_per_bit: float
+
+
+@dataclass(frozen=True)
+class System:
+    """Chips and the links between them. One chip and no links is a single accelerator."""
+
+    chips: tuple[Architecture, ...]
+    links: tuple[Link, ...] = ()
+
+    @classmethod
+    def of(cls, arch: "Architecture | System") -> "System":
+        return arch if isinstance(arch, System) else cls((arch,))
+
+
+@dataclass
+class Program:
+    """Tasks in workload order, the tensors they touch, and which tensor each operand is."""
+
+    system: System
+    workload: Workload
+    tasks: list[Task]
+    tensors: dict[str, Tensor]
+    #: task name -> operand key ("a", "b", "in", "out") -> tensor id
+    operands: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def arch(self) -> Architecture:
+        """The chip of a one-chip program (what the single-chip passes take)."""
+        return self.system.chips[0]
+
+    def tensor(self, task: str, key: str) -> Tensor:
+        return self.tensors[self.operands[task][key]]
+
+
+def linked_input(op: Op, tensors: dict[str, dict]) -> str | None:
+    """The operand of ``op`` that reads its first producer's output: its activation input
+    ("a" of a GEMM, "in" of a vector op), unless that operand is fused on chip."""
+    for key in ("a", "in"):
+        if key in tensors and key not in op.on_chip and tensors[key]["role"] == "activations":
+            return key
+    return None
+
+
+def build_program(system: System, workload: Workload) -> Program:
+    """Put a workload on a system: one compute task per op on chip 0, whole-op dependencies."""
+    tensors: dict[str, Tensor] = {}
+    operands: dict[str, dict[str, str]] = {}
+    consumers: dict[str, list[str]] = {}
+    tasks: list[Task] = []
+    produced: dict[str, str] = {}  # op -> its output tensor
+    for op in workload.ops:
+        sizes = op.tensor_bytes()
+        mine: dict[str, str] = {}
+        link = linked_input(op, sizes)
+        for key, t in sizes.items():
+            if key == link and op.deps and op.deps[0] in produced:
+                tid = produced[op.deps[0]]          # the producer's output, read back from its home
+            elif key == "out":
+                tid = f"{op.name}.out"
+            else:
+                tid = op.tensor_id(key)
+            mine[key] = tid
+            if tid not in tensors:
+                tensors[tid] = Tensor(tid, t["bytes"], t["role"], op.name if key == "out" else None)
+            if key != "out":
+                consumers.setdefault(tid, []).append(op.name)
+        if "out" in mine and sizes["out"]["role"] not in PERSISTENT_ROLES:
+            produced[op.name] = mine["out"]
+        operands[op.name] = mine
+        tasks.append(Task(op.name, "compute", op, tuple(Dependency(d) for d in op.deps)))
+    for tid, names in consumers.items():
+        t = tensors[tid]
+        tensors[tid] = Tensor(t.id, t.bytes, t.role, t.producer, tuple(dict.fromkeys(names)))
+    return Program(system, workload, tasks, tensors, operands)
