@@ -69,14 +69,23 @@ def run(
     fmt: str = typer.Option("table", "--format", "-f", help="table | csv | json"),
     per_op: bool = typer.Option(False, "--per-op", help="Print one row per op instead of the summary."),
     out_file: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the table to FILE.csv or FILE.parquet."),
+    parallel: Optional[str] = typer.Option(None, "--parallel", "-P",
+                                           help="For a system file: data=8,tensor=8,pipeline=2,micro_batches=8,..."),
 ) -> None:
-    """Simulate one workload on one architecture and print the summary."""
+    """Simulate one workload on one architecture (or one training step on a system) and print the summary."""
     from dse.sim.engine import simulate
     from dse.spec.loader import load_architecture
+    from dse.system.cli import is_system_file, run_system
     from dse.workloads import load_workload
 
     if fmt not in ("table", "csv", "json"):
         fail(f"--format: '{fmt}' is not one of table, csv, json")
+    if is_system_file(arch):
+        if per_op:
+            fail("--per-op: a system has no per-op table")
+        return run_system(arch, workload, batch, precision, parallel, fmt, out_file)
+    if parallel is not None:
+        fail("--parallel applies to a system file (chips and a topology), not to one chip")
     a = load_architecture(arch)
     w = load_workload(workload, batch=batch, precision=precision)
     result = simulate(a, w)
@@ -137,6 +146,7 @@ def check(file: str = typer.Argument(..., help="Architecture YAML file or bundle
 from dse.search.cli import sweep; app.command()(sweep)  # noqa: E402,E702  (dse sweep, in dse/search/cli.py)
 from dse.report.cli import report; app.command()(report)  # noqa: E402,E702  (dse report, in dse/report/cli.py)
 from dse.report.cli import compare; app.command()(compare)  # noqa: E402,E702  (dse compare, in dse/report/cli.py)
+from dse.system.cli import system; app.command()(system)  # noqa: E402,E702  (dse system, in dse/system/cli.py)
 
 
 @list_app.command("architectures")
@@ -151,6 +161,11 @@ def list_architectures() -> None:
         a = load_architecture(bundled_dir("architectures") / f"{name}.yaml")
         table.add_row(name, a.description)
     out.print(table)
+
+
+from dse.system.cli import list_links, list_systems  # noqa: E402  (dse list systems / links)
+list_app.command("systems")(list_systems)
+list_app.command("links")(list_links)
 
 
 @list_app.command("workloads")

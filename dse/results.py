@@ -84,3 +84,21 @@ class Result:
 
     def __getitem__(self, metric: str):
         return self.summary_row[metric]
+
+
+# ---- systems of many chips (dse.system) ------------------------------------------------
+STEP_TIME = "step_time_s"
+COMM_TIME = "comm_time_s"            # communication the slowest chip waits for (not hidden)
+COMM_ENERGY = "comm_energy_j"        # links and switches: per bit moved plus static
+COMM_BYTES = "comm_bytes"            # bytes chips sent
+SCALING_EFFICIENCY = "scaling_efficiency"   # throughput / (chips x one chip's throughput)
+MFU = "mfu"                          # model FLOPs / (step time x chips x peak FLOP/s)
+MEMORY_PER_CHIP = "memory_per_chip_bytes"
+SYSTEM_METRICS = {STEP_TIME: "minimize", COMM_TIME: "minimize", COMM_ENERGY: "minimize",
+                  SCALING_EFFICIENCY: "maximize", MFU: "maximize", MEMORY_PER_CHIP: "minimize"}
+OBJECTIVE_METRICS.update(SYSTEM_METRICS)
+
+
+def link_col(link_type: str, what: str) -> str:
+    """``link_<type>_<what>``: utilisation, bytes or energy_j of one link type."""
+    return f"link_{link_type}_{what}"

@@ -1,0 +1,149 @@
+"""Collectives on links against the alpha-beta model (Hockney; Thakur et al. 2005)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from dse.system.comm import Group
+from system_fixtures import ALPHA, B, FREE_SWITCH, LINK, ring, run, switched, system, time_of
+
+S = 1e9  # bytes
+
+
+@pytest.mark.parametrize("n", [2, 4, 8, 16, 64])
+@pytest.mark.parametrize("nbytes", [1e6, 1e9])
+def test_ring_all_reduce_matches_alpha_beta(n, nbytes):
+    ends, _ = run(ring(n), [("ar", "all_reduce", nbytes, Group(0, n, 1))])
+    expected = 2 * (n - 1) * (ALPHA + nbytes / (n * B))
+    assert time_of(ends, "ar") == pytest.approx(expected, rel=0.02)
+
+
+@pytest.mark.parametrize("n", [2, 4, 8, 16])
+def test_tree_all_reduce_matches_alpha_beta(n):
+    # binomial tree: reduce then broadcast, ceil(log2 n) rounds each, S bytes per round
+    ends, _ = run(switched(n), [("t", "all_reduce", S, Group(0, n, 1))], algorithm="tree")
+    expected = 2 * math.ceil(math.log2(n)) * (ALPHA + S / B)
+    assert time_of(ends, "t") == pytest.approx(expected, rel=0.02)
+
+
+@pytest.mark.parametrize("kind", ["all_gather", "reduce_scatter"])
+@pytest.mark.parametrize("n", [2, 8, 16])
+def test_all_gather_and_reduce_scatter(kind, n):
+    ends, _ = run(ring(n), [("x", kind, S, Group(0, n, 1))])
+    assert time_of(ends, "x") == pytest.approx((n - 1) * (ALPHA + S / (n * B)), rel=0.02)
+
+
+@pytest.mark.parametrize("n", [4, 8, 16])
+def test_all_to_all_through_a_switch(n):
+    # each chip sends S/n to each of the n-1 others through its one port
+    ends, _ = run(switched(n), [("a", "all_to_all", S, Group(0, n, 1))])
+    assert time_of(ends, "a") == pytest.approx((n - 1) * (ALPHA + S / (n * B)), rel=0.02)
+
+
+@pytest.mark.parametrize("n", [4, 8])
+def test_all_to_all_on_a_ring(n):
+    # the message to the chip k hops away crosses k links, each shared by k messages:
+    # sum over k of k (alpha + S/(nB)) = n(n-1)/2 (alpha + S/(nB))
+    ends, _ = run(ring(n), [("a", "all_to_all", S, Group(0, n, 1))])
+    assert time_of(ends, "a") == pytest.approx(n * (n - 1) / 2 * (ALPHA + S / (n * B)), rel=0.02)
+
+
+def test_point_to_point():
+    ends, _ = run(ring(4), [("p", "p2p", S, Group(0, 4, 1))])
+    assert time_of(ends, "p") == pytest.approx(ALPHA + S / B, rel=0.02)
+
+
+def test_hierarchical_all_reduce_on_two_levels():
+    # nodes of 4 on 400 GB/s, 8 nodes on 50 GB/s: reduce-scatter inside (S), all-reduce
+    # across of S/4, all-gather inside
+    links = {"fast": {**LINK, "bandwidth": "400 GB/s", "latency": "1 us"},
+             "slow": {**LINK, "bandwidth": "50 GB/s", "latency": "5 us"}}
+    spec = system(32, {"kind": "two_level", "node_size": 4, "intra": {"link": "fast"},
+                       "inter": {"link": "slow", "switch": FREE_SWITCH}}, links)
+    ends, _ = run(spec, [("h", "all_reduce", S, Group(0, 32, 1))])
+    g1, g2 = 4, 8
+    expected = (2 * (g1 - 1) * (1e-6 + S / (g1 * 400e9))
+                + 2 * (g2 - 1) * (5e-6 + S / (g1 * g2 * 50e9)))
+    assert time_of(ends, "h") == pytest.approx(expected, rel=0.02)
+
+
+def test_torus_all_reduce_dimension_by_dimension():
+    spec = system(16, {"kind": "torus", "shape": [4, 4], "link": "l"})
+    ends, _ = run(spec, [("t", "all_reduce", S, Group(0, 16, 1))])
+    expected = 2 * 3 * (ALPHA + S / (4 * B)) + 2 * 3 * (ALPHA + S / (16 * B))
+    assert time_of(ends, "t") == pytest.approx(expected, rel=0.02)
+
+
+def test_two_collectives_sharing_links_each_take_the_bandwidth_split():
+    n = 8
+    alone = time_of(run(ring(n), [("a", "all_reduce", S, Group(0, n, 1))])[0], "a")
+    latency = 2 * (n - 1) * ALPHA
+    beta = alone - latency
+    ends, _ = run(ring(n), [("a", "all_reduce", S, Group(0, n, 1)), ("b", "all_reduce", S, Group(0, n, 1))])
+    for name in ("a", "b"):
+        assert time_of(ends, name) - latency == pytest.approx(2 * beta, rel=0.02)
+
+
+def test_unequal_collectives_share_then_the_larger_runs_alone():
+    # half-size all-reduce shares the links until it is done (at its bandwidth term x 2),
+    # the larger then has half its bytes left at full bandwidth: 1.5 x its bandwidth term
+    n = 8
+    latency = 2 * (n - 1) * ALPHA
+    beta = 2 * (n - 1) * S / (n * B)
+    ends, _ = run(ring(n), [("big", "all_reduce", S, Group(0, n, 1)),
+                            ("small", "all_reduce", S / 2, Group(0, n, 1))])
+    assert time_of(ends, "small") == pytest.approx(latency + beta, rel=0.02)
+    assert time_of(ends, "big") == pytest.approx(latency + 1.5 * beta, rel=0.02)
+
+
+def test_interleaved_groups_share_each_ring_link():
+    # on a ring of 8, two all-reduce groups of every other chip: each step crosses 2 links
+    # and every link carries both groups: half the bandwidth, twice the latency
+    n, g = 8, 4
+    ends, _ = run(ring(n), [("a", "all_reduce", S, Group(0, g, 2), 0.0, n), ])
+    expected = 2 * (g - 1) * (2 * ALPHA + S / (g * B / 2))
+    assert time_of(ends, "a") == pytest.approx(expected, rel=0.02)
+
+
+CASES = [
+    ("ring strided", lambda: ring(8), [("a", "all_reduce", S, Group(0, 4, 2)), ("b", "all_reduce", S, Group(1, 4, 2))]),
+    ("torus 2 dims", lambda: system(16, {"kind": "torus", "shape": [4, 4], "link": "l"}),
+     [("a", "all_reduce", S, Group(0, 4, 4)), ("b", "all_reduce", S, Group(1, 4, 4)),
+      ("c", "all_reduce", S, Group(2, 4, 4)), ("d", "all_reduce", S, Group(3, 4, 4))]),
+    ("switched", lambda: switched(8), [("a", "all_to_all", S, Group(0, 8, 1))]),
+    ("two level", lambda: system(16, {"kind": "two_level", "node_size": 4, "intra": {"link": "l"},
+                                      "inter": {"link": "l", "switch": {**FREE_SWITCH, "bandwidth": "200 GB/s"}}}),
+     [(f"g{i}", "all_reduce", S, Group(i, 8, 2)) for i in range(2)]),
+]
+
+
+@pytest.mark.parametrize("label,make,calls", CASES, ids=[c[0] for c in CASES])
+def test_reduced_view_equals_full_simulation(label, make, calls):
+    """One representative chip per group (its flows weighted by the chips it stands for)
+    gives the times, energy and bytes of simulating every chip on every physical link."""
+    spec = make()
+    n = spec.chip_count
+    full_ends, full_led = run(spec, calls, full=True)
+    # the first chip of the first group stands for every chip (all run the same collective)
+    red_ends, red_led = run(spec, [(*calls[0], 0.0, n)])
+    assert time_of(red_ends, calls[0][0]) == pytest.approx(max(full_ends.values()), rel=1e-9)
+    assert red_led.energy_j == pytest.approx(full_led.energy_j, rel=1e-9)
+    assert red_led.bytes_by_type.keys() == full_led.bytes_by_type.keys()
+    for k, v in full_led.bytes_by_type.items():
+        assert red_led.bytes_by_type[k] == pytest.approx(v, rel=1e-9)
+
+
+def test_ocs_pod_reduced_equals_full_with_optical_wraparound():
+    links = {"ici": {**LINK, "bandwidth": "100 GB/s"},
+             "ocs": {**LINK, "bandwidth": "50 GB/s", "latency": "3 us", "energy_per_bit": "20 pJ/bit"}}
+    spec = system(32, {"kind": "ocs_pod", "shape": [2, 4, 4], "cube": [2, 2, 2], "link": "ici",
+                       "optical": "ocs"}, links)
+    calls = [(f"z{i}", "all_reduce", S, Group(i, 4, 8)) for i in range(8)]
+    full_ends, full_led = run(spec, calls, full=True)
+    red_ends, red_led = run(spec, [("z0", "all_reduce", S, Group(0, 4, 8), 0.0, 32)])
+    assert time_of(red_ends, "z0") == pytest.approx(max(full_ends.values()), rel=1e-9)
+    assert red_led.energy_j == pytest.approx(full_led.energy_j, rel=1e-9)
+    # the ring along z (4 chips, blocks of 2) has 2 optical links of 4: the slow ones set the pace
+    expected = 2 * 3 * (3e-6 + S / (4 * 50e9))
+    assert time_of(red_ends, "z0") == pytest.approx(expected, rel=0.02)

@@ -1,0 +1,139 @@
+"""A training step on many chips: pipeline bubble, data-parallel scaling, memory per chip,
+and the reduced simulation (one chip per role) against the full one (every chip)."""
+from __future__ import annotations
+
+import pytest
+
+from dse.errors import DesignError
+from dse.system import ParallelismSpec, simulate_system
+from dse.system.parallelism import split_model
+from dse.system.roles import profile
+from dse.spec.loader import load_architecture
+from dse.workloads import load_workload
+from system_fixtures import FREE_SWITCH, system
+
+#: links that cost nothing in time: only the schedule shapes the step
+FREE = {"l": {"bandwidth": "1 EB/s", "latency": "0 s", "energy_per_bit": "0 pJ/bit", "static_power": "0 W"}}
+#: a stack whose per-layer work dwarfs embedding and LM head, so stages are nearly uniform
+MODEL = "gpt:layers={L},d_model=2048,heads=16,seq=512,batch=1,vocab=8"
+
+
+@pytest.mark.parametrize("p,m", [(4, 8), (4, 4), (2, 6), (8, 8)])
+def test_one_f_one_b_bubble(p, m):
+    spec = system(p, {"kind": "ring", "link": "l"}, FREE, {"pipeline": p, "micro_batches": m})
+    r = simulate_system(spec, MODEL.format(L=2 * p))
+    assert r["pipeline_bubble"] == pytest.approx((p - 1) / (m + p - 1), rel=0.02)
+
+
+def test_interleaved_bubble_shrinks_by_the_virtual_stages():
+    p, m, v = 4, 8, 2
+    spec = system(p, {"kind": "ring", "link": "l"}, FREE,
+                  {"pipeline": p, "micro_batches": m, "schedule": "interleaved", "virtual_stages": v})
+    r = simulate_system(spec, MODEL.format(L=2 * p * v))
+    assert r["pipeline_bubble"] == pytest.approx((p - 1) / (v * m + p - 1), rel=0.03)
+
+
+def _dgx(n: int, **par) -> object:
+    links = {"nvlink": {"preset": "nvlink4", "lanes": 18}, "ib": {"preset": "ib-ndr"}}
+    topo = {"kind": "two_level", "node_size": 8, "intra": {"link": "nvlink"},
+            "inter": {"link": "ib", "switch": {"preset": "tomahawk5"}}}
+    return system(n, topo, links, {"data": n, **par})
+
+
+def test_data_parallel_scaling_throughput_rises_efficiency_falls():
+    wl = "gpt:layers=4,d_model=1024,heads=16,seq=1024,batch=2"
+    rows = [simulate_system(_dgx(n), wl).summary_row for n in (8, 16, 32, 64)]
+    thr = [r["throughput_samples_per_s"] for r in rows]
+    eff = [r["scaling_efficiency"] for r in rows]
+    share = [r["comm_time_s"] / r["step_time_s"] for r in rows]
+    assert all(b > a for a, b in zip(thr, thr[1:])), thr
+    assert all(b < a for a, b in zip(eff, eff[1:])), eff
+    assert all(0 < e <= 1 for e in eff)
+    assert share[-1] > share[0]
+
+
+def test_gradient_buckets_overlap_backward():
+    wl = "gpt:layers=8,d_model=1024,heads=16,seq=1024,batch=2"
+    over = simulate_system(_dgx(32), wl).summary_row
+    serial = simulate_system(_dgx(32, overlap=False), wl).summary_row
+    assert over["step_time_s"] < serial["step_time_s"]
+    assert over["comm_energy_j"] == pytest.approx(serial["comm_energy_j"], rel=1e-9)
+
+
+def test_reduced_equals_full_simulation_of_a_3d_parallel_step():
+    links = {"fast": {"preset": "nvlink4", "lanes": 18}, "ib": {"preset": "ib-ndr"}}
+    spec = system(16, {"kind": "two_level", "node_size": 4, "intra": {"link": "fast"},
+                       "inter": {"link": "ib", "switch": {"preset": "tomahawk5"}}}, links,
+                  {"data": 2, "tensor": 2, "pipeline": 4, "micro_batches": 4})
+    wl = "gpt:layers=8,d_model=1024,heads=16,seq=512,batch=1"
+    red = simulate_system(spec, wl).summary_row
+    full = simulate_system(spec, wl, full=True).summary_row
+    for k in ("step_time_s", "energy_j", "comm_energy_j", "comm_time_s", "link_ib_bytes", "link_fast_bytes"):
+        assert red[k] == pytest.approx(full[k], rel=1e-9), k
+
+
+def test_reduced_equals_full_on_a_torus_with_shared_links():
+    # tensor on x, data on y, pipeline on z; static link power charged for the step
+    spec = system(16, {"kind": "torus", "shape": [2, 4, 2], "link": "l"},
+                  {"l": {"bandwidth": "50 GB/s", "latency": "1 us", "energy_per_bit": "5 pJ/bit",
+                         "static_power": "1 W"}},
+                  {"data": 4, "tensor": 2, "pipeline": 2, "micro_batches": 2})
+    wl = "gpt:layers=4,d_model=1024,heads=16,seq=512,batch=1"
+    assert simulate_system(spec, wl)["comm_static_energy_j"] > 0
+    red = simulate_system(spec, wl).summary_row
+    full = simulate_system(spec, wl, full=True).summary_row
+    for k in ("step_time_s", "energy_j", "comm_energy_j", "link_l_bytes"):
+        assert red[k] == pytest.approx(full[k], rel=1e-9), k
+
+
+def test_folding_identical_layers_matches_simulating_them_all():
+    arch = load_architecture("h100-class")
+    wl = load_workload("gpt:layers=8,d_model=2048,heads=16,seq=1024,batch=2,vocab=32000")
+    for par in (ParallelismSpec(pipeline=2, tensor=2, data=1), ParallelismSpec()):
+        for st in (row[0] for row in split_model(wl, par)):
+            folded = profile(arch, st, optimizer_shards=1, recompute="none", fold=True)
+            whole = profile(arch, st, optimizer_shards=1, recompute="none", fold=False)
+            assert folded.fwd_s == pytest.approx(whole.fwd_s, rel=0.01)
+            assert folded.bwd_s == pytest.approx(whole.bwd_s, rel=0.01)
+            assert folded.grad_bytes == whole.grad_bytes
+            assert [e for _, e in folded.fwd if e] == [e for _, e in whole.fwd if e]
+            assert [e[:2] for _, e in folded.bwd if e and e[0] == "tp"] == \
+                   [e[:2] for _, e in whole.bwd if e and e[0] == "tp"]
+            assert folded.bwd_energy_j == pytest.approx(whole.bwd_energy_j, rel=0.05)
+
+
+def test_memory_per_chip_by_hand():
+    # GPT with d=1024, 2 layers, vocab 1000: 12 d^2 weights per layer (QKV 3 d^2, output d^2,
+    # FFN 8 d^2) plus the LM head d x vocab; tensor=2 halves them; bf16 weights and gradients
+    # (2 B), Adam's fp32 master and moments (12 B) sharded over data=2 by ZeRO-1
+    d, vocab = 1024, 1000
+    params = (2 * 12 * d * d + d * vocab) / 2
+    spec = system(4, {"kind": "switched", "link": "l", "switch": FREE_SWITCH}, FREE,
+                  {"data": 2, "tensor": 2, "zero": 1})
+    r = simulate_system(spec, f"gpt:layers=2,d_model={d},heads=16,seq=256,vocab={vocab}")
+    assert r["memory_weights_bytes"] == pytest.approx(2 * params)
+    assert r["memory_gradients_bytes"] == pytest.approx(2 * params)
+    assert r["memory_optimizer_bytes"] == pytest.approx(12 * params / 2)
+
+
+def test_model_too_big_for_the_chips_is_a_design_error():
+    spec = system(8, {"kind": "switched", "link": "l", "switch": FREE_SWITCH}, FREE, {"data": 8})
+    with pytest.raises(DesignError, match="does not fit"):
+        simulate_system(spec, "gpt:layers=48,d_model=8192,heads=64,seq=2048")
+
+
+def test_parallel_degrees_must_multiply_to_the_chip_count():
+    spec = system(8, {"kind": "ring", "link": "l"}, FREE, {"data": 3})
+    with pytest.raises(DesignError, match="system has 8 chips"):
+        simulate_system(spec, "gpt:layers=2")
+
+
+def test_expert_parallel_all_to_all_and_uneven_experts():
+    links = {"l": {"preset": "nvlink4", "lanes": 18}}
+    spec = system(8, {"kind": "switched", "link": "l", "switch": {"preset": "nvswitch3"}}, links,
+                  {"data": 8, "expert": 4})
+    even = simulate_system(spec, "moe:tokens=4096,experts=8,skew=0,capacity_factor=0").summary_row
+    skewed = simulate_system(spec, "moe:tokens=4096,experts=8,skew=1.5,capacity_factor=0").summary_row
+    assert even["comm_bytes"] > 0
+    # a skewed router loads one expert rank more: the step waits for it
+    assert skewed["step_time_s"] > even["step_time_s"]
