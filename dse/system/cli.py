@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from pydantic import ValidationError
 from rich.table import Table
 
 from dse.errors import SpecError
@@ -31,6 +30,8 @@ def is_system_file(path_or_name: str) -> bool:
 
 def parse_parallel(text: str | None, base: dict | None) -> dict | None:
     """``data=8,tensor=8,sequence=true`` over the system file's parallelism."""
+    from pydantic import ValidationError
+
     from dse.system.spec import ParallelismSpec
     from dse.workloads.registry import parse_spec
 

@@ -229,15 +229,37 @@ def system_from_doc(doc: YamlDoc, overrides: dict[str, Any] | None = None) -> Sy
     if not isinstance(data, dict):
         raise SpecError("expected a mapping of system fields at the top level", where=doc.name)
     if overrides:
-        import copy
-
-        from dse.spec.overrides import apply_overrides
-
-        data = apply_overrides(copy.deepcopy(data), overrides)
+        data = apply_paths(data, overrides)
     try:
         return SystemSpec.model_validate(data)
     except ValidationError as exc:
         raise spec_error_from_validation(exc, doc, SystemSpec) from None
+
+
+def apply_paths(data: dict, overrides: dict[str, Any]) -> dict:
+    """A copy of ``data`` with each dotted path set (``parallelism.data``, ``chips.0.count``,
+    ``links.ib.preset``); a missing mapping on the way is created (``parallelism``)."""
+    import copy
+
+    out = copy.deepcopy(data)
+    for path, value in overrides.items():
+        parts = [p for p in path.replace("[", ".").replace("]", "").split(".") if p]
+        node: Any = out
+        for i, key in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(node, list):
+                if not key.isdigit() or int(key) >= len(node):
+                    raise SpecError(f"'{path}': '{key}' is not an index of the list (0..{len(node) - 1})")
+                key = int(key)
+            elif not isinstance(node, dict):
+                raise SpecError(f"'{path}' names no field of the system")
+            if last:
+                node[key] = value
+            else:
+                if isinstance(node, dict) and node.get(key) is None:
+                    node[key] = {}
+                node = node[key]
+    return out
 
 
 def load_system_spec(path_or_name: str | Path) -> tuple[SystemSpec, YamlDoc]:
