@@ -21,7 +21,7 @@ MODEL = "gpt:layers={L},d_model=2048,heads=16,seq=512,batch=1,vocab=8"
 @pytest.mark.parametrize("p,m", [(4, 8), (4, 4), (2, 6), (8, 8)])
 def test_one_f_one_b_bubble(p, m):
     spec = system(p, {"kind": "ring", "link": "l"}, FREE, {"pipeline": p, "micro_batches": m})
-    r = simulate_system(spec, MODEL.format(L=2 * p))
+    r = simulate_system(spec, MODEL.format(L=4 * p))
     assert r["pipeline_bubble"] == pytest.approx((p - 1) / (m + p - 1), rel=0.02)
 
 
@@ -94,12 +94,13 @@ def test_folding_identical_layers_matches_simulating_them_all():
             folded = profile(arch, st, optimizer_shards=1, recompute="none", fold=True)
             whole = profile(arch, st, optimizer_shards=1, recompute="none", fold=False)
             assert folded.fwd_s == pytest.approx(whole.fwd_s, rel=0.01)
-            assert folded.bwd_s == pytest.approx(whole.bwd_s, rel=0.01)
+            assert folded.bwd_s == pytest.approx(whole.bwd_s, rel=0.02)
             assert folded.grad_bytes == whole.grad_bytes
             assert [e for _, e in folded.fwd if e] == [e for _, e in whole.fwd if e]
             assert [e[:2] for _, e in folded.bwd if e and e[0] == "tp"] == \
                    [e[:2] for _, e in whole.bwd if e and e[0] == "tp"]
-            assert folded.bwd_energy_j == pytest.approx(whole.bwd_energy_j, rel=0.05)
+            assert folded.bwd_energy_j == pytest.approx(whole.bwd_energy_j, rel=0.01)
+            assert folded.fwd_energy_j == pytest.approx(whole.fwd_energy_j, rel=0.01)
 
 
 def test_memory_per_chip_by_hand():

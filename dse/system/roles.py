@@ -7,9 +7,10 @@ optimizer); its timeline is cut where the chip must talk to others (tensor-paral
 all-reduces, MoE all-to-alls) and where gradients become ready (for bucketed data-parallel
 reduction).
 
-Identical layers run one after another, so a chunk of L identical layers is simulated with
-one of them and its layer window repeated L times (``fold=True``); a test compares the
-folded and unfolded profiles.
+Identical layers run one after another, so a chunk of L > 2 identical layers is simulated
+with two of them and the second one's window repeated L - 1 times (``fold=True``): the
+second layer meets the on-chip memory as the first left it, as later layers do. A test
+compares folded and unfolded profiles.
 """
 from __future__ import annotations
 
@@ -63,15 +64,19 @@ def _segments(cuts: list[tuple[float, tuple]], start: float, end: float) -> list
     return out
 
 
-def _unfold(segs: list[tuple[float, tuple]], repeat: int) -> list[tuple[float, tuple]]:
-    """Segments split at two marks (pre | layer | post), the layer part repeated."""
-    marks = [i for i, (_, ev) in enumerate(segs) if ev == _MARK]
-    if len(marks) != 2:
-        return segs
-    a, b = marks
-    pre = segs[:a] + [(segs[a][0], ())]
-    layer = segs[a + 1:b] + [(segs[b][0], ())]
-    return pre + layer * repeat + segs[b + 1:]
+def _unfold(segs: list[tuple[float, tuple]], window: int, repeat: int) -> list[tuple[float, tuple]]:
+    """Segments split by marks into windows, window ``window`` repeated ``repeat`` times."""
+    windows: list[list[tuple[float, tuple]]] = [[]]
+    for dur, ev in segs:
+        if ev == _MARK:
+            windows[-1].append((dur, ()))
+            windows.append([])
+        else:
+            windows[-1].append((dur, ev))
+    out = []
+    for i, w in enumerate(windows):
+        out.extend(w * (repeat if i == window else 1))
+    return out
 
 
 def _compact(segs: list[tuple[float, tuple]]) -> list[tuple[float, tuple]]:
@@ -103,11 +108,14 @@ def profile(arch: Architecture, st: Stage, *, optimizer_shards: int, recompute: 
             fold: bool = True) -> Profile:
     """Simulate ``st`` on ``arch`` as one training step and cut its timeline."""
     layers = _identical_layers(st.ops) if fold else []
-    repeat = len(layers) if layers else 1
-    ops = [o for o in st.ops if not layers or layer_of(o) in (None, layers[0])]
-    if layers:  # ops after the layers read the last layer: point them at the one simulated
-        first = f"layer{layers[0]}."
-        ops = [replace(o, deps=tuple(first + d.split(".", 1)[1] if layer_of_name(d) not in (None, layers[0])
+    if len(layers) < 3:
+        layers = []
+    repeat = len(layers) - 1 if layers else 1
+    keep = set(layers[:2])
+    ops = [o for o in st.ops if layer_of(o) is None or not layers or layer_of(o) in keep]
+    if layers:  # ops after the layers read the last layer: point them at the last one simulated
+        second = f"layer{layers[1]}."
+        ops = [replace(o, deps=tuple(second + d.split(".", 1)[1] if layer_of_name(d) not in (None, *keep)
                                      else d for d in o.deps)) for o in ops]
     wl = training_workload(Workload(f"stage{st.index}", ops, samples=1, params={}))
     params = sum(_params(o) for o in st.ops)
@@ -122,18 +130,24 @@ def profile(arch: Architecture, st: Stage, *, optimizer_shards: int, recompute: 
     f_end = max((rows[n]["end_s"] for n in fwd_names), default=0.0)
     b_end = max((rows[n]["end_s"] for n in bwd_names), default=f_end)
 
-    def in_layer(n: str) -> bool:
-        return bool(layers) and n.startswith(f"layer{layers[0]}.")
+    def of_layer(n: str, k: int) -> bool:
+        return bool(layers) and n.startswith(f"layer{layers[k]}.")
+
+    def weight(n: str) -> int:
+        return repeat if of_layer(n, 1) else 1
 
     f_cuts, b_cuts = [], []
     if layers:
         before = pre_names(st, layers)
         pre = [rows[n]["end_s"] for n in fwd_names if n in before]
-        lay_f = [rows[n]["end_s"] for n in fwd_names if in_layer(n)]
-        post_b = [rows[n]["end_s"] for n in bwd_names if not in_layer(n) and not _is_pre_bwd(n, before)]
-        lay_b = [rows[n]["end_s"] for n in bwd_names if in_layer(n)]
-        f_cuts += [(max(pre, default=0.0), _MARK), (max(lay_f), _MARK)]
-        b_cuts += [(max(post_b, default=f_end), _MARK), (max(lay_b), _MARK)]
+        post_b = [rows[n]["end_s"] for n in bwd_names
+                  if not of_layer(n, 0) and not of_layer(n, 1) and not _is_pre_bwd(n, before)]
+        f_cuts += [(max(pre, default=0.0), _MARK),
+                   (max(rows[n]["end_s"] for n in fwd_names if of_layer(n, 0)), _MARK),
+                   (max(rows[n]["end_s"] for n in fwd_names if of_layer(n, 1)), _MARK)]
+        b_cuts += [(max(post_b, default=f_end), _MARK),
+                   (max(rows[n]["end_s"] for n in bwd_names if of_layer(n, 1)), _MARK),
+                   (max(rows[n]["end_s"] for n in bwd_names if of_layer(n, 0)), _MARK)]
     for n, b in st.tp_forward.items():
         if n in rows:
             f_cuts.append((rows[n]["end_s"], ("tp", b)))
@@ -154,14 +168,14 @@ def profile(arch: Architecture, st: Stage, *, optimizer_shards: int, recompute: 
         o = by_name[n]
         if o.out_role == "gradients":
             nb = o.tensor_bytes()["out"]["bytes"]
-            prof.grad_bytes += nb * (repeat if in_layer(n) else 1)
+            prof.grad_bytes += nb * weight(n)
             b_cuts.append((rows[n]["end_s"], ("grad", nb, n.startswith("expert"))))
-    prof.fwd = _compact(_unfold(_segments(f_cuts, 0.0, f_end), repeat))
-    prof.bwd = _compact(_unfold(_segments(b_cuts, f_end, b_end), repeat))
+    prof.fwd = _compact(_unfold(_segments(f_cuts, 0.0, f_end), 2, repeat))
+    prof.bwd = _compact(_unfold(_segments(b_cuts, f_end, b_end), 1, repeat))
     prof.optimizer_s = res.summary_row["latency_s"] - b_end
 
     def energy(names) -> float:
-        return sum(rows[n]["dynamic_energy_j"] * (repeat if in_layer(n) else 1) for n in names)
+        return sum(rows[n]["dynamic_energy_j"] * weight(n) for n in names)
 
     prof.fwd_energy_j = energy(fwd_names)
     prof.bwd_energy_j = energy(bwd_names)
@@ -170,7 +184,7 @@ def profile(arch: Architecture, st: Stage, *, optimizer_shards: int, recompute: 
         prof.recompute_s, prof.recompute_energy_j = prof.fwd_s, prof.fwd_energy_j
     elif recompute == "selective":
         core = [n for n in fwd_names if suffix(n) in ATTENTION_CORE]
-        prof.recompute_s = sum(rows[n]["latency_s"] * (repeat if in_layer(n) else 1) for n in core)
+        prof.recompute_s = sum(rows[n]["latency_s"] * weight(n) for n in core)
         prof.recompute_energy_j = energy(core)
     makespan = res.summary_row["latency_s"]
     prof.static_power_w = res.summary_row["static_energy_j"] / makespan if makespan else 0.0
