@@ -156,3 +156,46 @@ def test_truncated_model_is_a_spec_error(tmp_path):
 def test_missing_onnx_file(tmp_path):
     with pytest.raises(SpecError, match="file not found"):
         load_workload(str(tmp_path / "none.onnx"))
+
+
+def test_model_without_its_external_weight_file_loads_from_the_graph(tmp_path):
+    """A model shared without its .data file: shapes from the graph, weights from initializer dims."""
+    inits = [_init("w1", 64, 3, 3, 3), _init("w2", 128, 64, 3, 3), _init("fcw", 1000, 128)]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1], strides=[2, 2], name="conv1"),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], pads=[1, 1, 1, 1], name="conv2"),
+        helper.make_node("GlobalAveragePool", ["c2"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["f"]),
+        helper.make_node("Gemm", ["f", "fcw"], ["y"], transB=1, name="fc"),
+    ]
+    graph = helper.make_graph(nodes, "ext", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 64, 64])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1000])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "ext.onnx"
+    onnx.save(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+              location="ext.onnx.data", size_threshold=0)
+    data = tmp_path / "ext.onnx.data"
+    assert data.stat().st_size == 4 * (64 * 27 + 128 * 64 * 9 + 1000 * 128)  # the weights went there
+    data.unlink()
+    with pytest.raises(Exception):  # what onnx itself does without the file
+        onnx.load(str(path))
+    with pytest.warns(WorkloadImportWarning) as rec:
+        wl = load_workload(str(path))
+    absent = [str(w.message) for w in rec if "weight data absent" in str(w.message)]
+    assert len(absent) == 1 and "ext.onnx.data" in absent[0]
+    # conv1 (stride 2): 32x32 outputs x 64 filters x (3 x 3x3); conv2: 32x32 x 128 x (64 x 3x3);
+    # fc: 128 -> 1000
+    assert wl.macs == 32 * 32 * 64 * 27 + 32 * 32 * 128 * 64 * 9 + 128 * 1000
+    weights = sum(t["bytes"] for op in wl.ops if op.kind != "vector"
+                  for t in op.tensor_bytes().values() if t["role"] == "weights")
+    assert weights == 4 * (64 * 27 + 128 * 64 * 9 + 1000 * 128)  # fp32, from the initializers' dims
+
+
+def test_model_with_its_external_weight_file_loads_without_warning(tmp_path):
+    path = tmp_path / "mlp_ext.onnx"
+    model = onnx.load(str(_mlp_onnx(tmp_path, [64, 32])))
+    onnx.save(model, str(path), save_as_external_data=True, location="mlp_ext.data", size_threshold=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_workload(str(path)).macs == 64 * 32

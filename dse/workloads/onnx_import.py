@@ -7,6 +7,8 @@ dependencies through. Tensors stored as initializers or Constant nodes are
 weights. Anything else is skipped with a WorkloadImportWarning naming the op
 types and the fraction of nodes skipped. Symbolic dimensions (e.g. the batch
 dimension ``N``) are set to ``batch`` (default 1) before shape inference.
+Weights stored in external data files are not needed: a model whose .data file
+is absent loads from its graph alone, with one warning.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import onnx
 from onnx import TensorProto, helper, shape_inference
+from onnx.external_data_helper import load_external_data_for_model
 
 from dse.errors import SpecError
 from dse.workloads.dag import topological_order
@@ -68,20 +71,48 @@ def _fix_symbolic_dims(model: onnx.ModelProto, dims: dict[str, int], default: in
             d.dim_value = value
 
 
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def _external_tensors(model: onnx.ModelProto) -> list[TensorProto]:
+    return [t for t in model.graph.initializer if t.data_location == TensorProto.EXTERNAL]
+
+
+def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
+    """Attach the weight values kept in files beside the model, when they are there.
+
+    Only shapes matter to dse (weight bytes come from the initializers' dims), so a
+    model shared without its weight files still loads: one warning says so.
+    """
+    from dse.workloads import WorkloadImportWarning
+
+    external = _external_tensors(model)
+    if not external:
+        return
+    try:
+        load_external_data_for_model(model, str(path.parent))
+    except Exception as e:  # missing or truncated .data file
+        locations = sorted({kv.value for t in external for kv in t.external_data if kv.key == "location"})
+        warnings.warn(WorkloadImportWarning(
+            f"{path}: weight data absent ({', '.join(locations) or 'external file'}: {_first_line(e)}); "
+            f"shapes come from the graph and weight bytes from the {len(external)} initializers' dims"),
+            stacklevel=3)
+
+
 def _read(path: Path, dims: dict[str, int], batch: int) -> onnx.ModelProto:
     try:
-        model = onnx.load(str(path))
+        model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # protobuf DecodeError, OSError, ...
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SpecError(f"cannot read ONNX model: {msg}", where=str(path)) from None
+        raise SpecError(f"cannot read ONNX model: {_first_line(e)}", where=str(path)) from None
     if not model.graph.node:
         raise SpecError("ONNX model has no graph nodes (corrupt or empty file?)", where=str(path))
+    _load_external_data(model, path)
     _fix_symbolic_dims(model, dims, batch)
     try:
         return shape_inference.infer_shapes(model, data_prop=True)
     except Exception as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SpecError(f"ONNX shape inference failed: {msg}", where=str(path)) from None
+        raise SpecError(f"ONNX shape inference failed: {_first_line(e)}", where=str(path)) from None
 
 
 class _Graph:
