@@ -223,8 +223,10 @@ def list_memories() -> None:
     """Memory technologies of the sourced library (dse/tech/data/memories.yaml)."""
     from dse.tech.library import memory_technologies
 
-    table = Table(title="memory technologies (per unit: a channel, a DIMM or a stack)")
-    for c in ("name", "family", "bandwidth", "latency / tRCD", "read energy", "background", "sources"):
+    table = Table(title="memory technologies (per unit: a channel, a DIMM or a stack; "
+                        "sources in dse/tech/data/SOURCES.md)")
+    for c in ("name", "family", "bandwidth", "latency / tRCD", "read / write energy", "activate",
+              "background", "energy source"):
         table.add_column(c, overflow="fold")
     for name, e in memory_technologies().items():
         timing = e.get("timing") or {}
@@ -232,8 +234,9 @@ def list_memories() -> None:
         table.add_row(name, str(e.get("family", "")),
                       str(e.get("peak_bandwidth") or e.get("read_bandwidth") or "-"),
                       str(e.get("read_latency") or timing.get("tRCD") or "-"),
-                      str(energy.get("read", "-")), str(e.get("background_power", "-")),
-                      "; ".join(str(x) for x in (e.get("sources") or [])[:2]))
+                      f"{energy.get('read', '-')} / {energy.get('write', '-')}",
+                      str(energy.get("activate", "-")), str(e.get("background_power", "not sourced")),
+                      str((e.get("energy_sources") or {}).get("read", "-")))
     out.print(table)
 
 

@@ -22,11 +22,14 @@ CHIP = {
     }],
     "sram": [
         # a small staging buffer (many tiles, so transfers and compute overlap) ...
-        {"name": "buf", "capacity": "512 KiB", "bandwidth": "1000 TB/s"},
+        {"name": "buf", "capacity": "512 KiB", "bandwidth": "1000 TB/s",
+         "read_energy": "0 pJ/bit", "write_energy": "0 pJ/bit"},
         # ... and a big one holding the activations, never the bottleneck
-        {"name": "act", "capacity": "256 MiB", "bandwidth": "1000 TB/s"},
+        {"name": "act", "capacity": "256 MiB", "bandwidth": "1000 TB/s",
+         "read_energy": "0 pJ/bit", "write_energy": "0 pJ/bit"},
     ],
-    "memories": [{"name": "dram", "capacity": "4 GiB", "channels": 1, "bandwidth_per_channel": "10 GB/s"}],
+    "memories": [{"name": "dram", "capacity": "4 GiB", "channels": 1, "bandwidth_per_channel": "10 GB/s",
+                  "read_energy": "0 pJ/bit", "write_energy": "0 pJ/bit", "background_power": "0 W"}],
     "placement": {"weights": "dram", "activations": "act"},
     "static": [{"name": "ctrl", "leakage": "20 W"}],
 }

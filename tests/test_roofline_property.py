@@ -25,6 +25,7 @@ dims = st.integers(min_value=1, max_value=1500)
 def test_no_op_beats_the_roofline(m, n, k, rows, cols, dataflow, bw, clock, buf_kib, channels, precision):
     arch = toy(compute__pe__rows=rows, compute__pe__cols=cols, compute__pe__dataflow=dataflow,
                compute__pe__clock=clock, compute__pe__macs_per_cycle={"int8": 1, "bf16": 0.5},
+               compute__pe__energy_per_mac={"int8": "0.25 pJ", "bf16": "1 pJ"},
                placement={"weights": "dram", "activations": "dram"})
     arch = arch.model_copy(update={
         "memories": [arch.memories[0].model_copy(update={"bandwidth_per_channel": bw, "channels": channels})],

@@ -61,7 +61,9 @@ class SystolicArray(_Component):
     dataflow: Dataflow | list[Dataflow] = "weight_stationary"
     #: MACs each PE completes per cycle at each supported precision.
     macs_per_cycle: Annotated[dict[str, Annotated[float, Field(gt=0)]], Field(min_length=1)] = {"int8": 1.0}
-    #: Energy of one MAC at each precision (operand delivery inside the array included).
+    #: Energy of one MAC at each precision (operand delivery inside the array included). A
+    #: precision left out comes from the compute table (dse/tech/compute.py) by the design's
+    #: technology_node; one the table lacks is an error naming it.
     energy_per_mac: dict[str, Joules] = {}
     buffer: str | None = None
 
@@ -167,12 +169,31 @@ ComputeUnit = Annotated[Union[SystolicArray, VectorUnit, ImcTile], Field(discrim
 
 
 class Sram(_Component):
-    """An on-chip buffer: stages tiles and may hold whole tensors (placement)."""
+    """An on-chip buffer: stages tiles and may hold whole tensors (placement).
 
+    ``technology: sram-28nm-1mb`` (an SRAM entry of `dse list memories`) gives the read and
+    write energy per bit from the sourced library; values in the YAML win.
+    """
+
+    technology: str | None = None
     capacity: Bytes
     bandwidth: BytesPerSecond
-    read_energy: JoulesPerBit = 0.0
-    write_energy: JoulesPerBit = 0.0
+    read_energy: JoulesPerBit | None = None
+    write_energy: JoulesPerBit | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_technology(cls, data):
+        if not isinstance(data, dict) or not data.get("technology"):
+            return data
+        defaults = _library_defaults(str(data["technology"]), family="sram")
+        return {**{k: v for k, v in defaults.items() if k in ("read_energy", "write_energy")},
+                **{k: v for k, v in data.items() if v is not None}}
+
+    @model_validator(mode="after")
+    def _complete(self) -> "Sram":
+        _require(self, ("read_energy", "write_energy"))
+        return self
 
 
 class MemoryTier(_Component):
@@ -190,6 +211,9 @@ class MemoryTier(_Component):
     latency: Seconds | None = None
     read_energy: JoulesPerBit | None = None
     write_energy: JoulesPerBit | None = None
+    #: one row activation (ACT + PRE) and one all-bank refresh of one unit (DRAM/HBM only)
+    activate_energy: Joules | None = None
+    refresh_energy: Joules | None = None
     background_power: Watts | None = None
 
     @model_validator(mode="before")
@@ -197,13 +221,7 @@ class MemoryTier(_Component):
     def _fill_from_technology(cls, data):
         if not isinstance(data, dict) or not data.get("technology"):
             return data
-        from dse.errors import DseError
-        from dse.tech.library import tier_defaults
-
-        try:
-            defaults = tier_defaults(str(data["technology"]))
-        except DseError as exc:
-            raise ValueError(at("technology", exc.message)) from None
+        defaults = _library_defaults(str(data["technology"]))
         # the library is per unit (a DIMM channel, an HBM stack): totals scale with the count
         units = data.get("channels", 1)
         if isinstance(units, int) and units > 0:
@@ -217,14 +235,53 @@ class MemoryTier(_Component):
         for name in ("capacity", "bandwidth_per_channel"):
             if getattr(self, name) is None:
                 raise ValueError(at(name, "required field is missing (or give a `technology:` that defines it)"))
-        for name in ("latency", "read_energy", "write_energy", "background_power"):
-            if getattr(self, name) is None:
-                object.__setattr__(self, name, 0.0)
+        if self.latency is None:
+            object.__setattr__(self, "latency", 0.0)
+        _require(self, self.energy_fields())
         return self
+
+    def energy_fields(self) -> tuple[str, ...]:
+        """The energy fields this tier must have: read, write and background power, plus row
+        activation and refresh on a DRAM/HBM technology whose model charges them."""
+        if self.technology:
+            from dse.tech.library import required_energy_fields, technology
+
+            return required_energy_fields(technology(self.technology))
+        return ("read_energy", "write_energy", "background_power")
 
     @property
     def bandwidth(self) -> float:
         return self.channels * self.bandwidth_per_channel
+
+
+def _library_defaults(name: str, family: str | None = None) -> dict:
+    """A technology's tier fields, or a ValueError at `technology` (unknown name, wrong family)."""
+    from dse.errors import DseError
+    from dse.tech.library import technology, tier_defaults
+
+    try:
+        entry_family = technology(name).get("family")
+        if family is not None and entry_family != family:
+            raise ValueError(at("technology", f"'{name}' is a {entry_family} technology, not {family}"))
+        if family is None and entry_family == "sram":
+            raise ValueError(at("technology", f"'{name}' is an SRAM technology: use it on an `sram:` entry"))
+        return tier_defaults(name)
+    except DseError as exc:
+        raise ValueError(at("technology", exc.message)) from None
+
+
+def _require(component, fields) -> None:
+    """No energy is charged as a silent zero: each field must come from the YAML or the technology."""
+    for name in fields:
+        if getattr(component, name) is not None:
+            continue
+        tech = getattr(component, "technology", None)
+        if tech:
+            msg = (f"no value: technology '{tech}' has no sourced figure for it "
+                   f"(see dse/tech/data/SOURCES.md, Gaps); give it in the YAML")
+        else:
+            msg = "required field is missing (give a value, or a `technology:` that defines it)"
+        raise ValueError(at(name, msg))
 
 
 class StaticComponent(_Component):
@@ -253,6 +310,36 @@ class Architecture(_Strict):
     placement: dict[str, str] = {}
     prefetch: list[Prefetch] = []
     static: list[StaticComponent] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mac_energies_from_node(cls, data):
+        """Fill each systolic array's missing energy_per_mac entries from the compute table."""
+        if not isinstance(data, dict) or not isinstance(data.get("compute"), list):
+            return data
+        from dse.errors import DseError
+        from dse.tech.compute import mac_energy
+        from dse.units import to_si
+
+        node = data.get("technology_node")
+        compute = []
+        for i, unit in enumerate(data["compute"]):
+            if not (isinstance(unit, dict) and unit.get("kind") == "systolic"):
+                compute.append(unit)
+                continue
+            given = dict(unit.get("energy_per_mac") or {})
+            missing = [p for p in (unit.get("macs_per_cycle") or {"int8": 1.0}) if p not in given]
+            for p in missing:
+                where = f"compute[{i}].energy_per_mac.{p}"
+                if node is None:
+                    raise ValueError(at(where, "no value and no technology_node to look it up in the "
+                                               "compute table; give one of them"))
+                try:
+                    given[p] = mac_energy(to_si(node, "length"), p)[0]
+                except DseError as exc:
+                    raise ValueError(at(where, exc.message)) from None
+            compute.append({**unit, "energy_per_mac": given} if missing else unit)
+        return {**data, "compute": compute}
 
     @field_validator("placement")
     @classmethod

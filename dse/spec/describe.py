@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from rich.tree import Tree
 
-from dse.spec.architecture import Architecture
+from math import isclose
+
+from dse.spec.architecture import Architecture, MemoryTier, Sram, SystolicArray
 from dse.spec.quantities import field_dimension
 from dse.units import fmt
 from dse.workloads.ops import ROLES
@@ -15,6 +17,46 @@ def _value(model: type, key: str, v) -> str:
     if isinstance(v, dict) and key == "energy_per_mac":
         return ", ".join(f"{p}: {e:.4g} J ({fmt(e, 'energy')})" for p, e in v.items())
     return str(v)
+
+
+def energy_sources(c, node_m: float | None = None) -> dict[str, str]:
+    """Where each energy figure of a component came from: its technology's sources, the
+    compute table, or the YAML."""
+    from dse.errors import DseError
+
+    out: dict[str, str] = {}
+    if isinstance(c, (MemoryTier, Sram)):
+        fields = c.energy_fields() if isinstance(c, MemoryTier) else ("read_energy", "write_energy")
+        lib, prov = {}, {}
+        if c.technology:
+            from dse.tech.library import energy_provenance, tier_defaults
+
+            lib, prov = tier_defaults(c.technology), energy_provenance(c.technology)
+            if "background_power" in lib and isinstance(c, MemoryTier):
+                lib["background_power"] *= c.channels
+        for f in fields:
+            v = getattr(c, f)
+            if f in lib and isclose(v, lib[f], rel_tol=1e-9, abs_tol=0.0):
+                out[f] = f"{fmt(v, _DIMS[f])} from {c.technology}: {prov.get(f) or 'memories.yaml'}"
+            else:
+                out[f] = f"{fmt(v, _DIMS[f])} from the YAML"
+    elif isinstance(c, SystolicArray):
+        from dse.tech.compute import mac_energy
+
+        for p, v in c.energy_per_mac.items():
+            try:
+                table = mac_energy(node_m, p) if node_m else None
+            except DseError:
+                table = None
+            if table and isclose(v, table[0], rel_tol=1e-9):
+                out[f"energy_per_mac.{p}"] = f"{fmt(v, 'energy')} from the compute table: {table[1]}"
+            else:
+                out[f"energy_per_mac.{p}"] = f"{fmt(v, 'energy')} from the YAML"
+    return out
+
+
+_DIMS = {"read_energy": "energy_per_bit", "write_energy": "energy_per_bit", "activate_energy": "energy",
+         "refresh_energy": "energy", "background_power": "power"}
 
 
 def describe(arch: Architecture) -> Tree:
@@ -39,6 +81,11 @@ def describe(arch: Architecture) -> Tree:
                 node.add(f"peak: {c.peak_ops() / 1e9:.4g} GOPS")
             elif title == "memories":
                 node.add(f"bandwidth: {c.bandwidth:.6g}  ({fmt(c.bandwidth, 'bandwidth')})")
+            sources = energy_sources(c, arch.technology_node)
+            if sources:
+                branch_e = node.add("energy (per access kind, with its source)")
+                for k, text in sources.items():
+                    branch_e.add(f"{k}: {text}", )
     placement = tree.add("[bold]placement[/]")
     for role in ROLES:
         placement.add(f"{role}: {arch.tier_of(role)}")

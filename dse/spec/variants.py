@@ -20,11 +20,10 @@ from pydantic import ValidationError
 
 from dse.errors import SpecError
 from dse.spec.architecture import Architecture
-from dse.tech.library import tier_defaults
+from dse.tech.library import TECHNOLOGY_FIELDS, tier_defaults
 
-#: Memory-tier fields a technology fills (per unit; capacity and background power scale
-#: with ``channels``). An override of ``technology`` re-derives them unless it sets them too.
-TECHNOLOGY_FIELDS = ("bandwidth_per_channel", "latency", "read_energy", "write_energy", "background_power")
+# TECHNOLOGY_FIELDS: memory-tier fields a technology fills (per unit; capacity and background
+# power scale with ``channels``). An override of ``technology`` re-derives them unless it sets them too.
 
 
 @dataclass(frozen=True)
@@ -138,7 +137,32 @@ def canonical_doc(arch: Architecture) -> dict:
         for key, value in defaults.items():
             if tier.get(key) == value:
                 tier.pop(key)
+    _drop_table_energies(doc, arch)
     return doc
+
+
+def _drop_table_energies(doc: dict, arch: Architecture) -> None:
+    """Leave out SRAM energies its technology gives and MAC energies the compute table gives
+    at the design's node, so an edit of the technology or the node re-derives them."""
+    from dse.errors import DseError
+    from dse.tech.compute import mac_energy
+
+    for entry, spec in zip(doc.get("sram") or [], arch.sram):
+        if spec.technology:
+            defaults = tier_defaults(spec.technology)
+            for key in ("read_energy", "write_energy"):
+                if key in defaults and entry.get(key) == defaults[key]:
+                    entry.pop(key)
+    if arch.technology_node is None:
+        return
+    for entry in doc.get("compute") or []:
+        energies = entry.get("energy_per_mac") if entry.get("kind") == "systolic" else None
+        for p, value in list((energies or {}).items()):
+            try:
+                if value == mac_energy(arch.technology_node, p)[0]:
+                    energies.pop(p)
+            except DseError:
+                continue
 
 
 def apply_edits(doc: dict, overrides: Mapping[str, Any]) -> dict:

@@ -47,11 +47,78 @@ def _get(entry: dict, *path: str) -> Any:
     return cur
 
 
+#: The marker for a part of the energy that the entry's per-bit figure already contains
+#: (a vendor device-power-per-bit total, a measured rail power): charged as 0 on its own.
+INCLUDED = "included"
+
+#: Where each energy figure lives in an entry, by the memory-tier field it fills.
+ENERGY_FIELDS = {
+    "read_energy": ("energy", "read"),
+    "write_energy": ("energy", "write"),
+    "activate_energy": ("energy", "activate"),
+    "refresh_energy": ("energy", "refresh"),
+    "background_power": ("background_power",),
+}
+_DIMENSION = {"read_energy": "energy_per_bit", "write_energy": "energy_per_bit",
+              "activate_energy": "energy", "refresh_energy": "energy", "background_power": "power"}
+
+#: Every memory-tier field that comes from a technology (a variant swapping the technology
+#: drops them all so the library fills them again).
+TECHNOLOGY_FIELDS = ("bandwidth_per_channel", "latency", *ENERGY_FIELDS)
+
+
+def access_kinds(entry: dict) -> tuple[str, ...]:
+    """The access kinds a technology must price: read and write always; row activation and
+    refresh too where the DRAM model charges them (DRAM and HBM entries with timing)."""
+    if entry.get("family") in ("dram", "hbm") and entry.get("timing"):
+        return ("read", "write", "activate", "refresh")
+    return ("read", "write")
+
+
+def required_energy_fields(entry: dict) -> tuple[str, ...]:
+    """Memory-tier fields a tier on this technology must end up with (from the library or its YAML)."""
+    fields = {"read": "read_energy", "write": "write_energy", "activate": "activate_energy",
+              "refresh": "refresh_energy"}
+    return (*(fields[k] for k in access_kinds(entry)), "background_power")
+
+
+def energy_figures(name: str) -> dict[str, float]:
+    """The technology's sourced energy figures by tier field, SI (J/bit, J, W); INCLUDED -> 0.0.
+
+    Fields the table does not source are left out, never zero-filled.
+    """
+    e = technology(name)
+    out: dict[str, float] = {}
+    for field, path in ENERGY_FIELDS.items():
+        v = _get(e, *path)
+        if v is None:
+            continue
+        out[field] = 0.0 if v == INCLUDED else to_si(v, _DIMENSION[field])
+    return out
+
+
+def energy_provenance(name: str) -> dict[str, str]:
+    """For each energy figure of a technology: its sources (SOURCES.md keys) and, for a part
+    that the per-bit figure contains, the word 'included'."""
+    e = technology(name)
+    sources = e.get("energy_sources") or {}
+    out = {}
+    for field, path in ENERGY_FIELDS.items():
+        v = _get(e, *path)
+        if v is None:
+            continue
+        key = path[-1]
+        text = str(sources.get(key, ""))
+        out[field] = f"included ({text})" if v == INCLUDED else text
+    return out
+
+
 def tier_defaults(name: str) -> dict[str, Any]:
     """Memory-tier fields implied by a technology, per unit of the entry (SI floats).
 
-    ``channels`` counts units (DIMM channels, HBM stacks); bandwidth is per unit.
-    Fields the table does not source are left out, so the YAML must give them.
+    ``channels`` counts units (DIMM channels, HBM stacks); bandwidth, background power and
+    refresh energy are per unit. Fields the table does not source are left out, so the
+    YAML must give them.
     """
     e = technology(name)
     out: dict[str, Any] = {}
@@ -65,12 +132,7 @@ def tier_defaults(name: str) -> dict[str, Any]:
         out["latency"] = to_si(read_lat, "time")
     elif _get(e, "timing", "tRCD") is not None and _get(e, "timing", "tCL") is not None:
         out["latency"] = to_si(e["timing"]["tRCD"], "time") + to_si(e["timing"]["tCL"], "time")
-    for key, field in (("read", "read_energy"), ("write", "write_energy")):
-        v = _get(e, "energy", key)
-        if v is not None:
-            out[field] = to_si(v, "energy_per_bit")
-    if _get(e, "background_power") is not None:
-        out["background_power"] = to_si(e["background_power"], "power")
+    out.update(energy_figures(name))
     return out
 
 

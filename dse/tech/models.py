@@ -16,11 +16,6 @@ def _t(entry: dict, key: str, default: float = 0.0) -> float:
     return default
 
 
-def _e(entry: dict, key: str) -> float:
-    v = (entry.get("energy") or {}).get(key)
-    return to_si(v, "energy") if v is not None else 0.0
-
-
 def tier_model(mem) -> GenericMemory:
     """The cost model of one MemoryTier: DRAM/HBM or NVM behaviour when its technology says so."""
     common = dict(name=mem.name, bandwidth=mem.bandwidth, latency_s=mem.latency,
@@ -42,7 +37,8 @@ def tier_model(mem) -> GenericMemory:
             t_rc=_t(entry, "tRC"), t_rrd=_t(entry, "tRRD"), t_faw=_t(entry, "tFAW"),
             t_rfc=_t(entry, "tRFC"), t_refi=_t(entry, "tREFI"),
             t_wtr=_t(entry, "tWTR"), t_rtw=_t(entry, "tRTW"),
-            activate_energy_j=_e(entry, "activate"), refresh_energy_j=_e(entry, "refresh"))
+            # the spec required both (library or YAML); 0 only where the per-bit figure includes them
+            activate_energy_j=mem.activate_energy, refresh_energy_j=mem.refresh_energy)
     if family == "nvm":
         wbw = entry.get("write_bandwidth")
         write_bw = to_si(wbw, "bandwidth") * mem.channels if wbw else mem.bandwidth
