@@ -194,7 +194,10 @@ def replay(
     import pandas as pd
 
     from dse.sim.replay import replay as run_replay
+    from pydantic import ValidationError
+
     from dse.spec.architecture import MemoryTier
+    from dse.spec.yaml_io import YamlDoc, spec_error_from_validation
     from dse.tech.library import technology
     from dse.tech.models import tier_model
     from dse.workloads.memtrace import parse_memtrace
@@ -205,7 +208,10 @@ def replay(
     rows = []
     for name in [m.strip() for m in memory.split(",") if m.strip()]:
         technology(name)  # one clear line for an unknown name
-        tier = MemoryTier(name=name, technology=name, channels=units)
+        try:
+            tier = MemoryTier(name=name, technology=name, channels=units)
+        except ValidationError as exc:  # a technology that cannot stand alone as a tier
+            raise spec_error_from_validation(exc, YamlDoc({}, {}, f"--memory {name}")) from None
         rows.append(run_replay(df, tier_model(tier)))
     table = pd.DataFrame(rows)
     if fmt == "csv":
