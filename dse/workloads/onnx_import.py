@@ -94,10 +94,11 @@ def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
         load_external_data_for_model(model, str(path.parent))
     except Exception as e:  # missing or truncated .data file
         locations = sorted({kv.value for t in external for kv in t.external_data if kv.key == "location"})
+        missing = [loc for loc in locations if not (path.parent / loc).is_file()]
+        why = f"{', '.join(missing)} not found" if missing else _first_line(e)
         warnings.warn(WorkloadImportWarning(
-            f"{path}: weight data absent ({', '.join(locations) or 'external file'}: {_first_line(e)}); "
-            f"shapes come from the graph and weight bytes from the {len(external)} initializers' dims"),
-            stacklevel=3)
+            f"{path}: weight data absent ({why}); shapes come from the graph and weight bytes "
+            f"from the {len(external)} initializers' dims"), stacklevel=4)
 
 
 def _read(path: Path, dims: dict[str, int], batch: int) -> onnx.ModelProto:
