@@ -147,6 +147,7 @@ from dse.search.cli import sweep; app.command()(sweep)  # noqa: E402,E702  (dse 
 from dse.report.cli import report; app.command()(report)  # noqa: E402,E702  (dse report, in dse/report/cli.py)
 from dse.report.cli import compare; app.command()(compare)  # noqa: E402,E702  (dse compare, in dse/report/cli.py)
 from dse.system.cli import system; app.command()(system)  # noqa: E402,E702  (dse system, in dse/system/cli.py)
+from dse.validate.cli import validate; app.command()(validate)  # noqa: E402,E702  (dse validate, in dse/validate/cli.py)
 
 
 @list_app.command("architectures")
