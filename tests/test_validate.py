@@ -91,6 +91,42 @@ def test_workload_cases_never_beat_their_designs_roofline():
         assert r["throughput_ops_per_s"] <= _peak_ops_per_s(arch, precision) * (1 + 1e-9), case.name
 
 
+def test_workload_cases_respect_the_floors_of_traffic_and_energy(table):
+    """Off-chip traffic is at least every weight once; chip energy at least its MACs' energy."""
+    from dse.workloads import op_table
+
+    by_case = table.set_index("case")
+    for case, base in load_cases():
+        if case.kind != "workload" or case.metric not in ("offchip_bytes_per_mac", "avg_power_w"):
+            continue
+        arch = load_architecture(_resolve(case.architecture, base), overrides=case.overrides or None)
+        wl = load_workload(_resolve(case.workload, base), batch=case.batch, precision=case.precision)
+        dse_value = by_case.loc[case.name, "dse"]
+        if case.metric == "offchip_bytes_per_mac":
+            weights = op_table(wl)["bytes_weights"].sum()
+            assert dse_value * wl.macs >= weights * (1 - 1e-9), case.name
+        else:
+            r = simulate(arch, wl).summary_row
+            (array,) = [u for u in arch.compute if isinstance(u, SystolicArray)]
+            mac_energy = wl.macs * array.energy_per_mac[case.precision or wl.ops[0].precision]
+            assert dse_value * r["latency_s"] >= mac_energy * (1 - 1e-9), case.name
+
+
+def test_small_random_reads_on_optane_pay_for_whole_256_byte_lines(tmp_path):
+    """Each random 64 B read fetches a 256 B media line: a quarter of the sequential bandwidth."""
+    seq = """\
+cases:
+  - {name: seq, kind: memory, system: s, source: a hand count of media lines, cite: hand count,
+     memory: optane-pmem, metric: achieved_bandwidth_bps, measured: 1 GB/s,
+     pattern: {access: sequential, size: 256 B}}
+  - {name: rnd, kind: memory, system: s, source: a hand count of media lines, cite: hand count,
+     memory: optane-pmem, metric: achieved_bandwidth_bps, measured: 1 GB/s,
+     pattern: {access: random, size: 64 B, footprint: 64 GiB}}
+"""
+    t = run_validation(_write(tmp_path, seq)).set_index("case")["dse"]
+    assert t["rnd"] == pytest.approx(t["seq"] / 4, rel=0.01)
+
+
 def test_memory_cases_never_beat_the_peak_bandwidth_of_their_units(table):
     for case, _ in load_cases():
         if case.kind != "memory":
@@ -166,3 +202,18 @@ def test_cli_prints_the_table_and_json_and_fails_cleanly(tmp_path):
     run = subprocess.run(env_cmd + [str(bad)], capture_output=True, text=True)
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1 and "cases.yaml:9" in run.stderr
+
+
+def test_stream_kernels_read_and_write_their_arrays_in_the_published_ratio():
+    """STREAM triad reads two arrays and writes one (McCalpin); copy reads one and writes one."""
+    from dse.validate.kinds.memory import Pattern, accesses
+
+    tri = accesses(Pattern(op="triad", size=64, count=3000, footprint=2**20))
+    assert int((~tri["is_write"]).sum()) == 2000 and int(tri["is_write"].sum()) == 1000
+    region = tri["address"].to_numpy() // 2**20
+    assert set(region[tri["is_write"].to_numpy()]) == {2} and set(region[~tri["is_write"].to_numpy()]) == {0, 1}
+    # each array is swept sequentially, one 64 B line per step
+    b = tri["address"].to_numpy()[region == 0]
+    assert (b[1:] - b[:-1] == 64).all()
+    cp = accesses(Pattern(op="copy", size=64, count=1000))
+    assert int(cp["is_write"].sum()) == 500

@@ -19,13 +19,26 @@ from dse.spec.quantities import Bytes
 from dse.validate.case import CaseBase
 
 
+#: STREAM kernels as the arrays each element step reads and writes (McCalpin's STREAM:
+#: copy a[i] = b[i], scale a[i] = q b[i], add a[i] = b[i] + c[i], triad a[i] = b[i] + q c[i])
+KERNELS: dict[str, tuple[bool, ...]] = {
+    "read": (False,), "write": (True,),
+    "copy": (False, True), "scale": (False, True), "add": (False, False, True), "triad": (False, False, True),
+}
+
+
 class Pattern(BaseModel):
-    """Accesses of one size, sequential or uniformly random over a footprint."""
+    """Accesses of one size, sequential or uniformly random over a footprint.
+
+    ``op`` is ``read`` or ``write``, or a STREAM kernel (``copy``, ``scale``, ``add``,
+    ``triad``): one sequential stream per array, each in its own ``footprint``-sized
+    region, interleaved element step by element step (reads, then the write).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     access: Literal["sequential", "random"] = "sequential"
-    op: Literal["read", "write"] = "read"
+    op: Literal["read", "write", "copy", "scale", "add", "triad"] = "read"
     size: Bytes = 64.0
     count: int = Field(default=200_000, gt=0, le=5_000_000)
     footprint: Bytes = 2.0**30
@@ -45,14 +58,19 @@ class Case(CaseBase):
 def accesses(p: Pattern) -> pd.DataFrame:
     """The pattern as a trace frame (the columns ``parse_memtrace`` returns)."""
     size = int(p.size)
+    arrays = KERNELS[p.op]
+    i = np.arange(p.count, dtype=np.int64)
+    array = i % len(arrays)                 # which array this access touches
+    step = (i // len(arrays)).astype(np.uint64)
     if p.access == "sequential":
-        address = np.arange(p.count, dtype=np.uint64) * np.uint64(size)
+        offset = step * np.uint64(size)
     else:
         slots = max(1, int(p.footprint) // size)
         rng = np.random.default_rng(p.seed)
-        address = rng.integers(0, slots, size=p.count, dtype=np.uint64) * np.uint64(size)
-    df = pd.DataFrame({"time": np.arange(p.count, dtype=np.int64), "address": address,
-                       "is_write": np.full(p.count, p.op == "write"),
+        offset = rng.integers(0, slots, size=p.count, dtype=np.uint64) * np.uint64(size)
+    address = array.astype(np.uint64) * np.uint64(int(p.footprint)) + offset
+    df = pd.DataFrame({"time": i, "address": address,
+                       "is_write": np.asarray(arrays)[array],
                        "size": np.full(p.count, size, dtype=np.int64)})
     df.attrs["timed"] = False
     return df
