@@ -217,3 +217,12 @@ def test_stream_kernels_read_and_write_their_arrays_in_the_published_ratio():
     assert (b[1:] - b[:-1] == 64).all()
     cp = accesses(Pattern(op="copy", size=64, count=1000))
     assert int(cp["is_write"].sum()) == 500
+
+
+def test_a_case_whose_design_is_missing_fails_naming_the_case(tmp_path):
+    text = GOOD.replace("kind: memory", "kind: workload").replace(
+        "    memory: ddr4-3200\n", "    architecture: nowhere.yaml\n    workload: gemm\n").replace(
+        "metric: achieved_bandwidth_bps", "metric: latency_s").replace("measured: 20 GB/s", "measured: 1 ms")
+    with pytest.raises(SpecError) as exc:
+        run_validation(_write(tmp_path, text))
+    assert "case 'x'" in str(exc.value) and "nowhere.yaml" in str(exc.value)

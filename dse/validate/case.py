@@ -125,9 +125,11 @@ def cases_from_doc(doc: YamlDoc) -> list[tuple[CaseBase, Path]]:
 
 
 def load_cases(paths: list[str | Path] | str | Path | None = None) -> list[tuple[CaseBase, Path]]:
-    """Cases from files or folders of ``*.yaml`` (default: the bundled suite), in name order.
+    """Cases from files or folders of ``*.yaml`` (default: the bundled suite), in file order.
 
-    Case names must be unique across the files loaded.
+    Every YAML file loaded is a case file (designs and workloads that cases use live in
+    subfolders); case names must be unique across the files. Each case comes with the
+    folder its paths are relative to.
     """
     if paths is None:
         paths = [bundled_cases_dir()]
@@ -144,10 +146,7 @@ def load_cases(paths: list[str | Path] | str | Path | None = None) -> list[tuple
     cases: list[tuple[CaseBase, Path]] = []
     seen: dict[str, str] = {}
     for f in files:
-        doc = read_yaml(f)
-        if isinstance(doc.data, dict) and "cases" not in doc.data:
-            continue  # a workload or architecture file that a case refers to
-        for case, base in cases_from_doc(doc):
+        for case, base in cases_from_doc(read_yaml(f)):
             if case.name in seen:
                 raise SpecError(f"case name '{case.name}' is also used in {seen[case.name]}", where=str(f))
             seen[case.name] = str(f)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from dse.errors import DseError
+
 
 #: columns of the table run_validation() returns, in order
 COLUMNS = ["case", "kind", "system", "metric", "unit", "measured", "dse", "error", "cite", "source", "notes"]
@@ -28,7 +30,10 @@ def run_validation(paths: list[str | Path] | str | Path | None = None, *, kind: 
             continue
         if name is not None and name not in case.name:
             continue
-        value = kind_module(case.kind).evaluate(case, base)
+        try:
+            value = kind_module(case.kind).evaluate(case, base)
+        except DseError as exc:   # name the case whose configuration failed
+            raise type(exc)(f"case '{case.name}': {exc}") from None
         rows.append({
             "case": case.name, "kind": case.kind, "system": case.system, "metric": case.metric,
             "unit": case.unit, "measured": case.measured, "dse": value,
