@@ -20,6 +20,8 @@ PUBLISHED = {
     "tpu-v1-like": {"int8": 92e12, "bandwidth": 34e9},
     "h100-class": {"bf16": 989.4e12, "vector": 66.9e12, "bandwidth": 3.35e12},
     "edge-npu-lpddr5": {"int8": 4.1e12, "bandwidth": 51.2e9},
+    # NVIDIA A100 SXM4 80 GB datasheet: 312 TFLOPS dense bf16, 19.5 TFLOPS fp32, 2,039 GB/s
+    "a100-class": {"bf16": 312e12, "vector": 19.5e12, "bandwidth": 2.039e12},
 }
 
 
