@@ -64,7 +64,12 @@ def evaluate(case: Case, base: Path) -> float:
             have = ", ".join(k for k in row if k.startswith("energy_") and k.endswith("_j"))
             raise SpecError(f"exclude_energy: no column '{missing[0]}' in the summary (have {have})",
                             field=f"{case.name}.exclude_energy")
-        energy = row["energy_j"] - sum(row[k] for k in case.exclude_energy)
+        excluded = sum(row[k] for k in case.exclude_energy)
+        if excluded >= row["energy_j"]:
+            raise SpecError(f"exclude_energy removes {excluded:.4g} J of the run's {row['energy_j']:.4g} J "
+                            "(do the columns overlap? a tier's energy column includes its background)",
+                            field=f"{case.name}.exclude_energy")
+        energy = row["energy_j"] - excluded
         if case.metric == "energy_j":
             return energy
         if case.metric == "energy_per_sample_j":
