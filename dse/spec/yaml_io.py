@@ -1,7 +1,21 @@
-"""Safe YAML loading that remembers the line of every field, for error messages."""
+"""Safe, bounded and fast loading of YAML and JSON input files, with the line of
+every field for error messages.
+
+* YAML goes through libyaml's C loader (``yaml.CSafeLoader``) where PyYAML was built
+  with it, JSON through :mod:`json`.
+* Before anything is built, one pass over libyaml's events bounds the document:
+  nesting depth (the C composer would overflow the C stack), the number of nodes
+  that aliases expand to (a "billion laughs" file), recursive aliases, and
+  repeated keys in a mapping (YAML would silently keep the last one). Each is a
+  :class:`SpecError` naming the file and line.
+* The node tree with line numbers is composed only when an error has to name the
+  line of a field (:meth:`YamlDoc.where`).
+"""
 from __future__ import annotations
 
 import difflib
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,65 +26,235 @@ from dse.errors import SpecError
 
 Loc = tuple[Any, ...]
 
+#: Deepest nesting of mappings and lists accepted (dse's files need fewer than 10 levels).
+MAX_DEPTH = 64
+#: Most values that aliases (``*name``) may add to a document once expanded (a "billion
+#: laughs" file adds billions; dse's bundled files add none).
+MAX_ALIAS_VALUES = 1_000_000
+#: Longest plain scalar that looks like a number (Python refuses ints of over 4300 digits).
+MAX_NUMBER_CHARS = 400
+#: Largest input file read, in bytes.
+MAX_FILE_BYTES = 200 * 2**20
 
-def _walk(node: yaml.Node, path: Loc, marks: dict[Loc, int]) -> None:
-    marks[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            k = key.value
-            marks[path + (k,)] = key.start_mark.line + 1
-            _walk(value, path + (k,), marks)
-            marks[path + (k,)] = key.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _walk(item, path + (i,), marks)
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class YamlDoc:
-    """A parsed YAML file: its data (safe-loaded) and the line of each path in it."""
+    """A parsed input file: its data and, composed on demand, the line of each field."""
 
-    def __init__(self, data: Any, marks: dict[Loc, int], name: str, node: yaml.Node | None = None):
+    def __init__(self, data: Any, name: str, text: str | None = None, node: yaml.Node | None = None):
         self.data = data
-        self.marks = marks
         self.name = name
-        self.node = node
+        self._text = text
+        self._node = node
+
+    @property
+    def node(self) -> yaml.Node | None:
+        """The YAML node tree (with positions), composed the first time it is asked for."""
+        if self._node is None and self._text is not None:
+            try:
+                self._node = yaml.compose(self._text, Loader=_Loader)
+            except (yaml.YAMLError, RecursionError, ValueError):
+                self._node = None
+            self._text = None
+        return self._node
+
+    def line(self, loc: Loc) -> int | None:
+        """1-based line of the deepest part of ``loc`` found (a mapping entry: its key's line)."""
+        node = self.node
+        if node is None:
+            return None
+        line = node.start_mark.line + 1
+        for part in loc:
+            nxt = None
+            if isinstance(node, yaml.MappingNode):
+                for key, value in node.value:
+                    if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                        nxt, line = value, key.start_mark.line + 1
+                        break
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+                nxt = node.value[part]
+                line = nxt.start_mark.line + 1
+            if nxt is None:
+                break
+            node = nxt
+        return line
 
     def where(self, loc: Loc) -> str:
         """'file:line' for the deepest part of ``loc`` that has a line."""
-        loc = tuple(loc)
-        while loc and loc not in self.marks:
-            loc = loc[:-1]
-        line = self.marks.get(loc)
+        line = self.line(tuple(loc))
         return f"{self.name}:{line}" if line else self.name
 
 
+def _marked(exc: yaml.MarkedYAMLError, name: str) -> SpecError:
+    mark = exc.problem_mark or exc.context_mark
+    line = f":{mark.line + 1}" if mark else ""
+    problem = exc.problem or exc.context or "malformed YAML"
+    return SpecError(f"malformed YAML: {problem}", where=f"{name}{line}")
+
+
+def check_events(text: str, name: str) -> None:
+    """Bound a YAML text before it is composed: depth, alias expansion, recursive aliases,
+    repeated keys. One pass over libyaml's events; raises SpecError with the line."""
+    # per open collection: [expanded size, anchor, {key: line} for a mapping else None,
+    #                       next is a key, current key (mapping) or item count (list)]
+    stack: list[list[Any]] = []
+    sizes: dict[str, int] = {}
+    open_anchors: set[str] = set()
+    expanded = 0
+    scalar, alias = yaml.ScalarEvent, yaml.AliasEvent
+    starts = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+    ends = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+
+    def fail(message: str, ev: yaml.Event, key: Any = None) -> SpecError:
+        path = [e[4] if e[2] is not None else e[4] - 1 for e in stack[:-1]]
+        field = dotted(tuple(path) + (key,)) if key is not None else None
+        return SpecError(message, where=f"{name}:{ev.start_mark.line + 1}", field=field)
+
+    def child(ev: yaml.Event) -> None:
+        """Count a new item of the innermost collection; check a mapping's key."""
+        top = stack[-1]
+        if top[2] is None:
+            top[4] += 1
+            return
+        if top[3]:
+            if type(ev) is scalar and not (ev.value == "<<" and ev.implicit[0]):
+                first = top[2].get(ev.value)
+                if first is not None:
+                    raise fail(f"duplicate key '{ev.value}' (first given on line {first}; "
+                               f"YAML would keep only the last)", ev, ev.value)
+                top[2][ev.value] = ev.start_mark.line + 1
+            top[4] = ev.value if type(ev) is scalar else "?"
+        top[3] = not top[3]
+
+    for ev in yaml.parse(text, Loader=_Loader):
+        cls = type(ev)
+        if cls is scalar or cls is alias:
+            if cls is alias:
+                if ev.anchor in open_anchors:
+                    raise fail(f"recursive alias *{ev.anchor} (refers to a value that contains it)", ev)
+                size = sizes.get(ev.anchor, 1)  # an undefined alias is reported by the loader
+                expanded += size
+                if expanded > MAX_ALIAS_VALUES:
+                    raise fail(f"aliases expand to more than {MAX_ALIAS_VALUES:,} values (an alias bomb?)", ev)
+            else:
+                size = 1
+                if ev.anchor:
+                    sizes[ev.anchor] = 1
+                if (len(ev.value) > MAX_NUMBER_CHARS and ev.implicit[0]
+                        and ev.value.lstrip("+-.")[:1].isdigit()):
+                    raise fail(f"a number of {len(ev.value):,} characters is out of range", ev)
+            if stack:
+                child(ev)
+                stack[-1][0] += size
+        elif isinstance(ev, starts):
+            if stack:
+                child(ev)
+            if len(stack) >= MAX_DEPTH:
+                raise fail(f"nested more than {MAX_DEPTH} levels deep", ev)
+            stack.append([1, ev.anchor, {} if cls is yaml.MappingStartEvent else None, True, 0])
+            if ev.anchor:
+                open_anchors.add(ev.anchor)
+        elif isinstance(ev, ends):
+            size, anchor = stack.pop()[:2]
+            if anchor:
+                open_anchors.discard(anchor)
+                sizes[anchor] = size
+            if stack:
+                stack[-1][0] += size
+
+
 def parse_yaml_text(text: str, name: str) -> YamlDoc:
+    """Check (:func:`check_events`) and safe-load a YAML text with libyaml's C loader."""
     try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        check_events(text, name)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark else ""
-        problem = exc.problem or exc.context or "malformed YAML"
-        raise SpecError(f"malformed YAML: {problem}", where=f"{name}{line}") from None
+        raise _marked(exc, name) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"malformed YAML: {exc}", where=name) from None
-    marks: dict[Loc, int] = {}
-    if node is not None:
-        _walk(node, (), marks)
-    return YamlDoc(data, marks, name, node)
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise SpecError(f"cannot read a value: {str(exc).splitlines()[0]}", where=name) from None
+    except RecursionError:
+        raise SpecError(f"nested too deeply (at most {MAX_DEPTH} levels)", where=name) from None
+    return YamlDoc(data, name, text)
 
 
-def read_yaml(path: str | Path) -> YamlDoc:
+class _Duplicate(Exception):
+    pass
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise _Duplicate
+    return out
+
+
+def _no_constant(word: str) -> Any:
+    raise ValueError(f"{word} is not a number dse accepts")
+
+
+def parse_json_text(text: str, name: str) -> YamlDoc:
+    """Load a JSON text with :mod:`json`; positions only once an error needs one."""
+    try:
+        data = json.loads(text, object_pairs_hook=_pairs, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"invalid JSON: {exc.msg}", where=f"{name}:{exc.lineno}") from None
+    except _Duplicate:
+        parse_yaml_text(text, name)  # JSON is YAML: the event scan names the key and its line
+        raise SpecError("duplicate key in an object", where=name) from None
+    except RecursionError:
+        raise SpecError(f"nested too deeply (at most {MAX_DEPTH} levels)", where=name) from None
+    except ValueError as exc:
+        long = re.search(rf"[0-9]{{{MAX_NUMBER_CHARS},}}", text)
+        where = f"{name}:{text.count(chr(10), 0, long.start()) + 1}" if long else name
+        problem = "a number is out of range" if long else str(exc).splitlines()[0]
+        raise SpecError(f"cannot read a value: {problem}", where=where) from None
+    depth = _depth(data)
+    if depth > MAX_DEPTH:
+        raise SpecError(f"nested more than {MAX_DEPTH} levels deep", where=name)
+    return YamlDoc(data, name, text)
+
+
+def _depth(data: Any) -> int:
+    deepest = 0
+    todo = [(data, 1)]
+    while todo:
+        item, d = todo.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        deepest = max(deepest, d)
+        if d > MAX_DEPTH:
+            break
+        todo.extend((x, d + 1) for x in item if isinstance(x, (dict, list)))
+    return deepest
+
+
+def read_text(path: str | Path, what: str = "file") -> str:
+    """A text file's contents, or SpecError (missing, a folder, too large, not UTF-8)."""
     p = Path(path)
     if not p.exists():
         raise SpecError("file not found", where=str(path))
     if p.is_dir():
-        raise SpecError("is a directory, expected a YAML file", where=str(path))
+        raise SpecError(f"is a directory, expected a {what}", where=str(path))
     try:
-        text = p.read_text(encoding="utf-8")
+        size = p.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise SpecError(f"file of {size:,} bytes is larger than the {MAX_FILE_BYTES:,} accepted",
+                            where=str(path))
+        return p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read file: {exc}", where=str(path)) from None
+
+
+def read_yaml(path: str | Path) -> YamlDoc:
+    """A YAML (or, by its suffix, JSON) file, checked and loaded."""
+    text = read_text(path, "YAML file")
+    if str(path).lower().endswith(".json"):
+        return parse_json_text(text, str(path))
     return parse_yaml_text(text, str(path))
 
 

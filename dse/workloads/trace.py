@@ -5,12 +5,10 @@ the offending YAML node and the field path (``ops[3].m``).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Literal, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dse.errors import SpecError
@@ -112,57 +110,12 @@ def _format_path(path: list[str | int]) -> str:
     return s
 
 
-def _node_line(root: yaml.Node | None, path: list[str | int]) -> int | None:
-    """1-based line of the node at ``path`` (or of the deepest node on the way there)."""
-    node = root
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in path:
-        nxt = None
-        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
-            for key, value in node.value:
-                if key.value == part:
-                    nxt = value
-                    break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            nxt = node.value[part]
-        if nxt is None:
-            break
-        node = nxt
-        line = node.start_mark.line + 1
-    return line
+def _parse_text(text: str, where: str, is_json: bool):
+    """The file's data and a YamlDoc that finds lines when an error needs one."""
+    from dse.spec.yaml_io import parse_json_text, parse_yaml_text
 
-
-def _check_duplicate_keys(node: yaml.Node | None, path: list, where: str) -> None:
-    """YAML silently keeps the last of repeated keys; a trace file must not repeat one."""
-    if isinstance(node, yaml.MappingNode):
-        seen = set()
-        for key, value in node.value:
-            if key.value in seen:
-                raise SpecError(f"duplicate key {key.value!r}", where=f"{where}:{key.start_mark.line + 1}",
-                                field=_format_path(path + [key.value]))
-            seen.add(key.value)
-            _check_duplicate_keys(value, path + [key.value], where)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _check_duplicate_keys(item, path + [i], where)
-
-
-def _parse_text(text: str, where: str, is_json: bool) -> tuple[Any, yaml.Node | None]:
-    """Data and YAML node tree of the file's text; SpecError with the line on syntax errors."""
-    if is_json:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise SpecError(f"invalid JSON: {e.msg}", where=f"{where}:{e.lineno}") from None
-        try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)  # JSON is (almost always) YAML
-        except yaml.YAMLError:
-            root = None
-        return data, root
-    from dse.spec.yaml_io import parse_yaml_text
-
-    doc = parse_yaml_text(text, where)
-    return doc.data, doc.node
+    doc = parse_json_text(text, where) if is_json else parse_yaml_text(text, where)
+    return doc.data, doc
 
 
 # ---- loading -------------------------------------------------------------------
@@ -190,11 +143,10 @@ def _check_geometry(op: Op) -> tuple[str, str] | None:
 
 def parse_trace(text: str, where: str = "<trace>", *, is_json: bool = False) -> Workload:
     """Validate a trace's text and build its Workload (ops in dependency order)."""
-    data, root = _parse_text(text, where, is_json)
-    _check_duplicate_keys(root, [], where)
+    data, doc = _parse_text(text, where, is_json)
 
     def fail(message: str, path: list[str | int]) -> SpecError:
-        line = _node_line(root, path)
+        line = doc.line(tuple(path))
         return SpecError(message, where=f"{where}:{line}" if line else where,
                          field=_format_path(path) or None)
 
@@ -230,13 +182,10 @@ def parse_trace(text: str, where: str = "<trace>", *, is_json: bool = False) -> 
 
 def load_trace(path: str | Path, *, precision: str | None = None) -> Workload:
     """Read a .yaml/.yml/.json trace file; ``precision`` overrides every op's precision."""
+    from dse.spec.yaml_io import read_text
+
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError("file not found", where=str(path)) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpecError(f"cannot read trace file: {e}", where=str(path)) from None
+    text = read_text(p, "trace file")
     wl = parse_trace(text, str(path), is_json=p.suffix.lower() == ".json")
     if precision is not None:
         wl = replace(wl, ops=[replace(op, precision=precision) for op in wl.ops])
