@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dse.errors import DseError
+from dse.errors import DseError, printable
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Design-space exploration of AI accelerators and their memory hierarchies.")
@@ -25,27 +25,34 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _fmt(v) -> str:
+def text(value) -> "Text":
+    """A value from an input file as plain terminal text: never Rich markup, control characters escaped."""
+    from rich.text import Text
+
+    return Text(printable(str(value)))
+
+
+def _fmt(v) -> "Text":
     if isinstance(v, float):
-        return f"{v:.6g}"
-    return str(v)
+        return text(f"{v:.6g}")
+    return text(v)
 
 
 def print_table(df, title: str | None = None) -> None:
-    table = Table(title=title, show_lines=False)
+    table = Table(title=text(title) if title is not None else None, show_lines=False)
     for col in df.columns:
-        table.add_column(str(col), overflow="fold")
+        table.add_column(text(col), overflow="fold")
     for _, row in df.iterrows():
         table.add_row(*(_fmt(v) for v in row.tolist()))
     out.print(table)
 
 
 def print_summary(row: dict, title: str) -> None:
-    table = Table(title=title)
+    table = Table(title=text(title))
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in row.items():
-        table.add_row(k, _fmt(v))
+        table.add_row(text(k), _fmt(v))
     out.print(table)
 
 
@@ -160,7 +167,7 @@ def list_architectures() -> None:
         table.add_column(c)
     for name in bundled_names("architectures"):
         a = load_architecture(bundled_dir("architectures") / f"{name}.yaml")
-        table.add_row(name, a.description)
+        table.add_row(text(name), text(a.description))
     out.print(table)
 
 
@@ -247,8 +254,22 @@ def list_memories() -> None:
     out.print(table)
 
 
+_warned: set[str] = set()
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings (implausible values, unmapped ONNX ops) as one plain line on stderr, each once."""
+    line = f"warning: {printable(str(message))}"
+    if line not in _warned:
+        _warned.add(line)
+        err.print(line, markup=False, highlight=False)
+
+
 def main() -> None:
     """Entry point: run the app, turning user errors into one line and exit status 2."""
+    import warnings
+
+    warnings.showwarning = _show_warning
     try:
         code = app(standalone_mode=False)
         if isinstance(code, int) and code:

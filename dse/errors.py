@@ -22,7 +22,7 @@ class DseError(Exception):
         if self.field:
             parts.append(self.field)
         parts.append(self.message)
-        return ": ".join(parts)
+        return printable(": ".join(parts))
 
 
 class SpecError(DseError):
@@ -31,3 +31,23 @@ class SpecError(DseError):
 
 class DesignError(DseError):
     """A valid file describing a design that cannot run a workload (too-small SRAM...)."""
+
+
+class SpecWarning(UserWarning):
+    """A valid input with a value outside its plausible range (dse/spec/plausible.py)."""
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (ANSI escapes, NUL, ...) shown as escapes, so that
+    names from an input file never drive the terminal; newlines become spaces (one line)."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch == "\n":
+            out.append(" ")
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            out.append(ascii(ch)[1:-1])
+    return "".join(out)

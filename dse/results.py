@@ -1,6 +1,7 @@
 """Simulation results as pandas tables; the metric names are defined here, once."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -67,6 +68,17 @@ class Result:
     timeline: list[dict] = field(default_factory=list)
     #: wall-clock seconds spent planning and simulating (not part of any table)
     timing: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # a NaN or infinite metric comes from an input at the edge of the float range (a
+        # bandwidth of 5e-324 B/s, 1e300 J per MAC): an error, never a table row
+        for key, value in self.summary_row.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                from dse.errors import DesignError
+
+                raise DesignError(f"would be {value} on workload '{self.workload}': a clock, "
+                                  f"bandwidth, energy or size of the design is out of the range that "
+                                  f"can be computed", where=self.architecture, field=key)
 
     @property
     def summary(self) -> "pd.DataFrame":

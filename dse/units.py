@@ -10,6 +10,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -143,6 +144,16 @@ def _describe(q: "pint.Quantity") -> str:
     return f"a quantity of dimension {q.dimensionality}"
 
 
+#: A quantity string: one plain number, then a unit made of names, ``/``, ``*`` and one-digit
+#: powers ("819 GB/s", "331 mm^2", "3.9 pJ/bit"). Pint would also evaluate arithmetic
+#: ("9**9**9 Hz" never finishes) and its parser is quadratic in the length; both are refused.
+_UNIT_NAME = r"[A-Za-zµμΩ°%_][A-Za-z0-9µμΩ°_]*(?:\s*(?:\^|\*\*)\s*-?[1-4]|[²³])?"
+_QUANTITY = re.compile(
+    rf"\s*[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d{{1,4}})?|(?i:inf|nan|infinity)\b)\s*"
+    rf"(?:{_UNIT_NAME}(?:\s*[/*·]\s*{_UNIT_NAME})*)?\s*")
+MAX_QUANTITY_CHARS = 80
+
+
 def to_si(value: object, dimension: str) -> float:
     """Convert a YAML value ("819 GB/s" or a plain number) to an SI float.
 
@@ -153,9 +164,15 @@ def to_si(value: object, dimension: str) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected {_LABELS[dimension]} such as '{example}', got {value!r}")
     if isinstance(value, (int, float)):
-        return _finite(float(value), value, dimension)
+        try:
+            return _finite(float(value), value, dimension)
+        except OverflowError:
+            raise ValueError(f"{_short(value)} is out of range for {_LABELS[dimension]}") from None
     if not isinstance(value, str):
-        raise ValueError(f"expected {_LABELS[dimension]} such as '{example}', got {value!r}")
+        raise ValueError(f"expected {_LABELS[dimension]} such as '{example}', got {_short(value)}")
+    if len(value) > MAX_QUANTITY_CHARS or not _QUANTITY.fullmatch(value):
+        raise ValueError(f"cannot read {_short(value)} as {_LABELS[dimension]} (a number and a unit, "
+                         f"e.g. '{example}')")
     text = value.strip()
     known = _cache.get(text)
     if known is not None and known[0] in ("", dimension):
@@ -163,7 +180,7 @@ def to_si(value: object, dimension: str) -> float:
     try:
         q = _parse(text)
     except Exception:  # pint raises several types for garbage input
-        raise ValueError(f"cannot read {value!r} as {_LABELS[dimension]} (e.g. '{example}')") from None
+        raise ValueError(f"cannot read {_short(value)} as {_LABELS[dimension]} (e.g. '{example}')") from None
     if not hasattr(q, "dimensionality"):  # a bare number such as "42"
         return _remember(text, "", float(q), value, dimension)
     if q.dimensionless:
@@ -173,7 +190,10 @@ def to_si(value: object, dimension: str) -> float:
         raise ValueError(
             f"{value!r} is {_describe(q)}, expected {_LABELS[dimension]} such as '{example}'"
         )
-    return _remember(text, dimension, float(q.to(unit).magnitude), value, dimension)
+    try:
+        return _remember(text, dimension, float(q.to(unit).magnitude), value, dimension)
+    except OverflowError:
+        raise ValueError(f"{_short(value)} is out of range for {_LABELS[dimension]}") from None
 
 
 def _remember(text: str, found: str, si: float, value: object, dimension: str) -> float:
@@ -184,8 +204,17 @@ def _remember(text: str, found: str, si: float, value: object, dimension: str) -
 
 def _finite(x: float, value: object, dimension: str) -> float:
     if not math.isfinite(x):
-        raise ValueError(f"{value!r} is not a finite {dimension.replace('_', ' ')}")
+        raise ValueError(f"{_short(value)} is not a finite {dimension.replace('_', ' ')} "
+                         f"(at most about 1.8e308 in SI units)")
     return x
+
+
+def _short(value: object, limit: int = 40) -> str:
+    """repr of a value, cut to ``limit`` characters (a 5,000-digit number is not echoed)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"a {len(str(abs(value)))}-digit integer" if value.bit_length() < 14000 else "a huge integer"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def fmt(value: float, dimension: str) -> str:

@@ -27,8 +27,13 @@ from dse.spec.yaml_io import at
 from dse.workloads.ops import PRECISION_BYTES, ROLES
 
 
+#: Largest count (rows, cols, lanes, channels, copies) accepted: far beyond any chip, and
+#: small enough that products of counts stay exact in floats and int64 columns.
+MAX_COUNT = 2**24
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class _Component(_Strict):
@@ -52,15 +57,16 @@ class SystolicArray(_Component):
     """A rows x cols array of MAC units (SCALE-Sim's model), ``count`` copies."""
 
     kind: Literal["systolic"]
-    rows: int = Field(gt=0)
-    cols: int = Field(gt=0)
-    count: int = Field(default=1, gt=0)
+    rows: int = Field(gt=0, le=MAX_COUNT)
+    cols: int = Field(gt=0, le=MAX_COUNT)
+    count: int = Field(default=1, gt=0, le=MAX_COUNT)
     clock: Hertz
     #: one dataflow, or several that the planner chooses from per GEMM (fastest wins), as a
     #: GPU's kernel library picks a tiling per shape
-    dataflow: Dataflow | list[Dataflow] = "weight_stationary"
+    dataflow: Dataflow | Annotated[list[Dataflow], Field(min_length=1)] = "weight_stationary"
     #: MACs each PE completes per cycle at each supported precision.
-    macs_per_cycle: Annotated[dict[str, Annotated[float, Field(gt=0)]], Field(min_length=1)] = {"int8": 1.0}
+    macs_per_cycle: Annotated[dict[str, Annotated[float, Field(gt=0, le=MAX_COUNT)]],
+                              Field(min_length=1)] = {"int8": 1.0}
     #: Energy of one MAC at each precision (operand delivery inside the array included). A
     #: precision left out comes from the compute table (dse/tech/compute.py) by the design's
     #: technology_node; one the table lacks is an error naming it.
@@ -94,10 +100,10 @@ class VectorUnit(_Component):
     """SIMD lanes for elementwise work (activations, normalisation, pooling)."""
 
     kind: Literal["vector"]
-    lanes: int = Field(gt=0)
-    count: int = Field(default=1, gt=0)
+    lanes: int = Field(gt=0, le=MAX_COUNT)
+    count: int = Field(default=1, gt=0, le=MAX_COUNT)
     clock: Hertz
-    ops_per_lane_per_cycle: float = Field(default=1.0, gt=0)
+    ops_per_lane_per_cycle: float = Field(default=1.0, gt=0, le=MAX_COUNT)
     energy_per_op: Joules = 0.0
     buffer: str | None = None
 
@@ -206,7 +212,7 @@ class MemoryTier(_Component):
 
     technology: str | None = None
     capacity: Bytes | None = None
-    channels: int = Field(default=1, gt=0)
+    channels: int = Field(default=1, gt=0, le=MAX_COUNT)
     bandwidth_per_channel: BytesPerSecond | None = None
     latency: Seconds | None = None
     read_energy: JoulesPerBit | None = None
@@ -224,11 +230,13 @@ class MemoryTier(_Component):
         defaults = _library_defaults(str(data["technology"]))
         # the library is per unit (a DIMM channel, an HBM stack): totals scale with the count
         units = data.get("channels", 1)
-        if isinstance(units, int) and units > 0:
+        if isinstance(units, int) and 0 < units <= MAX_COUNT:
             for key in ("capacity", "background_power"):
                 if key in defaults:
                     defaults[key] = defaults[key] * units
-        return {**defaults, **{k: v for k, v in data.items() if v is not None}}
+        # a key with no value is dropped only where it is a field (a mistyped ``bandwith:``
+        # stays, so that it is reported as unknown rather than silently ignored)
+        return {**defaults, **{k: v for k, v in data.items() if v is not None or k not in cls.model_fields}}
 
     @model_validator(mode="after")
     def _complete(self) -> "MemoryTier":

@@ -1,22 +1,29 @@
 """A resolved architecture rendered in SI units, for `dse check`."""
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.tree import Tree
 
 from math import isclose
 
+from dse.errors import printable
 from dse.spec.architecture import Architecture, MemoryTier, Sram, SystolicArray
 from dse.spec.quantities import field_dimension
 from dse.units import fmt
 from dse.workloads.ops import ROLES
+
+def _safe(v) -> str:
+    """Text from the input file, shown as itself (no markup, no control characters)."""
+    return escape(printable(str(v)))
+
 
 def _value(model: type, key: str, v) -> str:
     dim = field_dimension(model, key)
     if isinstance(v, float) and dim:
         return f"{v:.6g}  ({fmt(v, dim)})"
     if isinstance(v, dict) and key == "energy_per_mac":
-        return ", ".join(f"{p}: {e:.4g} J ({fmt(e, 'energy')})" for p, e in v.items())
-    return str(v)
+        return ", ".join(f"{_safe(p)}: {e:.4g} J ({fmt(e, 'energy')})" for p, e in v.items())
+    return _safe(v)
 
 
 def energy_sources(c, node_m: float | None = None) -> dict[str, str]:
@@ -60,7 +67,9 @@ _DIMS = {"read_energy": "energy_per_bit", "write_energy": "energy_per_bit", "act
 
 
 def describe(arch: Architecture) -> Tree:
-    tree = Tree(f"[bold]{arch.name}[/]  area {arch.area_mm2:.1f} mm², static power {arch.static_power_w:.2f} W")
+    tree = Tree(f"[bold]{_safe(arch.name)}[/]  area {arch.area_mm2:.1f} mm², static power {arch.static_power_w:.2f} W")
+    tree.add("[dim]numbers in SI units (s, Hz, B, B/s, J, J/bit, W, m; areas in mm²): a plain number "
+             "in the file is read in these units, so write the unit ('24 MiB', '819 GB/s')[/]")
     for key in ("technology_node", "tdp"):
         v = getattr(arch, key)
         if v is not None:
@@ -71,7 +80,7 @@ def describe(arch: Architecture) -> Tree:
             continue
         branch = tree.add(f"[bold]{title}[/]")
         for c in items:
-            node = branch.add(f"[cyan]{c.name}[/]")
+            node = branch.add(f"[cyan]{_safe(c.name)}[/]")
             for k, v in c.model_dump(exclude={"name"}).items():
                 if v is not None and v != {}:
                     node.add(f"{k}: {_value(type(c), k, v)}")
@@ -85,8 +94,8 @@ def describe(arch: Architecture) -> Tree:
             if sources:
                 branch_e = node.add("energy (per access kind, with its source)")
                 for k, text in sources.items():
-                    branch_e.add(f"{k}: {text}", )
+                    branch_e.add(_safe(f"{k}: {text}"))
     placement = tree.add("[bold]placement[/]")
     for role in ROLES:
-        placement.add(f"{role}: {arch.tier_of(role)}")
+        placement.add(f"{role}: {_safe(arch.tier_of(role))}")
     return tree

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from dse.errors import SpecError
+from dse.errors import SpecError, SpecWarning
 from dse.spec.architecture import Architecture
 from dse.spec.variants import apply_edits, build_variant, canonical_doc
 from dse.spec.yaml_io import YamlDoc, read_yaml, spec_error_from_validation
@@ -53,9 +53,23 @@ def architecture_from_doc(doc: YamlDoc, overrides: dict[str, Any] | None = None)
     if overrides:
         data = apply_edits(data, overrides)
     try:
-        return Architecture.model_validate(data)
+        arch = Architecture.model_validate(data)
     except ValidationError as exc:
         raise spec_error_from_validation(exc, doc, Architecture) from None
+    warn_implausible(arch, data, doc)
+    return arch
+
+
+def warn_implausible(arch: Architecture, raw: Any, doc: YamlDoc | None) -> None:
+    """A SpecWarning (file:line: field: what) per field outside its plausible range."""
+    import warnings
+
+    from dse.spec.plausible import plausibility_warnings
+    from dse.spec.yaml_io import dotted
+
+    for loc, message in plausibility_warnings(arch, raw):
+        where = doc.where(loc) if doc is not None else arch.name
+        warnings.warn(SpecWarning(f"{where}: {dotted(loc)}: {message}"), stacklevel=2)
 
 
 def load_architecture(path_or_name: str | Path | Architecture,

@@ -14,7 +14,7 @@ from pathlib import Path
 from dse.errors import SpecError
 from dse.workloads import models as _models  # noqa: F401  (registers the generators)
 from dse.workloads.builder import check_precision
-from dse.workloads.ops import Op, Workload
+from dse.workloads.ops import Op, Workload, check_sizes
 from dse.workloads.registry import GeneratorInfo, build, generators, parse_spec
 from dse.workloads.table import op_table
 from dse.workloads.trace import load_trace, parse_trace
@@ -52,13 +52,21 @@ def load_workload(spec: str, *, batch: int | None = None, precision: str | None 
             raise SpecError("file not found", where=spec)
         if suffix == ".onnx":
             from dse.workloads.onnx_import import load_onnx
-            return load_onnx(path, batch=batch, precision=precision)
+            w = load_onnx(path, batch=batch, precision=precision)
+            check_sizes(w)
+            return w
         if suffix not in TRACE_SUFFIXES:
             raise SpecError("unknown workload file type (expected .yaml, .yml, .json or .onnx)",
                             where=spec)
         if batch is not None:
             raise SpecError("a trace file has fixed shapes; batch cannot be overridden", where=spec)
         return load_trace(path, precision=precision)
+    w = _generated(spec, batch, precision)
+    check_sizes(w)
+    return w
+
+
+def _generated(spec: str, batch: int | None, precision: str | None) -> Workload:
     name, params = parse_spec(spec)
     known = generators()
     if name in known:

@@ -8,6 +8,9 @@ from dse.workloads.ops import PRECISION_BYTES, Op, Workload
 
 Deps = str | Iterable[str] | None
 
+#: Most ops a generator may build (a parameter such as layers=10**12 would never finish).
+MAX_OPS = 100_000
+
 
 def check_precision(precision: str, *, field: str = "precision") -> str:
     """Return ``precision`` if dse knows its element size, else raise SpecError."""
@@ -33,6 +36,9 @@ class Graph:
         self._names: set[str] = set()
 
     def add(self, name: str, kind: str, deps: Deps = None, **fields) -> str:
+        if len(self.ops) >= MAX_OPS:
+            raise SpecError(f"the workload would have more than {MAX_OPS:,} ops (a parameter such as "
+                            f"layers, seq or experts is too large)")
         if name in self._names:
             raise ValueError(f"duplicate op name {name!r}")  # a generator bug, not user input
         if deps is None:

@@ -208,3 +208,34 @@ class Workload:
                 if t["role"] == "weights" and key != "out":
                     seen[op.tensor_id(key)] = t["bytes"]
         return sum(seen.values())
+
+
+#: Most MACs, vector ops or bytes one op or one workload may count: beyond it int64 table
+#: columns overflow (2^62 MACs is about 5e18, a thousand seconds of an exa-op machine).
+MAX_TOTAL = 2**62
+
+
+def op_size_problem(op: Op) -> tuple[str, str] | None:
+    """(field, message) when an op counts more MACs, vector ops or bytes than dse can hold."""
+    if op.macs > MAX_TOTAL:
+        return ("m" if op.kind == "matmul" else "batch"), f"{op.macs:.3g} MACs in one op is out of range (at most 2^62)"
+    if op.vector_ops > MAX_TOTAL:
+        return "elements", f"{op.vector_ops:.3g} vector ops in one op is out of range (at most 2^62)"
+    for key, t in op.tensor_bytes().items():
+        if t["bytes"] > MAX_TOTAL:
+            return "kind", f"operand {key} of {t['bytes']:.3g} bytes is out of range (at most 2^62)"
+    return None
+
+
+def check_sizes(workload: "Workload") -> None:
+    """SpecError naming the op when a workload counts more than dse can hold (see MAX_TOTAL)."""
+    from dse.errors import SpecError
+
+    total = 0
+    for op in workload.ops:
+        bad = op_size_problem(op)
+        if bad:
+            raise SpecError(f"op '{op.name}': {bad[1]}", where=workload.name, field=bad[0])
+        total += op.macs
+    if total > MAX_TOTAL:
+        raise SpecError(f"{total:.3g} MACs in all is out of range (at most 2^62)", where=workload.name)

@@ -86,6 +86,13 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     return name.strip(), params
 
 
+#: Largest integer parameter a generator accepts.
+MAX_INT = 2**40
+#: Parameters that multiply the number of ops a generator builds, and their largest values
+#: (GPT-3 has 96 layers and 96 heads; the largest MoE layers have a few hundred experts).
+COUNT_LIMITS = {"layers": 4096, "heads": 4096, "experts": 4096, "tables": 4096}
+
+
 def _coerce(value: Any, hint: Any, name: str) -> Any:
     """Check ``value`` against a parameter's annotation, converting where lossless."""
     origin = typing.get_origin(hint)
@@ -119,13 +126,17 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
     if hint is int:
         if isinstance(value, bool):
             raise SpecError(f"expects an integer, got {value!r}", field=name)
+        if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_INT:
+            value = int(value)  # "tokens=1e6"
         if isinstance(value, int):
+            if abs(value) > MAX_INT:
+                raise SpecError(f"{value:.3g} is out of range (at most 2^40)", field=name)
             return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)  # "tokens=1e6"
         raise SpecError(f"expects an integer, got {value!r}", field=name)
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not (abs(value) <= MAX_INT):  # also NaN
+                raise SpecError(f"{value!r} is out of range (a finite number up to 2^40)", field=name)
             return float(value)
         raise SpecError(f"expects a number, got {value!r}", field=name)
     if hint is str:
@@ -159,6 +170,9 @@ def build(name: str, given: dict[str, Any]) -> Workload:
     values = dict(info.params)
     for key, value in given.items():
         values[key] = _coerce(value, info.types.get(key, Any), key)
+        limit = COUNT_LIMITS.get(key)
+        if limit is not None and isinstance(values[key], int) and values[key] > limit:
+            raise SpecError(f"{values[key]:,} is out of range (at most {limit:,})", field=key)
     if "precision" in values:
         check_precision(values["precision"])
     train = values.pop("train")

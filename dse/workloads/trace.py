@@ -13,17 +13,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dse.errors import SpecError
 from dse.workloads.dag import DagError, topological_order
-from dse.workloads.ops import PRECISION_BYTES, Op, Workload
+from dse.workloads.ops import PRECISION_BYTES, Op, Workload, op_size_problem
 
 Role = Literal["weights", "activations", "kv_cache", "embeddings", "optimizer_state", "gradients"]
 Precision = Literal[tuple(PRECISION_BYTES)]  # type: ignore[valid-type]
-Positive = Annotated[int, Field(strict=True, gt=0)]
-NonNegative = Annotated[int, Field(strict=True, ge=0)]
+#: Largest size of one dimension of an op (2^40 elements); totals are checked by
+#: ``dse.workloads.ops.check_sizes``.
+MAX_DIM = 2**40
+Positive = Annotated[int, Field(strict=True, gt=0, le=MAX_DIM)]
+NonNegative = Annotated[int, Field(strict=True, ge=0, le=MAX_DIM)]
 KINDS = ("matmul", "conv2d", "vector")
 
 
 class _OpSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: Annotated[str, Field(min_length=1)]
     precision: Precision | None = None
@@ -68,7 +71,7 @@ class VectorSpec(_OpSpec):
 
     kind: Literal["vector"]
     elements: Positive
-    ops_per_element: Annotated[float, Field(ge=0)] = 1.0
+    ops_per_element: Annotated[float, Field(ge=0, le=MAX_DIM)] = 1.0
     inputs: Positive = 1
     in_role: Role = "activations"
     out_role: Role = "activations"
@@ -164,7 +167,7 @@ def parse_trace(text: str, where: str = "<trace>", *, is_json: bool = False) -> 
         raise fail(err["msg"][0].lower() + err["msg"][1:] + more, path) from None
     ops = [_to_op(o, spec.precision) for o in spec.ops]
     for i, op in enumerate(ops):
-        bad = _check_geometry(op)
+        bad = _check_geometry(op) or op_size_problem(op)
         if bad:
             raise fail(bad[1], ["ops", i, bad[0]])
     try:
