@@ -72,7 +72,10 @@ class Result:
     def __post_init__(self) -> None:
         # a NaN or infinite metric comes from an input at the edge of the float range (a
         # bandwidth of 5e-324 B/s, 1e300 J per MAC): an error, never a table row
+        # (only the physical totals: a wear-out lifetime is infinite where nothing is written)
         for key, value in self.summary_row.items():
+            if key not in OBJECTIVE_METRICS and not key.startswith(("energy_", "busy_")):
+                continue
             if isinstance(value, float) and not math.isfinite(value):
                 from dse.errors import DesignError
 

@@ -176,7 +176,7 @@ def parse_yaml_text(text: str, name: str) -> YamlDoc:
     except ValueError as exc:  # an integer of more than 4300 digits
         raise SpecError(f"cannot read a value: {str(exc).splitlines()[0]}", where=name) from None
     except RecursionError:
-        raise SpecError(f"nested too deeply (at most {MAX_DEPTH} levels)", where=name) from None
+        raise SpecError(f"nested more than {MAX_DEPTH} levels deep", where=name) from None
     return YamlDoc(data, name, text)
 
 
@@ -205,14 +205,15 @@ def parse_json_text(text: str, name: str) -> YamlDoc:
         parse_yaml_text(text, name)  # JSON is YAML: the event scan names the key and its line
         raise SpecError("duplicate key in an object", where=name) from None
     except RecursionError:
-        raise SpecError(f"nested too deeply (at most {MAX_DEPTH} levels)", where=name) from None
+        check_events(text, name)  # JSON is YAML: the event scan names the line
+        raise SpecError(f"nested more than {MAX_DEPTH} levels deep", where=name) from None
     except ValueError as exc:
         long = re.search(rf"[0-9]{{{MAX_NUMBER_CHARS},}}", text)
         where = f"{name}:{text.count(chr(10), 0, long.start()) + 1}" if long else name
         problem = "a number is out of range" if long else str(exc).splitlines()[0]
         raise SpecError(f"cannot read a value: {problem}", where=where) from None
-    depth = _depth(data)
-    if depth > MAX_DEPTH:
+    if _depth(data) > MAX_DEPTH:
+        check_events(text, name)
         raise SpecError(f"nested more than {MAX_DEPTH} levels deep", where=name)
     return YamlDoc(data, name, text)
 
@@ -291,6 +292,10 @@ def spec_error_from_validation(exc: ValidationError, doc: YamlDoc, model: type |
     errors = exc.errors()
     # an unknown field usually explains the missing one next to it (a typo): report it first
     err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    if any(_is_type_tag(p) for p in err["loc"]):
+        # a union (``dataflow: one | list``): the member whose shape was given explains best
+        given = [e for e in errors if not e["type"].endswith(("_type", "literal_error"))]
+        err = given[0] if given else err
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     # pydantic puts discriminated-union tags in loc (e.g. 'systolic'); drop them
     loc = _strip_tags(loc, doc.data)
@@ -330,7 +335,8 @@ def _strip_tags(loc: Loc, data: Any) -> Loc:
     out: list[Any] = []
     cur = data
     for part in loc:
-        if isinstance(cur, dict) and part not in cur and isinstance(part, str) and out and _looks_like_tag(part):
+        if (isinstance(part, str) and out and _looks_like_tag(part)
+                and not (isinstance(cur, dict) and part in cur)):
             continue
         out.append(part)
         try:
@@ -341,7 +347,13 @@ def _strip_tags(loc: Loc, data: Any) -> Loc:
 
 
 def _looks_like_tag(part: str) -> bool:
-    return part in {"systolic", "vector", "imc"}
+    return part in {"systolic", "vector", "imc"} or _is_type_tag(part)
+
+
+def _is_type_tag(part: Any) -> bool:
+    """pydantic's name of a union member in a loc: 'list[...]', "literal['a','b']", 'int'."""
+    return isinstance(part, str) and (part.endswith("]") and "[" in part
+                                      or part in {"int", "float", "str", "bool", "none"})
 
 
 def _allowed_fields(model: type, parent: Any) -> list[str]:
