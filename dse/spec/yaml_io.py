@@ -39,14 +39,42 @@ MAX_FILE_BYTES = 200 * 2**20
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+def _walk(node: yaml.Node, path: Loc, marks: dict[Loc, int]) -> None:
+    """Lines of every path under ``node``, iteratively (depth is bounded by check_events)."""
+    todo = [(node, path)]
+    while todo:
+        node, path = todo.pop()
+        marks.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                k = key.value if isinstance(key, yaml.ScalarNode) else "?"
+                marks[path + (k,)] = key.start_mark.line + 1
+                todo.append((value, path + (k,)))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                todo.append((item, path + (i,)))
+
+
 class YamlDoc:
     """A parsed input file: its data and, composed on demand, the line of each field."""
 
-    def __init__(self, data: Any, name: str, text: str | None = None, node: yaml.Node | None = None):
+    def __init__(self, data: Any, name: str | dict, text: str | None = None, node: yaml.Node | None = None):
+        self._marks: dict[Loc, int] | None = None
+        if isinstance(name, dict):  # YamlDoc(data, {loc: line}, name): lines given outright
+            self._marks, name, text = name, text, None
         self.data = data
         self.name = name
         self._text = text
         self._node = node
+
+    @property
+    def marks(self) -> dict[Loc, int]:
+        """{loc: line} of every mapping key and list item (built on first use)."""
+        if self._marks is None:
+            self._marks = {}
+            if self.node is not None:
+                _walk(self.node, (), self._marks)
+        return self._marks
 
     @property
     def node(self) -> yaml.Node | None:
@@ -61,6 +89,10 @@ class YamlDoc:
 
     def line(self, loc: Loc) -> int | None:
         """1-based line of the deepest part of ``loc`` found (a mapping entry: its key's line)."""
+        if self._marks is not None and self._node is None and self._text is None:
+            while loc and loc not in self._marks:
+                loc = loc[:-1]
+            return self._marks.get(loc) or None
         node = self.node
         if node is None:
             return None
