@@ -7,17 +7,37 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from dse.errors import DseError, printable
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+# Plain help screens (rich_markup_mode=None): no type tags such as `<bool>` on flags, and
+# brackets in help text ('[size]') stay text instead of being read as Rich markup.
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Design-space exploration of AI accelerators and their memory hierarchies.")
-list_app = typer.Typer(no_args_is_help=True, help="Show what is bundled.")
+list_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Show what is bundled.")
 app.add_typer(list_app, name="list")
 out = Console()
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from dse import __version__
+
+        out.print(f"dse {__version__}", markup=False, highlight=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Design-space exploration of AI accelerators and their memory hierarchies.
+
+    Start with `dse list architectures`, `dse run tpu-v1-like -w resnet50` and `dse sweep quickstart`.
+    """
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -68,7 +88,7 @@ def write_frame(df, path: Path) -> None:
 
 @app.command()
 def run(
-    arch: str = typer.Argument(..., help="Architecture YAML file or bundled name (see `dse list architectures`)."),
+    arch: str = typer.Argument(..., metavar="ARCH", help="Architecture YAML file or bundled name (see `dse list architectures`)."),
     workload: str = typer.Option(..., "--workload", "-w", help="Workload: generator name (with :k=v,...), trace file or .onnx."),
     batch: Optional[int] = typer.Option(None, "--batch", "-b", min=1, help="Override the workload's batch size."),
     precision: Optional[str] = typer.Option(None, "--precision", "-p",
@@ -102,6 +122,11 @@ def run(
     df = result.ops if per_op else result.summary
     if out_file is not None:
         write_frame(df, out_file)
+        # on stderr, so that --format csv/json output stays clean on stdout
+        what = f"{len(df)} ops" if per_op else "the summary row"
+        reader = "pandas.read_parquet" if out_file.suffix == ".parquet" else "pandas.read_csv"
+        err.print(f"wrote {what} ({len(df.columns)} columns) to {out_file}; load it with "
+                  f"{reader}('{out_file}')", markup=False)
     if fmt == "csv":
         sys.stdout.write(df.to_csv(index=False))
     elif fmt == "json":
@@ -115,7 +140,7 @@ def run(
 
 @app.command("workload")
 def workload_table(
-    spec: str = typer.Argument(..., help="Generator name (with :k=v,...), trace file or .onnx."),
+    spec: str = typer.Argument(..., metavar="WORKLOAD", help="Generator name (with :k=v,...), trace file or .onnx."),
     batch: Optional[int] = typer.Option(None, "--batch", "-b", min=1, help="Override the batch size."),
     precision: Optional[str] = typer.Option(None, "--precision", "-p", help="Run every op at this precision."),
     fmt: str = typer.Option("table", "--format", "-f", help="table | csv | json"),
@@ -130,6 +155,7 @@ def workload_table(
     df = op_table(w)
     if out_file is not None:
         write_frame(df, out_file)
+        err.print(f"wrote {len(df)} ops to {out_file}", markup=False)
     if fmt == "csv":
         sys.stdout.write(df.to_csv(index=False))
     elif fmt == "json":
@@ -141,7 +167,7 @@ def workload_table(
 
 
 @app.command()
-def check(file: str = typer.Argument(..., help="Architecture YAML file or bundled name.")) -> None:
+def check(file: str = typer.Argument(..., metavar="ARCH", help="Architecture YAML file or bundled name.")) -> None:
     """Validate an architecture and print it resolved to SI units."""
     from dse.spec.describe import describe
     from dse.spec.loader import load_architecture
@@ -192,7 +218,7 @@ def list_workloads() -> None:
 
 @app.command()
 def replay(
-    trace: Path = typer.Argument(..., help="Memory-access trace: '<time> <hex address> <R|W> [size]' per line."),
+    trace: Path = typer.Argument(..., metavar="TRACE", help="Memory-access trace: '<time> <hex address> <R|W> [size]' per line."),
     memory: str = typer.Option("ddr4-3200,ddr5-4800,hbm3,optane-pmem", "--memory", "-m",
                                help="Comma-separated technologies (see `dse list memories`)."),
     units: int = typer.Option(1, "--units", min=1, help="Channels / DIMMs / stacks of each technology."),
@@ -232,25 +258,59 @@ def replay(
         print_table(table[cols], title=f"replay of {trace.name} ({len(df):,} accesses)")
 
 
+def _pair(read, write) -> str:
+    """'13.9/14.2 pJ/bit' for a read and a write energy in the same unit, else both in full."""
+    if read is None and write is None:
+        return "-"
+    r, w = str(read if read is not None else "-"), str(write if write is not None else "-")
+    ru, wu = r.split(" ", 1), w.split(" ", 1)
+    if len(ru) == 2 and len(wu) == 2 and ru[1] == wu[1]:
+        return f"{ru[0]}/{wu[0]} {ru[1]}"
+    return f"{r}/{w}"
+
+
 @list_app.command("memories")
 def list_memories() -> None:
     """Memory technologies of the sourced library (dse/tech/data/memories.yaml)."""
     from dse.tech.library import memory_technologies
 
-    table = Table(title="memory technologies (per unit: a channel, a DIMM or a stack; "
-                        "sources in dse/tech/data/SOURCES.md)")
-    for c in ("name", "family", "bandwidth", "latency / tRCD", "read / write energy", "activate",
-              "background", "energy source"):
-        table.add_column(c, overflow="fold")
+    # one line per technology at any width (80 columns, piped): numbers in a table, the source
+    # of each energy on a line of its own, cut to what fits
+    rows = []
     for name, e in memory_technologies().items():
         timing = e.get("timing") or {}
         energy = e.get("energy") or {}
-        table.add_row(name, str(e.get("family", "")),
-                      str(e.get("peak_bandwidth") or e.get("read_bandwidth") or "-"),
-                      str(e.get("read_latency") or timing.get("tRCD") or "-"),
-                      f"{energy.get('read', '-')} / {energy.get('write', '-')}",
-                      str(energy.get("activate", "-")), str(e.get("background_power", "not sourced")),
-                      str((e.get("energy_sources") or {}).get("read", "-")))
+        rows.append([name, str(e.get("family", "")),
+                     str(e.get("peak_bandwidth") or e.get("read_bandwidth") or "-"),
+                     str(e.get("read_latency") or timing.get("tRCD") or "-"),
+                     _pair(energy.get("read"), energy.get("write")), str(e.get("background_power", "not sourced")),
+                     f"{e.get('family', '?')}; activate {energy.get('activate', '-')}; energy from "
+                     f"{(e.get('energy_sources') or {}).get('read', '-')}"])
+    heads = ("name", "family", "bandwidth", "latency/tRCD", "read/write energy", "background")
+    table = Table(title="memory technologies (per unit: a channel, a DIMM or a stack)", box=box.SIMPLE_HEAD, collapse_padding=True,
+                  pad_edge=False)
+    for c in heads[:1] + heads[2:]:   # the family goes on the line below
+        table.add_column(c, no_wrap=True)
+    for r in rows:
+        table.add_row(*(r[:1] + r[2:-1]))
+    out.print(table)
+    out.print("family, activate energy and the source of each energy (all: dse/tech/data/SOURCES.md):",
+              markup=False, highlight=False)
+    for r in rows:
+        out.print(f"  {r[0]}: {r[-1]}", markup=False, highlight=False, no_wrap=True, overflow="ellipsis")
+
+
+@list_app.command("studies")
+def list_studies() -> None:
+    """Bundled studies: run one with `dse sweep NAME`."""
+    from dse.search.resolve import bundled_file, bundled_studies, load_spec
+
+    table = Table(title="bundled studies (dse sweep NAME)")
+    table.add_column("name", no_wrap=True)
+    table.add_column("description", overflow="fold")
+    for name in bundled_studies():
+        spec, _, _ = load_spec(bundled_file("studies", name))
+        table.add_row(name, spec.description)
     out.print(table)
 
 
@@ -286,6 +346,9 @@ def main() -> None:
         err.print("interrupted")
         sys.exit(130)
     except Exception as exc:  # usage errors (Typer vendors its own click: match by behaviour)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `dse`, `dse list`: the help is the answer
+            sys.stdout.write(exc.format_message() + "\n")
+            sys.exit(0)
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
             ctx = getattr(exc, "ctx", None)
             hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""

@@ -16,7 +16,7 @@ def _split(text: str) -> list[str]:
 
 
 def report(
-    study_dir: Path = typer.Argument(..., help="Output directory of `dse sweep` (or of `dse compare`)."),
+    study_dir: Path = typer.Argument(..., metavar="DIR", help="Output directory of `dse sweep` (or of `dse compare`)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
                                        help="HTML file to write (default: DIR/report.html); the Markdown goes beside it."),
 ) -> None:
@@ -31,7 +31,9 @@ def report(
 def compare(
     arch: str = typer.Option(..., "--arch", "-a", help="Architecture YAML file or bundled name."),
     memory: str = typer.Option("ddr5,lpddr5,hbm3,optane", "--memory", "-m",
-                               help="Comma-separated memory technologies (library names or ddr4, ddr5, lpddr5, hbm3, optane)."),
+                               help="Comma-separated memory technologies: ddr4, ddr5, lpddr5, hbm3, optane, any tier "
+                                    "of `dse list memories`, or reram-imc (a ReRAM crossbar tile that runs the "
+                                    "layers it finishes sooner than the design's units)."),
     workload: str = typer.Option("resnet50,bert-base,gpt-decode,dlrm", "--workload", "-w",
                                  help="Comma-separated workloads (specs, or gpt-decode / gpt-prefill)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
@@ -56,6 +58,10 @@ def compare(
     if not ok["memory_energy_sourced"].all():
         console.print("* the library sources no read/write energy for this technology: background power only",
                       markup=False, highlight=False)
+    from dse.report.compare import imc_lines
+
+    for line in imc_lines(ok):
+        console.print(line, markup=False, highlight=False)
     for _, r in df[df["error"].notna()].iterrows():
         console.print(f"{r['technology']} x {r['workload']}: {r['error']}", markup=False, highlight=False)
     console.print(f"wrote {out_dir / 'compare.parquet'} and {out_dir / 'report.html'}", markup=False, highlight=False)

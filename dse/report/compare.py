@@ -59,6 +59,20 @@ def resolve_workload(name: str) -> str:
     return WORKLOAD_ALIASES.get(name, name)
 
 
+#: Name of the crossbar tile that `imc_variant` adds to the design.
+IMC_UNIT = "imc"
+
+
+def imc_placement(ops: pd.DataFrame, unit: str) -> dict:
+    """Which weight layers the crossbars ran: counts and names, for the table and the report."""
+    weight_ops = ops[ops["kind"] != "vector"] if "kind" in ops else ops
+    on = weight_ops[weight_ops["unit"] == unit]
+    return {"imc_ops": int(len(on)), "weight_ops": int(len(weight_ops)),
+            "imc_op_names": ", ".join(map(str, on["op"])),
+            "imc_latency_share": float(on["latency_s"].sum() / ops["latency_s"].sum())
+            if len(ops) and ops["latency_s"].sum() > 0 else 0.0}
+
+
 def memory_energy_j(row: dict, tiers: list[str]) -> float:
     """Energy spent in the off-chip memory tiers (dynamic plus background) of one summary row."""
     return sum(row.get(R.energy_col(t), 0.0) for t in tiers)
@@ -105,11 +119,14 @@ def compare(arch, memories: list[str], workloads: list[str], out_dir: str | Path
                    "architecture": design.name, "as_designed": as_designed, "memory_energy_sourced": sourced,
                    "memory_bandwidth_b_per_s": design.memories[tier_index].bandwidth, "error": None}
             try:
-                summary = simulate(design, workload).summary_row
+                result = simulate(design, workload)
+                summary = result.summary_row
             except DesignError as exc:
                 row["error"] = str(exc)
                 rows.append(row)
                 continue
+            if imc:
+                row.update(imc_placement(result.ops, IMC_UNIT))
             summary = {k: v for k, v in summary.items() if k not in ("architecture", "workload")}
             mem = memory_energy_j(summary, tiers)
             row.update(summary)
@@ -129,6 +146,12 @@ def imc_variant(doc: dict, workload, imc_technology: str = "reram-isaac") -> dic
     Weights are taken as resident (programmed once, not charged per run): the comparison
     asks what compute-in-memory buys when weights never move. The crossbars' area and
     leakage come from the IMC data table and show in the totals.
+
+    A layer runs on the crossbars only where they finish it sooner than the design's own
+    units would, weight traffic included (``use: faster``); every other layer stays digital.
+    Sending every weight layer to the crossbars (``use: always``) makes a GPU-class design
+    slower than itself without them (one ISAAC-style tile against 132 SMs), which says
+    nothing about the memory technology the comparison is about.
     """
     from dse.spec.variants import add_unit
     from dse.tech.imc import CrossbarParams, crossbars_for
@@ -143,7 +166,8 @@ def imc_variant(doc: dict, workload, imc_technology: str = "reram-isaac") -> dic
             needed += crossbars_for(params, m, n, k, reps, weight_bits=int(8 * op.elem_bytes))
     buffer = next((u.get("buffer") for u in doc["compute"] if u.get("buffer")), None)
     unit = {"name": "imc", "kind": "imc", "technology": imc_technology,
-            "overrides": {"crossbars": max(1, needed)}, "weights_resident": True, "buffer": buffer}
+            "overrides": {"crossbars": max(1, needed)}, "weights_resident": True, "use": "faster",
+            "buffer": buffer}
     return add_unit(doc, unit, suffix=imc_technology)
 
 
@@ -196,6 +220,7 @@ def compare_report(df: pd.DataFrame, meta: dict) -> Report:
     for _, r in failed.iterrows():
         rep.notes.append(f"{r['technology']} × {r['workload']}: {r['error']}")
     ok = df[df["error"].isna()] if "error" in df else df
+    imc_sec = imc_section(ok)
     table = Section("Results", "One row per technology and workload.")
     cols = ["technology", "workload", *TABLE_COLUMNS, R.BOUND]
     heads = ["technology", "workload", *[figures.metric_label(c) for c in TABLE_COLUMNS[:-1]],
@@ -203,6 +228,8 @@ def compare_report(df: pd.DataFrame, meta: dict) -> Report:
     table.tables.append(Table(heads, [[fmt(r[c]) if c != "memory_energy_share" else fmt(100 * r[c])
                                        for c in cols] for _, r in ok.iterrows()]))
     rep.sections.append(table)
+    if imc_sec is not None:
+        rep.sections.append(imc_sec)
     if len(ok):
         plot = ok.assign(memory_energy_share_pct=100 * ok["memory_energy_share"])
         bars = Section("Per workload, by technology", "Log axes where values span more than two decades.")
@@ -215,3 +242,37 @@ def compare_report(df: pd.DataFrame, meta: dict) -> Report:
                                    alt="heatmap of TOPS/W by technology and workload"))
         rep.sections.append(heat)
     return rep
+
+
+def imc_lines(ok: pd.DataFrame) -> list[str]:
+    """One sentence per IMC row: which weight layers the crossbars ran, and why the others did not."""
+    if "imc_ops" not in ok:
+        return []
+    lines = []
+    for _, r in ok[ok["imc_ops"].notna()].iterrows():
+        n, total = int(r["imc_ops"]), int(r["weight_ops"])
+        head = f"{r['technology']} on {r['workload']}: "
+        if n == 0:
+            lines.append(head + f"none of the {total} weight layers moved to the crossbars: the digital units "
+                                f"finish every one of them sooner, so this row is the design as it is (plus the "
+                                f"crossbars' area and leakage)")
+            continue
+        names = [x for x in str(r["imc_op_names"]).split(", ") if x]
+        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        lines.append(head + f"{n} of {total} weight layers moved to the crossbars ({shown}), because the "
+                            f"crossbars finish each of them sooner than the digital units, weight traffic "
+                            f"included; they take {100 * float(r['imc_latency_share']):.0f}% of the summed op "
+                            f"time" + ("; the other layers stay on the digital units" if n < total else ""))
+    return lines
+
+
+def imc_section(ok: pd.DataFrame) -> Section | None:
+    lines = imc_lines(ok)
+    if not lines:
+        return None
+    sec = Section("Compute in memory: which layers moved", "The compute-in-memory row adds a crossbar tile "
+                  "holding the workload's weights and sends a layer to it only where the crossbars finish that "
+                  "layer sooner than the design's own units (weight traffic included); every other layer "
+                  "stays where it was, so this row is never slower than the design without the tile.")
+    sec.notes.extend(lines)
+    return sec

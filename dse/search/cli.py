@@ -12,7 +12,7 @@ import typer
 
 
 def sweep(
-    study: str = typer.Argument(..., help="Study YAML file or bundled name (quickstart, tpu-v1-75w, "
+    study: str = typer.Argument(..., metavar="STUDY", help="Study YAML file or bundled name (quickstart, tpu-v1-75w, "
                                           "multiobjective)."),
     n_trials: Optional[int] = typer.Option(None, "--n-trials", "-n", min=1,
                                            help="Total trials of the study, earlier runs included "
@@ -55,6 +55,14 @@ def sweep(
         err.print(f"interrupted: completed trials are kept in {out_dir}/ (run the same command to resume)")
         raise SystemExit(130) from None
     _summary(console, st, df, out_dir)
+    ran = bar.ran
+    budget = n_trials or st.spec.n_trials
+    if ran == 0 and budget is not None:
+        console.print(f"no new trials: the study already has its {budget} (run more with --n-trials "
+                      f"{2 * budget})", markup=False, highlight=False)
+    more = f" --n-trials {2 * budget}" if budget else ""
+    console.print(f"next: dse report {out_dir}   (HTML report of these trials); "
+                  f"dse sweep {study} --out {out_dir}{more}   (continue the search)", markup=False, highlight=False)
 
 
 class _Bar:
@@ -69,6 +77,7 @@ class _Bar:
                                  TextColumn("{task.fields[left]}"), console=console, transient=False)
         self.task = None
         self.start_done = 0
+        self.ran = 0  # trials finished by this run
 
     def __enter__(self):
         self.progress.__enter__()
@@ -84,6 +93,7 @@ class _Bar:
         if p.failed:
             best += f", {p.failed} failed"
         ran = p.done - p.done_before
+        self.ran = ran
         left = ""
         if p.target is not None and ran > 0:
             left = f"~{max(p.target - p.done, 0) * p.elapsed_s / ran:.0f} s left"
@@ -120,7 +130,10 @@ def _summary(console, st, df, out_dir: Path) -> None:
         for _, row in best.iterrows():
             table.add_row(*(_fmt(row.get(c)) for c in cols))
         console.print(table)
-    console.print(f"tables: {out_dir}/trials.parquet, {out_dir}/trials.csv; designs: {out_dir}/best/")
+    n_best = len(list((out_dir / "best").glob("*.yaml"))) if (out_dir / "best").is_dir() else 0
+    console.print(f"wrote {out_dir}/trials.parquet and trials.csv ({len(df)} rows: each trial on each workload, "
+                  f"plus its weighted '__all__' row), study.json, and {n_best} best designs as ready-to-run "
+                  f"YAML in {out_dir}/best/", markup=False, highlight=False)
 
 
 def _fmt(v) -> str:

@@ -160,15 +160,24 @@ def _worker(st: Study, url: str, seed: int | None, target: int | None, timeout: 
 def run_study(study: str | Path | StudySpec | Study, n_trials: int | None = None, jobs: int | None = None,
               storage: str | None = None, out_dir: str | Path | None = None,
               progress: Callable[[Progress], None] | None = None,
-              timeout: float | None = None) -> pd.DataFrame:
+              timeout: float | None = None, verbose: bool = False) -> pd.DataFrame:
     """Run (or resume) a study and return its trial table.
 
     ``n_trials`` is the study's total budget (trials of earlier runs count);
     ``timeout`` (s) bounds this run. With ``out_dir``, the tables, study.json and
     the best designs are written there and the default storage is
     ``<out_dir>/study.db``; without, the study lives in memory (or ``storage``).
-    ``jobs`` > 1 starts worker processes that share the storage.
+    ``jobs`` > 1 starts worker processes that share the storage. Optuna's per-trial
+    log lines are held back while the study runs unless ``verbose`` (failed trials are
+    in the table, with their reason).
     """
+    if not verbose:
+        level = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(max(level, optuna.logging.WARNING))
+        try:
+            return run_study(study, n_trials, jobs, storage, out_dir, progress, timeout, verbose=True)
+        finally:
+            optuna.logging.set_verbosity(level)
     st = resolve_study(study)
     spec = st.spec
     jobs = jobs or spec.jobs

@@ -73,6 +73,10 @@ class OpPlan:
         out.update(self.sram_s)
         return out
 
+    def bound_s(self) -> float:
+        """Uncontended time of the op: its unit or its busiest bus/port, whichever is longer."""
+        return max(self.compute_s, *self.transfer_s().values(), 0.0)
+
 
 def add(d: dict[str, float], key: str, value: float) -> None:
     if value:

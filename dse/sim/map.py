@@ -71,12 +71,13 @@ def map_tasks(program: Program, alloc: Allocation, coster: Coster) -> Mapping:
             plans[(op.name, u)] = coster.plan(op, u, homes, resident)
         imc_unit = next((u for u in arch.compute if u.name == imc.get(op.name)), None)
         if imc_unit is not None and imc_unit.use == "faster":
-            # crossbars only when they beat the digital units on this layer
+            # crossbars only when they beat the digital units on this layer, weight traffic
+            # included (a GEMV on a GPU is bound by streaming its weights, not by its MACs)
             digital = compatible_units(arch, op)
             for u in digital:
                 plans[(op.name, u)] = coster.plan(op, u, homes, resident)
-            best = min((plans[(op.name, u)].compute_s for u in digital), default=float("inf"))
-            if best < plans[(op.name, imc[op.name])].compute_s:
+            best = min((plans[(op.name, u)].bound_s() for u in digital), default=float("inf"))
+            if best < plans[(op.name, imc[op.name])].bound_s():
                 units = digital
                 del imc[op.name]
         choices[op.name] = units

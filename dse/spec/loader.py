@@ -55,9 +55,26 @@ def architecture_from_doc(doc: YamlDoc, overrides: dict[str, Any] | None = None)
     try:
         arch = Architecture.model_validate(data)
     except ValidationError as exc:
-        raise spec_error_from_validation(exc, doc, Architecture) from None
+        error = spec_error_from_validation(exc, doc, Architecture)
+        if overrides:
+            override = _override_error(error, overrides)
+            if override is not None:
+                raise override from None
+        raise error from None
     warn_implausible(arch, data, doc)
     return arch
+
+
+def _override_error(error: SpecError, overrides: dict[str, Any]) -> SpecError | None:
+    """An error in a value the overrides set, phrased for the override (not for the file it
+    was applied to, which may be a bundled one inside the installed package)."""
+    from dse.spec.variants import split_path
+
+    field = split_path(error.field) if error.field else []
+    for path in overrides:
+        if len(field) >= 2 and field[-1] == split_path(path)[-1]:
+            return SpecError(error.message, where="overrides", field=path)
+    return None
 
 
 def warn_implausible(arch: Architecture, raw: Any, doc: YamlDoc | None) -> None:

@@ -343,6 +343,14 @@ def spec_error_from_validation(exc: ValidationError, doc: YamlDoc, model: type |
         return SpecError(msg, where=doc.where(loc), field=dotted(loc))
     if kind == "missing":
         return SpecError("required field is missing", where=doc.where(loc[:-1]), field=dotted(loc))
+    if kind == "union_tag_invalid":  # `kind: systolic_array`: say which kinds exist
+        ctx = err.get("ctx") or {}
+        key = str(ctx.get("discriminator", "kind")).strip("'")
+        expected = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",") if t.strip()]
+        close = difflib.get_close_matches(str(ctx.get("tag")), expected, n=1, cutoff=0.4)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return SpecError(f"'{ctx.get('tag')}' is not a {key}; expected one of {', '.join(expected)}{hint}",
+                         where=doc.where(loc + (key,)), field=dotted(loc + (key,)))
     msg = err["msg"]
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):

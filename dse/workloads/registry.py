@@ -161,12 +161,20 @@ def build(name: str, given: dict[str, Any]) -> Workload:
     """Run generator ``name`` with ``given`` parameters (already parsed) over its defaults."""
     info = _GENERATORS.get(name)
     if info is None:
-        raise SpecError(f"unknown workload {name!r} (known: {', '.join(sorted(_GENERATORS))}; "
+        import difflib
+
+        close = difflib.get_close_matches(name.lower(), sorted(_GENERATORS), n=2, cutoff=0.6)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        raise SpecError(f"unknown workload {name!r} ({hint}known: {', '.join(sorted(_GENERATORS))}; "
                         "or give a path to a .yaml/.json trace or an .onnx file)")
     for key in given:
         if key not in info.params:
+            import difflib
+
+            close = difflib.get_close_matches(key, list(info.params), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}? " if close else ""
             raise SpecError(f"unknown parameter {key!r} for workload {name} "
-                            f"(valid: {_format_params(info.params)})", field=key)
+                            f"({hint}valid: {_format_params(info.params)})", field=key)
     values = dict(info.params)
     for key, value in given.items():
         values[key] = _coerce(value, info.types.get(key, Any), key)
