@@ -112,8 +112,10 @@ def test_override_typos_name_the_override_not_a_bundled_file():
     with pytest.raises(SpecError) as exc:
         load_architecture("tpu-v1-like", overrides={"compute.mxu.rowz": 128})
     text = str(exc.value)
-    assert text.startswith("overrides: compute.mxu.rowz:") and "compute.mxu.rows" in text
-    assert ".yaml" not in text
+    assert "compute.mxu.rowz" in text and "did you mean compute.mxu.rows" in text and ".yaml" not in text
+    with pytest.raises(SpecError) as exc:
+        load_architecture("tpu-v1-like", overrides={"compute.mxu.clock": "3 GB"})
+    assert str(exc.value).startswith("overrides: compute.mxu.clock:") and ".yaml" not in str(exc.value)
     with pytest.raises(SpecError) as exc:
         load_architecture("tpu-v1-like", overrides={"compute.mxu.kind": "systolic_array"})
     assert "did you mean 'systolic'" in str(exc.value) and "Input tag" not in str(exc.value)
