@@ -115,3 +115,14 @@ def test_every_bundled_study_is_listed_and_runs_by_its_listed_name(installed):
                               env=_env(bin_dir), capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, f"{name}: {proc.stderr}"
         assert (work / "runs" / name / "trials.parquet").is_file()
+
+
+def test_every_python_package_is_in_the_wheel():
+    """A folder of modules missing from pyproject's package list works in the clone and breaks
+    after `pip install .` (ModuleNotFoundError): list them all."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "dse").rglob("*.py")
+               if "__pycache__" not in p.parts}
+    assert folders - listed == set()
