@@ -52,27 +52,28 @@ def text(value) -> "Text":
     return Text(printable(str(value)))
 
 
-def _fmt(v) -> "Text":
-    if isinstance(v, float):
-        return text(f"{v:.6g}")
-    return text(v)
+def print_table(df, title: str | None = None, units: dict[str, str] | None = None) -> None:
+    """A table for people: each value with its unit (1.19 GHz, 12 MiB), from the column's name
+    unless ``units`` gives it; CSV and JSON output keep the SI floats."""
+    from dse.columns import human_column
 
-
-def print_table(df, title: str | None = None) -> None:
+    units = units or {}
     table = Table(title=text(title) if title is not None else None, show_lines=False)
     for col in df.columns:
         table.add_column(text(col), overflow="fold")
     for _, row in df.iterrows():
-        table.add_row(*(_fmt(v) for v in row.tolist()))
+        table.add_row(*(text(human_column(str(c), v, units.get(c))) for c, v in zip(df.columns, row.tolist())))
     out.print(table)
 
 
 def print_summary(row: dict, title: str) -> None:
+    from dse.columns import human_column
+
     table = Table(title=text(title))
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in row.items():
-        table.add_row(text(k), _fmt(v))
+        table.add_row(text(k), text(human_column(k, v)))
     out.print(table)
 
 

@@ -162,8 +162,9 @@ def test_report_is_one_self_contained_page(built):
     refs = re.findall(r'(?:src|href)="([^"]*)"', page)
     assert refs and all(r.startswith(("data:", "#")) for r in refs)
     pngs = images(page)
-    # Pareto, importance, energy, roofline, op bounds, timeline, history
-    assert len(pngs) == 7
+    # Pareto, importance, energy per sample, bytes per tier, roofline, op bounds (one per
+    # workload with per-op results: the fixture's sidecars hold the first), timeline, history
+    assert len(pngs) == 8
     assert all(p.startswith(b"\x89PNG\r\n\x1a\n") for p in pngs)
 
 
@@ -180,7 +181,7 @@ def test_markdown_twin_with_images_beside_it(built):
     path, _ = built
     md = path.with_suffix(".md").read_text(encoding="utf-8")
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    assert len(links) == 7
+    assert len(links) == 8
     for link in links:
         assert (path.parent / link).read_bytes().startswith(b"\x89PNG")
     assert "<script" not in md and "&lt;script&gt;" in md
@@ -192,7 +193,7 @@ def test_top_designs_table_ranks_by_pareto_then_first_objective(built, study):
     agg = t[(t["workload"] == "__all__") & (t["state"] == "COMPLETE")]
     expected = agg.sort_values(["pareto_rank", "tops_per_w"], ascending=[True, False])["trial"].tolist()
     section = page.split("Top designs</h2>", 1)[1].split("</table>", 1)[0]
-    shown = [int(x) for x in re.findall(r"<tr><td>(\d+)</td>", section)]
+    shown = [int(x) for x in re.findall(r"<th>trial (\d+)", section)]   # one column per design
     assert shown == expected[:len(shown)] and len(shown) == min(5, len(expected))
 
 

@@ -11,10 +11,13 @@ import shutil
 import socket
 import struct
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from test_report import built, study  # noqa: F401  (fixtures: the study report, built once)
@@ -184,10 +187,37 @@ def open_and_check(page: Page, html: Path, screenshot: Path) -> list[tuple[bool,
     return imgs
 
 
+def evaluate(page: Page, expression: str):
+    return page.call("Runtime.evaluate", returnByValue=True, expression=expression)["result"]["value"]
+
+
+def check_chosen_and_widths(page: Page) -> str:
+    """On the loaded page (at 1280 px): every figure that draws designs names the chosen one in
+    its plot data and flags it among the points drawn; no table needs horizontal scrolling.
+    Returns the chosen design's label."""
+    figures = evaluate(page, "Array.from(document.querySelectorAll('figure')).map(f => "
+                             "[f.querySelector('img').alt, f.dataset.plot || null])")
+    assert figures
+    chosen = set()
+    for alt, data in figures:
+        if alt.startswith("parameter importance"):  # parameters against objectives: no design drawn
+            continue
+        assert data is not None, f"figure without plot data: {alt}"
+        plot = json.loads(data)
+        assert plot["chosen"], alt
+        marked = [p for p in plot["points"] if p["chosen"]]
+        assert [p["design"] for p in marked] == [plot["chosen"]], alt
+        chosen.add(plot["chosen"].replace(" (chosen)", ""))
+    assert len(chosen) == 1, chosen  # the same design everywhere
+    widths = evaluate(page, "Array.from(document.querySelectorAll('.scroll')).map(d => [d.scrollWidth, d.clientWidth])")
+    assert widths and all(sw <= cw for sw, cw in widths), widths
+    return chosen.pop()
+
+
 def test_study_report_loads_cleanly_in_chromium(browser, built):  # noqa: F811
     html, _ = built
-    imgs = open_and_check(browser, html, ARTIFACTS / "report-study.png")
-    assert len(imgs) == 7
+    imgs = open_and_check(browser, html, ARTIFACTS / "report-multiobjective.png")
+    assert len(imgs) == 8
     assert all(done and w > 0 and h > 0 for done, w, h in imgs), imgs
     title = browser.call("Runtime.evaluate", returnByValue=True, expression="document.title")["result"]["value"]
     assert title == "Study tiny"
@@ -198,15 +228,46 @@ def test_study_report_loads_cleanly_in_chromium(browser, built):  # noqa: F811
     body = browser.call("Runtime.evaluate", returnByValue=True,
                         expression="document.body.innerText")["result"]["value"]
     assert 'toy<script>alert("arch")</script>' in body
+    chosen = check_chosen_and_widths(browser)
+    # the chosen design heads the top-designs table (rank 0, best first objective)
+    t = pd.read_parquet(built[0].parent / "trials.parquet")
+    agg = t[(t["workload"] == "__all__") & (t["state"] == "COMPLETE")]
+    best = agg.sort_values(["pareto_rank", "tops_per_w"], ascending=[True, False])["trial"].iloc[0]
+    assert chosen == f"trial {best}"
+    assert "Pareto front" in body
+
+
+def test_single_objective_report_in_chromium(browser, tmp_path):
+    out = tmp_path / "qs"
+    proc = subprocess.run([sys.executable, "-m", "dse", "sweep", "quickstart", "--n-trials", "8", "--out", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    from dse.report.build import build_report
+
+    html = build_report(out)
+    imgs = open_and_check(browser, html, ARTIFACTS / "report-single-objective.png")
+    assert all(done and w > 0 and h > 0 for done, w, h in imgs), imgs
+    chosen = check_chosen_and_widths(browser)
+    t = pd.read_parquet(out / "trials.parquet")
+    agg = t[(t["workload"] == "__all__") & t["feasible"]]
+    assert chosen == f"trial {agg.loc[agg['tops_per_w'].idxmax(), 'trial']}"
+    body = evaluate(browser, "document.body.innerText")
+    assert "pareto" not in body.lower()  # one objective: no Pareto language
 
 
 def test_compare_report_loads_cleanly_in_chromium(browser, tmp_path):
     from dse.report.compare import compare
 
-    compare("tpu-v1-like", ["ddr4", "ddr5", "hbm3"], ["mlp", "gemm"], tmp_path / "cmp")
+    df = compare("tpu-v1-like", ["ddr4", "ddr5", "hbm3", "reram-imc"], ["mlp", "gemm"], tmp_path / "cmp")
     imgs = open_and_check(browser, tmp_path / "cmp" / "report.html", ARTIFACTS / "report-compare.png")
     assert len(imgs) == 2
     assert all(done and w > 0 and h > 0 for done, w, h in imgs), imgs
+    chosen = check_chosen_and_widths(browser)
+    # the chosen technology: the best geometric mean of TOPS/W over the workloads, by hand
+    gm = df.groupby("technology")["tops_per_w"].apply(lambda v: float(np.exp(np.log(v).mean())))
+    assert chosen == gm.idxmax()
+    body = evaluate(browser, "document.body.innerText")
+    assert "weight layers moved to the crossbars" in body
 
 
 def test_the_check_sees_console_errors_and_broken_images(browser, tmp_path):

@@ -80,7 +80,7 @@ def test_model_too_big_for_memory_is_infeasible_not_failed(tmp_path):
     df = agg(run_study(fx.write(tmp_path, spec)))
     small = df[df["param_memories.dram.capacity"] == "128 MiB"].iloc[0]
     assert small["state"] == "COMPLETE" and not small["feasible"]
-    assert small["constraint_0"] == 128 * 2**20      # bytes that do not fit
+    assert small["constraint: fits_memory"] == 128 * 2**20      # bytes that do not fit
     big = df[df["param_memories.dram.capacity"] == "1 GiB"].iloc[0]
     assert big["feasible"] and big["pareto_rank"] == 0
 
@@ -153,7 +153,7 @@ def test_output_directory_layout_and_ready_to_run_designs(tmp_path):
     df = run_study(fx.write(tmp_path, spec), out_dir=out)
     assert {p.name for p in out.iterdir()} >= {"study.db", "trials.parquet", "trials.csv", "study.json", "best"}
     for col in ["trial", "workload", "state", "feasible", "pareto_rank", "error", ROWS,
-                "param_compute.pe.cols", "tops_per_w", "avg_power_w", "area_mm2", "constraint_0"]:
+                "param_compute.pe.cols", "tops_per_w", "avg_power_w", "area_mm2", "constraint: area_mm2 <= 100"]:
         assert col in df.columns
     assert set(df["workload"]) == {fx.GEMM, ALL} and len(df) == 2 * 6
     assert len(pd.read_csv(out / "trials.csv")) == len(df)

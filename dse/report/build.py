@@ -17,7 +17,7 @@ import pandas as pd
 
 from dse import results as R
 from dse.errors import SpecError
-from dse.report.model import Figure, Report, Section, Table, fmt
+from dse.report.model import Figure, Report, Section, Table, fmt, plot_data
 
 ALL = "__all__"
 #: Metrics shown in the table of top designs after the objectives.
@@ -160,21 +160,34 @@ def _hue_param(sd: StudyDir, importance: pd.DataFrame | None) -> str | None:
     return params[0] if params else None
 
 
-def _pareto_section(sd: StudyDir, agg: pd.DataFrame, hue: str | None) -> Section:
+def _multi(sd: StudyDir) -> bool:
+    return len(sd.objectives) >= 2
+
+
+def _label(trial) -> str:
+    return f"trial {int(trial)}"
+
+
+def _pareto_section(sd: StudyDir, agg: pd.DataFrame, hue: str | None, chosen: int | None) -> Section:
     from dse.report import figures
 
-    sec = Section("Pareto front", "Every completed design: circles are on the study's Pareto front (rank 0), "
-                  "squares are dominated; the line joins the designs no other beats on that pair of metrics.")
+    multi = _multi(sd)
+    if multi:
+        sec = Section("Pareto front", "Every completed design: circles are on the study's Pareto front (rank 0), "
+                      "squares are dominated; the line joins the designs no other beats on that pair of "
+                      "objectives; the gold star is the chosen design.")
+    else:
+        sec = Section("Designs found", "Every completed design on the study's one objective against a metric it "
+                      "did not optimise; the line joins the designs no other beats on both; the gold star is "
+                      "the chosen design (the best value of the objective).")
     objs = sd.objectives
     done = agg[agg["state"] == "COMPLETE"]
-    if len(objs) >= 2:
+    if multi:
         top = objs[:3]
         pairs = [(a[0], a[1], b[0], b[1]) for i, a in enumerate(top) for b in top[i + 1:]]
     elif objs:
         other = next((m for m in SECONDARY if m in done and m != objs[0][0] and done[m].notna().any()), None)
         pairs = [(other, R.OBJECTIVE_METRICS.get(other, "minimize"), objs[0][0], objs[0][1])] if other else []
-        if other:
-            sec.notes.append(f"one objective: drawn against {other}, which the study did not optimise")
     else:
         pairs = []
     if done.empty or not pairs:
@@ -182,24 +195,43 @@ def _pareto_section(sd: StudyDir, agg: pd.DataFrame, hue: str | None) -> Section
         return sec
     pts = done.assign(front=done["pareto_rank"] == 0)
     hue_col = f"param_{hue}" if hue else None
-    png = figures.pareto(pts, pairs, hue_col, hue_label=hue)
-    sec.figures.append(Figure("pareto", "Pareto fronts", png, alt=f"Pareto fronts of {len(done)} designs coloured by {hue}",
-                              caption=f"Colour: parameter {hue}." if hue else ""))
+    png = figures.pareto(pts, pairs, hue_col, hue_label=hue, chosen=chosen, multi=multi,
+                         hue_unit=(sd.info.get("units") or {}).get(hue_col))
+    sec.figures.append(Figure("pareto", "Pareto fronts" if multi else "", png,
+                              alt=f"{len(done)} designs coloured by {hue}, the chosen one starred",
+                              caption=f"Colour: parameter {hue}." if hue else "",
+                              data=plot_data(_label(chosen) if chosen is not None else None,
+                                             [_label(t) for t in done["trial"]])))
     return sec
 
 
 def _top_table(sd: StudyDir, top: pd.DataFrame) -> Table:
+    """One column per design (the chosen one first), one row per objective, metric and
+    parameter, values with their units: as wide as the number of designs, never as wide as
+    the number of parameters."""
+    from dse.columns import human, metric_unit
+
+    units = sd.info.get("units") or {}
     params = sd.params
     metrics = [m for m, _ in sd.objectives] + [m for m in KEY_METRICS if m not in dict(sd.objectives)]
     metrics = [m for m in metrics if m in top]
     files = {b.trial: b.yaml.name for b in sd.best}
-    cols = ["trial", "Pareto rank", *params, *[_header(m) for m in metrics], "design file"]
-    rows = []
-    for _, r in top.iterrows():
-        rows.append([str(int(r["trial"])), str(int(r["pareto_rank"])) if r["pareto_rank"] >= 0 else "–",
-                     *[fmt(r[f"param_{p}"]) for p in params], *[fmt(r[m]) for m in metrics],
-                     f"best/{files[int(r['trial'])]}" if int(r["trial"]) in files else "–"])
-    return Table(cols, rows, caption="Aggregated over the study's workloads (weighted); objectives first.")
+    trials = [int(t) for t in top["trial"]]
+    cols = [""] + [_label(t) + (" ★ chosen" if i == 0 else "") for i, t in enumerate(trials)]
+    rows: list[list[str]] = []
+    if _multi(sd):
+        rows.append(["Pareto rank", *[str(int(r)) if r >= 0 else "–" for r in top["pareto_rank"]]])
+    objectives = dict(sd.objectives)
+    for m in metrics:
+        label = _header(m).split(" [")[0] + (f" ({objectives[m]})" if m in objectives else "")
+        rows.append([label, *[human(v, metric_unit(m)) for v in top[m]]])
+    for p in params:
+        col = f"param_{p}"
+        unit = units.get(col)
+        rows.append([p, *[human(v, unit) if unit is not None else fmt(v) for v in top[col]]])
+    rows.append(["design file", *[f"best/{files[t]}" if t in files else "–" for t in trials]])
+    return Table(cols, rows, caption="Aggregated over the study's workloads (weighted); objectives first, "
+                                     "then the parameters the study searched.")
 
 
 def _header(metric: str) -> str:
@@ -288,27 +320,69 @@ def _components(df: pd.DataFrame, sd: StudyDir) -> list[str]:
     return [c for c, n in zip(cols, names) if not any(n != m and n.startswith(m + "_") for m in names)]
 
 
-def _energy_section(sd: StudyDir, top: pd.DataFrame) -> Section:
+def _per_workload(sd: StudyDir, top: pd.DataFrame) -> pd.DataFrame:
+    per = sd.trials[(sd.trials["trial"].isin(top["trial"])) & (sd.trials["workload"] != ALL)]
+    per = per[per["state"] == "COMPLETE"]
+    order = {int(t): i for i, t in enumerate(top["trial"])}
+    return per.assign(_o=per["trial"].map(order)).sort_values(["_o"], kind="stable").drop(columns="_o")
+
+
+def _energy_section(sd: StudyDir, top: pd.DataFrame, chosen: str | None) -> Section:
     from dse.report import figures
 
-    sec = Section("Energy breakdown of the top designs", "Energy of one run of each workload, split by "
-                  "component (dynamic energy of every action plus leakage and background power over the run).")
-    per = sd.trials[(sd.trials["trial"].isin(top["trial"])) & (sd.trials["workload"] != ALL)]
+    sec = Section("Energy per sample of the top designs", "Energy of one sample (one inference or training "
+                  "step of the batch) on each workload: left, by component (dynamic energy of every action plus "
+                  "its leakage or background power over the run); right, all dynamic against all static energy. "
+                  "The chosen design carries a star.")
+    per = _per_workload(sd, top)
     if per.empty:
         per = top
     comps = [c for c in _components(per, sd) if per[c].fillna(0).abs().sum() > 0]
-    if per.empty or not comps:
+    if per.empty or not comps or "samples" not in per:
         sec.notes.append("no per-component energy columns for the top designs yet")
         return sec
-    long = per[["trial", "workload", *comps]].melt(id_vars=["trial", "workload"], value_vars=comps,
-                                                  var_name="component", value_name="energy_j")
+    samples = per["samples"].where(per["samples"] > 0)
+    wide = per[["trial", "workload"]].assign(**{c: per[c] / samples for c in comps})
+    long = wide.melt(id_vars=["trial", "workload"], value_vars=comps, var_name="component",
+                     value_name="j_per_sample")
     long["component"] = long["component"].str.slice(7, -2)
-    order = {t: i for i, t in enumerate(top["trial"])}
-    long = long.sort_values(["workload", "trial"], key=lambda s: s.map(order) if s.name == "trial" else s,
-                            kind="stable")
-    long["design"] = "trial " + long["trial"].astype(int).astype(str)
-    sec.figures.append(Figure("energy", "", figures.energy_breakdown(long),
-                              alt="stacked energy per component for the top designs"))
+    long["design"] = long["trial"].map(_label)
+    split_cols = [c for c in ("dynamic_energy_j", "static_energy_j") if c in per]
+    split = per[["trial", "workload"]].assign(**{c.split("_")[0]: per[c] / samples for c in split_cols})
+    split = split.melt(id_vars=["trial", "workload"], var_name="kind", value_name="j_per_sample")
+    split["design"] = split["trial"].map(_label)
+    sec.figures.append(Figure("energy", "", figures.energy_per_sample(long, split, chosen),
+                              alt="energy per sample by component and dynamic/static for the top designs",
+                              data=plot_data(chosen, long["design"])))
+    return sec
+
+
+def _bytes_section(sd: StudyDir, top: pd.DataFrame, chosen: str | None) -> Section:
+    from dse.report import figures
+
+    sec = Section("Bytes moved per tier", "Off-chip bytes read and written per sample over each memory tier, "
+                  "for the top designs on each workload.")
+    per = _per_workload(sd, top)
+    cols = [c for c in per.columns if c.startswith(("bytes_read_", "bytes_written_"))]
+    if per.empty or not cols or "samples" not in per:
+        sec.notes.append("no per-tier byte counts for the top designs yet")
+        return sec
+    samples = per["samples"].where(per["samples"] > 0)
+    rows = []
+    for col in cols:
+        direction = "read" if col.startswith("bytes_read_") else "written"
+        tier = col[len(f"bytes_{direction}_"):]
+        for t, wl, v, n in zip(per["trial"], per["workload"], per[col], samples):
+            if pd.notna(v) and pd.notna(n):
+                rows.append({"design": _label(t), "workload": wl, "tier": tier, "direction": direction,
+                             "bytes_per_sample": v / n})
+    traffic = pd.DataFrame(rows)
+    if traffic.empty:
+        sec.notes.append("no per-tier byte counts for the top designs yet")
+        return sec
+    sec.figures.append(Figure("bytes", "", figures.bytes_per_tier(traffic, chosen),
+                              alt="bytes per sample per tier for the top designs",
+                              data=plot_data(chosen, traffic["design"])))
     return sec
 
 
@@ -342,77 +416,119 @@ def _traffic(df: pd.DataFrame) -> pd.Series:
     return df[cols].fillna(0).sum(axis=1) if cols else pd.Series(0.0, index=df.index)
 
 
-def _sidecars(sd: StudyDir) -> tuple[BestDesign | None, pd.DataFrame | None, pd.DataFrame | None]:
-    for b in sd.best:
-        ops = pd.read_parquet(b.sidecar("ops")) if b.sidecar("ops").is_file() else None
-        tl = pd.read_parquet(b.sidecar("timeline")) if b.sidecar("timeline").is_file() else None
-        return b, ops, tl
+def _read_sidecar(b: BestDesign, kind: str, first_workload: str | None) -> pd.DataFrame | None:
+    path = b.sidecar(kind)
+    if not path.is_file():
+        return None
+    df = pd.read_parquet(path)
+    if "workload" not in df:  # written before sidecars covered every workload: the first one
+        df = df.assign(workload=first_workload or "the first workload")
+    return df
+
+
+def _sidecars(sd: StudyDir, trial: int | None) -> tuple[BestDesign | None, pd.DataFrame | None, pd.DataFrame | None]:
+    """The best design ``trial`` (else the first in best/) with its per-op and timeline tables."""
+    first = (sd.info.get("workloads") or [{}])[0].get("name")
+    for b in sorted(sd.best, key=lambda b: b.trial != trial):
+        return b, _read_sidecar(b, "ops", first), _read_sidecar(b, "timeline", first)
     return None, None, None
 
 
-def _roofline_section(sd: StudyDir, top: pd.DataFrame, best_ops: pd.DataFrame | None) -> Section:
+def _roofline_panel(sd: StudyDir, b: BestDesign, ops: pd.DataFrame, chosen: bool) -> dict | None:
+    """A design's roofline from its per-op table: ideal roofs from its file, the attainable compute
+    roof from the op/s its units reach while busy, one point per op and per workload."""
+    precision = str(ops.groupby("precision")["macs"].sum().idxmax()) if "precision" in ops and len(ops) else None
+    roofs = _roofs(sd, [b], precision)
+    if roofs.empty:
+        return None
+    roof = roofs.iloc[0]
+    traffic = _traffic(ops)
+    busy = ops["compute_s"] if "compute_s" in ops else ops["latency_s"]
+    compute = ops[(ops["ops"] > 0) & (busy > 0)]
+    rates = compute["ops"] / busy[compute.index]
+    # the roof the units reach on these op shapes: the best utilisation of any op (no op can sit
+    # above it), and the average while busy (what the workload as a whole gets)
+    attainable = min(float(rates.max()), float(roof["peak_ops_per_s"])) if len(rates) else float(roof["peak_ops_per_s"])
+    average = min(float(compute["ops"].sum() / busy[compute.index].sum()), attainable) if len(rates) else attainable
+    keep = (traffic > 0) & (ops["latency_s"] > 0) & (ops["ops"] > 0)
+    pts = pd.DataFrame({"workload": ops["workload"], "intensity": ops["ops"] / traffic.where(keep),
+                        "throughput": ops["ops"] / ops["latency_s"].where(keep)}).dropna()
+    grouped = ops.assign(_traffic=traffic).groupby("workload", sort=False)
+    runs = pd.DataFrame({"intensity": grouped["ops"].sum() / grouped["_traffic"].sum(),
+                         "throughput": grouped["ops"].sum() / grouped["latency_s"].sum()}).reset_index()
+    runs = runs.replace([math.inf], math.nan).dropna()
+    return {"design": _label(b.trial) + (" (chosen)" if chosen else ""), "trial": b.trial, "chosen": chosen,
+            "peak_ops_per_s": float(roof["peak_ops_per_s"]), "bandwidth_b_per_s": float(roof["bandwidth_b_per_s"]),
+            "attainable_ops_per_s": attainable, "average_ops_per_s": average, "ops": pts, "runs": runs}
+
+
+def _roofline_section(sd: StudyDir, top: pd.DataFrame, chosen: int | None) -> Section:
     from dse.report import figures
 
-    sec = Section("Roofline", "Each top design on each workload: operations per byte of off-chip traffic "
-                  "against attained operations per second; lines are the roofs of the best designs "
-                  "(peak compute, total off-chip bandwidth) read from their design files.")
-    per = sd.trials[(sd.trials["trial"].isin(top["trial"])) & (sd.trials["workload"] != ALL)]
-    per = per[per["state"] == "COMPLETE"]
-    if per.empty or "total_ops" not in per or R.THROUGHPUT_OPS not in per:
-        sec.notes.append("no completed per-workload rows with operation counts yet")
+    sec = Section("Roofline of each chosen design", "One panel per top design that has per-op results (the "
+                  "chosen design first): every op of every workload and each whole workload (diamonds), under "
+                  "the ideal roof (peak compute, total off-chip bandwidth, from the design file) and the "
+                  "attainable roof: the most operations per second its compute units reach on any of these "
+                  "op shapes (array utilisation after fill, drain and partial folds); the dotted line is their "
+                  "average while busy.")
+    first = (sd.info.get("workloads") or [{}])[0].get("name")
+    in_top = [int(t) for t in top["trial"]]
+    designs = sorted([b for b in sd.best if b.trial in in_top], key=lambda b: in_top.index(b.trial))[:3]
+    panels = []
+    for b in designs:
+        ops = _read_sidecar(b, "ops", first)
+        if ops is None or ops.empty or "ops" not in ops:
+            continue
+        panel = _roofline_panel(sd, b, ops, b.trial == chosen)
+        if panel is not None and len(panel["ops"]):
+            panels.append(panel)
+    if not panels:
+        sec.notes.append("no per-op results of the best designs (best/*.ops.parquet): rooflines are not drawn")
         return sec
-    traffic = _traffic(per)
-    pts = pd.DataFrame({"design": "trial " + per["trial"].astype(int).astype(str), "workload": per["workload"],
-                        "intensity": per["total_ops"] / traffic, "throughput": per[R.THROUGHPUT_OPS]})
-    on_chip = pts["intensity"].isin([math.inf]) | traffic.eq(0).to_numpy()
-    if on_chip.any():
-        sec.notes.append(f"{int(on_chip.sum())} design/workload pairs have no off-chip traffic and are not drawn")
-    pts = pts[~on_chip].dropna()
-    precision = None
-    if best_ops is not None and "precision" in best_ops and len(best_ops):
-        precision = str(best_ops.groupby("precision")["macs"].sum().idxmax())
-    in_top = set(top["trial"].astype(int))
-    roofs = _roofs(sd, [b for b in sd.best if b.trial in in_top][:3], precision)
-    if roofs.empty:
-        sec.notes.append("no design files in best/: roofs are not drawn")
-    if pts.empty:
-        return sec
-    sec.figures.append(Figure("roofline", "", figures.roofline(pts, roofs),
-                              alt="roofline with each top design and workload"))
+    label = _label(chosen) + " (chosen)" if chosen is not None else None
+    sec.figures.append(Figure("roofline", "", figures.design_rooflines(panels),
+                              alt="roofline per top design with ideal and attainable roofs",
+                              data=plot_data(label, [p["design"] for p in panels])))
     return sec
 
 
 def _ops_section(sd: StudyDir, best: BestDesign | None, ops: pd.DataFrame | None) -> Section:
     from dse.report import figures
 
-    sec = Section("What bounds each op of the best design")
+    sec = Section("What bounds each op of the chosen design")
     if best is None:
         sec.notes.append("no best design files (best/*.yaml) yet")
         return sec
-    wl = (sd.info.get("workloads") or [{}])[0].get("name", "the first workload")
-    sec.intro = (f"Best design: trial {best.trial} (Pareto rank {best.rank}), on {wl}. Each op is bound by "
-                 f"compute or by the memory tier whose transfers take longest.")
+    sec.intro = (f"Chosen design: trial {best.trial}, on every workload of the study. Each op is bound by "
+                 f"compute or by the memory tier (or SRAM port) whose transfers take longest.")
     if ops is None or ops.empty:
         sec.notes.append(f"{best.sidecar('ops').name} is missing: the sweep did not record per-op results, "
                          f"so this figure is skipped (reports never rerun a simulation)")
         return sec
-    roofs = _roofs(sd, [best], str(ops.groupby("precision")["macs"].sum().idxmax()) if "precision" in ops else None)
-    roof = roofs.iloc[0].to_dict() if len(roofs) else None
-    sec.figures.append(Figure("op-bounds", "", figures.op_bounds(ops, roof),
-                              alt="share of op time by bound and per-op roofline"))
-    longest = ops.sort_values("latency_s", ascending=False).head(12)
-    cols = [c for c in ("op", "kind", "unit", "precision", "latency_s", "n_tiles", "bound") if c in ops]
-    sec.tables.append(Table([_header(c) if c == "latency_s" else c for c in cols],
-                            [[fmt(r[c]) for c in cols] for _, r in longest.iterrows()],
-                            caption=f"The {len(longest)} longest of {len(ops)} ops"))
+    label = _label(best.trial) + " (chosen)"
+    for i, (wl, part) in enumerate(ops.groupby("workload", sort=False)):
+        roofs = _roofs(sd, [best], str(part.groupby("precision")["macs"].sum().idxmax())
+                       if "precision" in part else None)
+        roof = roofs.iloc[0].to_dict() if len(roofs) else None
+        sec.figures.append(Figure(f"op-bounds-{i}", f"{wl} on {label}", figures.op_bounds(part, roof),
+                                  alt=f"share of op time by bound and per-op roofline on {wl}",
+                                  data=plot_data(label, [label])))
+        longest = part.sort_values("latency_s", ascending=False).head(8)
+        cols = [c for c in ("op", "kind", "unit", "latency_s", "bound") if c in part]
+        from dse.columns import human_column
+
+        sec.tables.append(Table([_header(c) if c == "latency_s" else c for c in cols],
+                                [[human_column(c, r[c]) for c in cols] for _, r in longest.iterrows()],
+                                caption=f"{wl}: the {len(longest)} longest of {len(part)} ops"))
     return sec
 
 
 def _timeline_section(best: BestDesign | None, ops: pd.DataFrame | None, tl: pd.DataFrame | None) -> Section:
     from dse.report import figures
 
-    sec = Section("Utilisation timeline of the best design",
-                  "When each compute resource runs which op over the simulated workload; colour is the op's bound.")
+    sec = Section("Utilisation timeline of the chosen design",
+                  "When each compute resource runs which op over the study's first workload; colour is the "
+                  "op's bound.")
     if best is None:
         sec.notes.append("no best design files (best/*.yaml) yet")
         return sec
@@ -420,13 +536,17 @@ def _timeline_section(best: BestDesign | None, ops: pd.DataFrame | None, tl: pd.
         sec.notes.append(f"{best.sidecar('timeline').name} is missing: the sweep did not record the timeline, "
                          f"so this figure is skipped (reports never rerun a simulation)")
         return sec
+    first = tl["workload"].iloc[0]
+    tl = tl[tl["workload"] == first]
+    ops = ops[ops["workload"] == first] if ops is not None else None
     bounds = dict(zip(ops["op"], ops["bound"])) if ops is not None and "bound" in ops else {}
-    sec.figures.append(Figure("timeline", "", figures.timeline(tl, bounds),
-                              alt=f"utilisation timeline of trial {best.trial}"))
+    label = _label(best.trial) + " (chosen)"
+    sec.figures.append(Figure("timeline", f"{first} on {label}", figures.timeline(tl, bounds),
+                              alt=f"utilisation timeline of trial {best.trial}", data=plot_data(label, [label])))
     return sec
 
 
-def _history_section(sd: StudyDir, agg: pd.DataFrame) -> Section:
+def _history_section(sd: StudyDir, agg: pd.DataFrame, chosen: int | None = None) -> Section:
     from dse.report import figures
 
     sec = Section("Objective history", "Each objective per trial, with the best feasible value found so far.")
@@ -435,7 +555,9 @@ def _history_section(sd: StudyDir, agg: pd.DataFrame) -> Section:
     if not objs:
         sec.notes.append("no completed trials yet")
         return sec
-    sec.figures.append(Figure("history", "", figures.history(done, objs), alt="objective values per trial"))
+    sec.figures.append(Figure("history", "", figures.history(done, objs, chosen), alt="objective values per trial",
+                              data=plot_data(_label(chosen) if chosen is not None else None,
+                                             [_label(t) for t in done["trial"]])))
     return sec
 
 
@@ -463,8 +585,14 @@ def study_report(sd: StudyDir) -> Report:
     imp, problem = _importance(sd)
     hue = _hue_param(sd, imp)
     top = _top(sd, agg, max(TOP_N, 1))
-    best, ops, tl = _sidecars(sd)
-    rep.sections.append(_pareto_section(sd, agg, hue))
+    chosen = int(top["trial"].iloc[0]) if len(top) else None
+    label = _label(chosen) if chosen is not None else None
+    if chosen is not None:
+        rep.facts.append(("chosen design", f"trial {chosen}" + (
+            f" (best/{next(b.yaml.name for b in sd.best if b.trial == chosen)})"
+            if any(b.trial == chosen for b in sd.best) else "")))
+    best, ops, tl = _sidecars(sd, chosen)
+    rep.sections.append(_pareto_section(sd, agg, hue, chosen))
     top_sec = Section("Top designs")
     if top.empty:
         top_sec.notes.append("no feasible completed designs yet")
@@ -472,12 +600,16 @@ def study_report(sd: StudyDir) -> Report:
         top_sec.tables.append(_top_table(sd, top))
     rep.sections.append(top_sec)
     rep.sections.append(_importance_section(imp, problem))
-    rep.sections.append(_energy_section(sd, top) if len(top) else Section("Energy breakdown of the top designs",
-                                                                          notes=["no feasible designs yet"]))
-    rep.sections.append(_roofline_section(sd, top, ops) if len(top) else Section("Roofline", notes=["no feasible designs yet"]))
+    none = ["no feasible designs yet"]
+    rep.sections.append(_energy_section(sd, top, label) if len(top) else
+                        Section("Energy per sample of the top designs", notes=list(none)))
+    rep.sections.append(_bytes_section(sd, top, label) if len(top) else
+                        Section("Bytes moved per tier", notes=list(none)))
+    rep.sections.append(_roofline_section(sd, top, chosen) if len(top) else
+                        Section("Roofline of each chosen design", notes=list(none)))
     rep.sections.append(_ops_section(sd, best, ops))
     rep.sections.append(_timeline_section(best, ops, tl))
-    rep.sections.append(_history_section(sd, agg))
+    rep.sections.append(_history_section(sd, agg, chosen))
     return rep
 
 

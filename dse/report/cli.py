@@ -48,10 +48,12 @@ def compare(
     out_dir = out if out is not None else Path("results") / f"compare-{Path(arch).stem}"
     df = run_compare(arch, _split(memory), _split(workload), out_dir)
     ok = df[df["error"].isna()]
+    from dse.columns import human_column
+
     table = ok[["technology", "workload"]].copy()
-    for col, head in ((R.THROUGHPUT_SAMPLES, "samples/s"), (R.ENERGY_PER_SAMPLE, "J/sample"),
-                      (R.AVG_POWER, "power W"), (R.TOPS_PER_W, "TOPS/W")):
-        table[head] = ok[col].map(lambda v: f"{v:.4g}")
+    for col, head in ((R.THROUGHPUT_SAMPLES, "throughput"), (R.ENERGY_PER_SAMPLE, "energy/sample"),
+                      (R.AVG_POWER, "power"), (R.TOPS_PER_W, "efficiency")):
+        table[head] = ok[col].map(lambda v, col=col: human_column(col, v))
     table["memory % of energy"] = [f"{100 * s:.1f}" + ("" if src else " *")
                                    for s, src in zip(ok["memory_energy_share"], ok["memory_energy_sourced"])]
     print_table(table, title=f"{arch}: memory technologies")

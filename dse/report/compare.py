@@ -13,7 +13,7 @@ import pandas as pd
 
 from dse import results as R
 from dse.errors import DesignError, SpecError
-from dse.report.model import Figure, Report, Section, Table, fmt
+from dse.report.model import Figure, Report, Section, Table, fmt, plot_data
 
 #: Short names accepted on the command line -> entries of dse/tech/data/memories.yaml.
 MEMORY_ALIASES = {"ddr4": "ddr4-3200", "ddr5": "ddr5-4800", "lpddr5": "lpddr5-6400", "hbm3": "hbm3",
@@ -221,11 +221,17 @@ def compare_report(df: pd.DataFrame, meta: dict) -> Report:
         rep.notes.append(f"{r['technology']} × {r['workload']}: {r['error']}")
     ok = df[df["error"].isna()] if "error" in df else df
     imc_sec = imc_section(ok)
+    chosen = chosen_technology(ok)
+    if chosen is not None:
+        rep.facts.append(("chosen", f"{chosen}: the best geometric-mean TOPS/W over the workloads"))
     table = Section("Results", "One row per technology and workload.")
     cols = ["technology", "workload", *TABLE_COLUMNS, R.BOUND]
     heads = ["technology", "workload", *[figures.metric_label(c) for c in TABLE_COLUMNS[:-1]],
              "memory share of energy [%]", "bound"]
-    table.tables.append(Table(heads, [[fmt(r[c]) if c != "memory_energy_share" else fmt(100 * r[c])
+    from dse.columns import human_column
+
+    table.tables.append(Table(heads, [[(f"{r[c]} ★" if c == "technology" and r[c] == chosen else
+                                        human_column(c, r[c])) if c != "memory_energy_share" else fmt(100 * r[c])
                                        for c in cols] for _, r in ok.iterrows()]))
     rep.sections.append(table)
     if imc_sec is not None:
@@ -234,14 +240,33 @@ def compare_report(df: pd.DataFrame, meta: dict) -> Report:
         plot = ok.assign(memory_energy_share_pct=100 * ok["memory_energy_share"])
         bars = Section("Per workload, by technology", "Log axes where values span more than two decades.")
         bars.figures.append(Figure("bars", "", figures.grouped_bars(
-            plot, [R.THROUGHPUT_SAMPLES, R.ENERGY_PER_SAMPLE, R.AVG_POWER, "memory_energy_share_pct"]),
-            alt="grouped bars of throughput, energy per sample, power and memory energy share"))
+            plot, [R.THROUGHPUT_SAMPLES, R.ENERGY_PER_SAMPLE, R.AVG_POWER, "memory_energy_share_pct"], chosen=chosen),
+            alt="grouped bars of throughput, energy per sample, power and memory energy share",
+            caption=f"Hatched, starred: the chosen technology ({chosen})." if chosen else "",
+            data=plot_data(chosen, ok["technology"])))
         rep.sections.append(bars)
         heat = Section("Energy efficiency", "TOPS/W of every technology on every workload.")
-        heat.figures.append(Figure("tops-per-w", "", figures.heatmap(ok, R.TOPS_PER_W),
-                                   alt="heatmap of TOPS/W by technology and workload"))
+        heat.figures.append(Figure("tops-per-w", "", figures.heatmap(ok, R.TOPS_PER_W, chosen=chosen),
+                                   alt="heatmap of TOPS/W by technology and workload",
+                                   caption=f"Outlined, starred: the chosen technology ({chosen})." if chosen else "",
+                                   data=plot_data(chosen, ok["technology"])))
         rep.sections.append(heat)
     return rep
+
+
+def chosen_technology(ok: pd.DataFrame) -> str | None:
+    """The technology with the best geometric-mean TOPS/W over the workloads it ran (all of them)."""
+    import math
+
+    if ok.empty or R.TOPS_PER_W not in ok:
+        return None
+    n_workloads = ok["workload"].nunique()
+    scores = {}
+    for tech, part in ok.groupby("technology", sort=False):
+        vals = [v for v in part[R.TOPS_PER_W] if v is not None and v > 0]
+        if len(vals) == n_workloads:
+            scores[tech] = sum(math.log(v) for v in vals) / len(vals)
+    return max(scores, key=scores.get) if scores else None
 
 
 def imc_lines(ok: pd.DataFrame) -> list[str]:

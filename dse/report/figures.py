@@ -123,10 +123,24 @@ def _front_2d(x: np.ndarray, y: np.ndarray, maximize_x: bool, maximize_y: bool) 
 
 
 _FRONT_STYLES = ("Pareto rank 0", "dominated")
+_SINGLE_STYLES = ("feasible", "feasible ")
+
+
+CHOSEN = dict(marker="*", s=340, facecolor="gold", edgecolor="crimson", linewidth=1.4, zorder=6)
+
+
+def _mark_chosen(ax, x: float, y: float, label: str) -> None:
+    """A gold star with a label on the chosen design."""
+    if not (np.isfinite(x) and np.isfinite(y)):
+        return
+    ax.scatter([x], [y], label=f"chosen: {_esc(label)}", **CHOSEN)
+    ax.annotate(_esc(label), (x, y), xytext=(8, 8), textcoords="offset points", fontsize=8.5,
+                color="crimson", fontweight="bold", zorder=7)
 
 
 def pareto(points: pd.DataFrame, pairs: Sequence[tuple[str, str, str, str]], hue: str | None,
-           hue_label: str | None = None) -> bytes:
+           hue_label: str | None = None, chosen: int | None = None, multi: bool = True,
+           hue_unit: str | None = None) -> bytes:
     """Feasible designs on each pair of metrics, the 2-D front joined by a line.
 
     ``pairs``: (x metric, x direction, y metric, y direction); ``points`` has a
@@ -137,7 +151,8 @@ def pareto(points: pd.DataFrame, pairs: Sequence[tuple[str, str, str, str]], hue
         fig, axes = plt.subplots(1, n, figsize=(5.2 * n + 1.8, 4.4), layout="constrained", squeeze=False)
         data = points.copy()
         hue_col = None
-        data["design"] = np.where(data["front"], _FRONT_STYLES[0], _FRONT_STYLES[1])
+        styles = _FRONT_STYLES if multi else _SINGLE_STYLES
+        data["design"] = np.where(data["front"], styles[0], styles[1]) if multi else styles[0]
         if hue is not None and hue in data:
             hue_col = short(hue_label or hue, 40)
             data[hue_col] = data[hue].map(lambda v: short(v, 24) if isinstance(v, str) else v)
@@ -149,11 +164,17 @@ def pareto(points: pd.DataFrame, pairs: Sequence[tuple[str, str, str, str]], hue
             if len(ok):
                 idx = _front_2d(ok[xm].to_numpy(float), ok[ym].to_numpy(float), xd == "maximize", yd == "maximize")
                 front = ok.iloc[idx]
-                ax.plot(front[xm], front[ym], color="0.25", lw=1.2, zorder=2, label="front of this pair")
+                ax.plot(front[xm], front[ym], color="0.25", lw=1.2, zorder=2,
+                        label="best trade-off of this pair" if multi else "best trade-off of these two metrics")
                 numeric = hue_col is not None and pd.api.types.is_numeric_dtype(ok[hue_col])
-                sns.scatterplot(data=ok, x=xm, y=ym, hue=hue_col, style="design", style_order=_FRONT_STYLES,
-                                markers=dict(zip(_FRONT_STYLES, ("o", "s"))), ax=ax, s=55, zorder=3,
+                style = dict(style="design", style_order=list(styles), markers=dict(zip(styles, ("o", "s")))) \
+                    if multi else {}
+                sns.scatterplot(data=ok, x=xm, y=ym, hue=hue_col, ax=ax, s=55, zorder=3, **style,
                                 palette="viridis" if numeric else "tab10", edgecolor="black", linewidth=0.4)
+
+            pick = data[data["trial"] == chosen] if chosen is not None else data.head(0)
+            if len(pick):
+                _mark_chosen(ax, float(pick[xm].iloc[0]), float(pick[ym].iloc[0]), f"trial {chosen}")
             for metric, setter in ((xm, ax.set_xscale), (ym, ax.set_yscale)):
                 if _wide_span(data[metric]):
                     setter("log")
@@ -165,11 +186,19 @@ def pareto(points: pd.DataFrame, pairs: Sequence[tuple[str, str, str, str]], hue
                 ax.get_legend().remove()
         handles, labels = axes[0][-1].get_legend_handles_labels()
         if handles:
-            fig.legend(handles, labels, loc="outside right upper", frameon=False)
+            from dse.columns import human
+
+            def readable(text: str) -> str:  # a numeric hue level: 541892508.93 -> 542 MHz
+                try:
+                    return human(float(text), hue_unit)
+                except ValueError:
+                    return text
+
+            fig.legend(handles, [readable(x) for x in labels], loc="outside right upper", frameon=False)
         return _png(fig)
 
 
-def history(trials: pd.DataFrame, objectives: Sequence[tuple[str, str]]) -> bytes:
+def history(trials: pd.DataFrame, objectives: Sequence[tuple[str, str]], chosen: int | None = None) -> bytes:
     """Each objective against trial number, with the best feasible value so far."""
     n = len(objectives)
     with _style():
@@ -184,6 +213,9 @@ def history(trials: pd.DataFrame, objectives: Sequence[tuple[str, str]]) -> byte
             if len(ok):
                 best = ok[metric].cummax() if direction == "maximize" else ok[metric].cummin()
                 ax.step(ok["trial"], best, where="post", color="C3", lw=1.6, label="best so far")
+            pick = d[d["trial"] == chosen]
+            if len(pick):
+                _mark_chosen(ax, float(pick["trial"].iloc[0]), float(pick[metric].iloc[0]), f"trial {chosen}")
             if _wide_span(d[metric]):
                 ax.set_yscale("log")
             _si_ticks(ax, "y", metric)
@@ -366,16 +398,27 @@ def timeline(tl: pd.DataFrame, bounds: dict[str, str]) -> bytes:
         return _png(fig)
 
 
-def grouped_bars(df: pd.DataFrame, metrics: Sequence[str], x: str = "workload", hue: str = "technology") -> bytes:
-    """One panel per metric: bars per ``x`` grouped by ``hue`` (log axis for wide spans)."""
+def grouped_bars(df: pd.DataFrame, metrics: Sequence[str], x: str = "workload", hue: str = "technology",
+                 chosen: str | None = None) -> bytes:
+    """One panel per metric: bars per ``x`` grouped by ``hue`` (log axis for wide spans); the
+    chosen ``hue`` value's bars are hatched and its legend entry starred."""
     n = len(metrics)
     cols = 2
     rows = math.ceil(n / cols)
-    df = df.assign(**{x: df[x].map(short), hue: df[hue].map(short)})
+    df = df.assign(**{x: df[x].map(short), hue: df[hue].map(lambda v: short(_chosen_label(str(v), chosen)))})
+    mark = short(_chosen_label(str(chosen), chosen)) if chosen is not None else None
     with _style():
         fig, axes = plt.subplots(rows, cols, figsize=(13, 3.7 * rows + 0.4), layout="constrained", squeeze=False)
         for ax, metric in zip(axes.flat, metrics):
             sns.barplot(data=df, x=x, y=metric, hue=hue, ax=ax, palette="tab10", edgecolor="black", linewidth=0.3)
+            if mark is not None:
+                order = list(dict.fromkeys(df[hue]))
+                for container, name in zip(ax.containers, order):
+                    if name == mark:
+                        for bar in container:
+                            bar.set_hatch("///")
+                            bar.set_edgecolor("crimson")
+                            bar.set_linewidth(1.2)
             if _wide_span(df[metric]):
                 ax.set_yscale("log")
             _si_ticks(ax, "y", metric)
@@ -391,9 +434,11 @@ def grouped_bars(df: pd.DataFrame, metrics: Sequence[str], x: str = "workload", 
         return _png(fig)
 
 
-def heatmap(df: pd.DataFrame, value: str, index: str = "technology", columns: str = "workload") -> bytes:
-    """Annotated heatmap of ``value`` (technology x workload)."""
-    df = df.assign(**{index: df[index].map(short), columns: df[columns].map(short)})
+def heatmap(df: pd.DataFrame, value: str, index: str = "technology", columns: str = "workload",
+            chosen: str | None = None) -> bytes:
+    """Annotated heatmap of ``value`` (technology x workload); the chosen row is outlined."""
+    df = df.assign(**{index: df[index].map(lambda v: short(_chosen_label(str(v), chosen))),
+                      columns: df[columns].map(short)})
     table = df.pivot_table(index=index, columns=columns, values=value, sort=False)
     wide = _wide_span(pd.Series(table.to_numpy().ravel()))
     with _style():
@@ -405,4 +450,138 @@ def heatmap(df: pd.DataFrame, value: str, index: str = "technology", columns: st
         ax.set_ylabel(index)
         ax.tick_params(axis="x", rotation=0)
         ax.tick_params(axis="y", rotation=0)
+        if chosen is not None:
+            rows = list(table.index)
+            mark = short(_chosen_label(str(chosen), chosen))
+            if mark in rows:
+                ax.add_patch(plt.Rectangle((0, rows.index(mark)), len(table.columns), 1, fill=False,
+                                           edgecolor="crimson", linewidth=2.5, zorder=5))
+        return _png(fig)
+
+
+def _chosen_label(label: str, chosen: str | None) -> str:
+    return f"{label} ★" if chosen is not None and label == chosen else label
+
+
+def energy_per_sample(energy: pd.DataFrame, split: pd.DataFrame, chosen: str | None = None) -> bytes:
+    """Per workload (a row of panels): energy per sample of each design stacked by component
+    (``energy``: design, workload, component, j_per_sample) and split into dynamic and static
+    (``split``: design, workload, kind, j_per_sample). The chosen design's label carries a star."""
+    workloads = list(dict.fromkeys(energy["workload"]))
+    components = list(dict.fromkeys(energy["component"]))
+    colors = dict(zip(components, sns.color_palette("tab10" if len(components) <= 10 else "tab20",
+                                                    len(components))))
+    kinds = {"dynamic": sns.color_palette("Set2")[0], "static": sns.color_palette("Set2")[1]}
+    n = len(workloads)
+    with _style():
+        fig, axes = plt.subplots(n, 2, figsize=(12.5, 3.3 * n + 0.5), layout="constrained", squeeze=False,
+                                 gridspec_kw={"width_ratios": [1.6, 1]})
+        for row, wl in enumerate(workloads):
+            for ax, frame, key, palette, title in (
+                    (axes[row, 0], energy, "component", colors, "by component"),
+                    (axes[row, 1], split, "kind", kinds, "dynamic and static")):
+                d = frame[frame["workload"] == wl].pivot_table(index="design", columns=key, values="j_per_sample",
+                                                               aggfunc="sum", sort=False).fillna(0.0)
+                labels = [short(_chosen_label(x, chosen), 20) for x in d.index]
+                bottom = np.zeros(len(d))
+                for part in palette:
+                    if part in d:
+                        ax.bar(labels, d[part].to_numpy(), bottom=bottom, color=palette[part], edgecolor="white",
+                               linewidth=0.5, label=short(part, 30))
+                        bottom += d[part].to_numpy()
+                ax.yaxis.set_major_formatter(EngFormatter(unit="J"))
+                ax.set_ylabel("energy per sample [J]")
+                ax.set_title(f"{short(wl, 40)}: {title}", loc="left")
+                ax.tick_params(axis="x", rotation=20 if len(d) > 3 else 0)
+        handles = [plt.Rectangle((0, 0), 1, 1, color=colors[c]) for c in components]
+        handles += [plt.Rectangle((0, 0), 1, 1, color=c) for c in kinds.values()]
+        fig.legend(handles, [short(c, 30) for c in components] + list(kinds), loc="outside right upper",
+                   frameon=False, title="energy of")
+        return _png(fig)
+
+
+def bytes_per_tier(traffic: pd.DataFrame, chosen: str | None = None) -> bytes:
+    """Bytes each design moves per sample over each off-chip tier, read and written, one panel per
+    workload (``traffic``: design, workload, tier, direction, bytes_per_sample)."""
+    workloads = list(dict.fromkeys(traffic["workload"]))
+    n = len(workloads)
+    cols = min(n, 2)
+    rows = math.ceil(n / cols)
+    d = traffic.assign(design=traffic["design"].map(lambda x: short(_chosen_label(x, chosen), 20)),
+                       what=traffic["tier"].map(lambda t: short(t, 16)) + " " + traffic["direction"])
+    designs = list(dict.fromkeys(d["design"]))
+    with _style():
+        fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols + 1.8, 3.4 * rows + 0.4), layout="constrained",
+                                 squeeze=False)
+        for ax, wl in zip(axes.flat, workloads):
+            part = d[d["workload"] == wl]
+            sns.barplot(data=part, x="what", y="bytes_per_sample", hue="design", hue_order=designs, ax=ax,
+                        palette="tab10", edgecolor="black", linewidth=0.3)
+            ax.yaxis.set_major_formatter(EngFormatter(unit="B"))
+            ax.set_ylabel("bytes per sample [B]")
+            ax.set_xlabel("")
+            ax.set_title(short(wl, 50), loc="left")
+            if ax.get_legend() is not None:
+                ax.get_legend().remove()
+        for ax in list(axes.flat)[n:]:
+            ax.set_visible(False)
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, title="design", loc="outside right upper", frameon=False)
+        return _png(fig)
+
+
+def design_rooflines(panels: Sequence[dict]) -> bytes:
+    """One roofline per design. Each panel: ``design`` (its label), ``peak_ops_per_s``,
+    ``bandwidth_b_per_s``, ``attainable_ops_per_s`` (the array's roof at the utilisation its
+    ops reach), ``ops`` (workload, intensity, throughput per op) and ``runs`` (one point per
+    workload: intensity, throughput)."""
+    n = len(panels)
+    cols = min(n, 2)
+    rows = math.ceil(n / cols)
+    with _style():
+        fig, axes = plt.subplots(rows, cols, figsize=(5.4 * cols + 2.6, 4.4 * rows + 0.3), layout="constrained",
+                                 squeeze=False)
+        workloads = list(dict.fromkeys(w for p in panels for w in p["ops"]["workload"]))
+        colours = dict(zip(workloads, sns.color_palette("tab10", max(len(workloads), 1))))
+        for ax in list(axes.flat)[n:]:
+            ax.set_visible(False)
+        for ax, p in zip(axes.flat, panels):
+            ops, runs = p["ops"], p["runs"]
+            ridge = [p["peak_ops_per_s"] / p["bandwidth_b_per_s"]]
+            x_lo, x_hi = _decade_range(list(ops["intensity"]) + list(runs["intensity"]), ridge)
+            xs = np.logspace(math.log10(x_lo), math.log10(x_hi), 200)
+            ax.plot(xs, np.minimum(p["peak_ops_per_s"], p["bandwidth_b_per_s"] * xs), color="0.45", ls="--", lw=1.3,
+                    label="ideal roof (peak compute, off-chip bandwidth)")
+            ax.plot(xs, np.minimum(p["attainable_ops_per_s"], p["bandwidth_b_per_s"] * xs), color="black", lw=1.8,
+                    label="attainable roof (best array utilisation on these ops)")
+            if "average_ops_per_s" in p:
+                ax.plot(xs, np.minimum(p["average_ops_per_s"], p["bandwidth_b_per_s"] * xs), color="black", lw=1.0,
+                        ls=":", label="average utilisation while busy")
+            for wl in workloads:
+                o = ops[ops["workload"] == wl]
+                if len(o):
+                    ax.scatter(o["intensity"], o["throughput"], s=26, color=colours[wl], alpha=0.7,
+                               edgecolor="none", label=f"ops of {short(wl, 22)}", zorder=3)
+                r = runs[runs["workload"] == wl]
+                if len(r):
+                    ax.scatter(r["intensity"], r["throughput"], s=110, marker="D", color=colours[wl],
+                               edgecolor="black", linewidth=0.8, label=f"whole {short(wl, 22)}", zorder=4)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlim(x_lo, x_hi)
+            util = p["attainable_ops_per_s"] / p["peak_ops_per_s"] if p["peak_ops_per_s"] else float("nan")
+            avg = p.get("average_ops_per_s", p["attainable_ops_per_s"]) / p["peak_ops_per_s"] \
+                if p["peak_ops_per_s"] else float("nan")
+            ax.set_title(f"{short(p['design'], 30)}: at most {util * 100:.0f}% of peak, {avg * 100:.0f}% on average",
+                         loc="left",
+                         color="crimson" if p.get("chosen") else "black",
+                         fontweight="bold" if p.get("chosen") else "normal")
+            ax.set_xlabel("arithmetic intensity [op/B of off-chip traffic]")
+            ax.set_ylabel("attained throughput [op/s]")
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        seen = dict(zip(labels, handles))
+        for ax in list(axes.flat)[1:n]:
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                seen.setdefault(lab, h)
+        fig.legend(list(seen.values()), list(seen), loc="outside right upper", frameon=False)
         return _png(fig)

@@ -18,6 +18,9 @@ class Figure:
     png: bytes
     alt: str
     caption: str = ""
+    #: what the plot shows, for programs (the HTML carries it as JSON in data-plot): the chosen
+    #: design's label and the designs drawn, each with ``chosen`` true where it is marked
+    data: dict | None = None
 
 
 @dataclass
@@ -45,6 +48,12 @@ class Report:
     facts: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     sections: list[Section] = field(default_factory=list)
+
+
+def plot_data(chosen: str | None, designs) -> dict:
+    """A figure's ``data``: the chosen design and every design drawn, the chosen one flagged."""
+    names = list(dict.fromkeys(str(d) for d in designs))
+    return {"chosen": chosen, "points": [{"design": d, "chosen": d == chosen} for d in names]}
 
 
 def fmt(value) -> str:

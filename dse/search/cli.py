@@ -121,22 +121,22 @@ def _summary(console, st, df, out_dir: Path) -> None:
     if best.empty:
         console.print("no feasible design found")
     else:
+        from dse.columns import human
+        from dse.search.tables import column_units
+
+        units = column_units(best, st)
         table = Table(title="best designs")
-        cols = ["trial", "pareto_rank"] + [o.metric for o in st.objectives] + \
+        rank = ["pareto_rank"] if len(st.objectives) > 1 else []
+        cols = ["trial"] + rank + [o.metric for o in st.objectives] + \
                [f"param_{p.path}" for p in st.space.parameters]
         heads = cols[:-len(st.space.parameters)] + [p.name for p in st.space.parameters]
         for c in heads:
             table.add_column(c, justify="right")
         for _, row in best.iterrows():
-            table.add_row(*(_fmt(row.get(c)) for c in cols))
+            table.add_row(*(human(row.get(c), units.get(c)) for c in cols))
         console.print(table)
     n_best = len(list((out_dir / "best").glob("*.yaml"))) if (out_dir / "best").is_dir() else 0
     console.print(f"wrote {out_dir}/trials.parquet and trials.csv ({len(df)} rows: each trial on each workload, "
                   f"plus its weighted '__all__' row), study.json, and {n_best} best designs as ready-to-run "
                   f"YAML in {out_dir}/best/", markup=False, highlight=False)
 
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)

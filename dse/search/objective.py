@@ -34,6 +34,10 @@ CAPACITY_MARGIN = R.CAPACITY_MARGIN
 #: User attribute holding a trial's metrics, derived values and constraint values.
 RESULT_ATTR = "result"
 ERROR_ATTR = "error"
+#: User attribute of a trial whose design an earlier trial already evaluated: that trial's number.
+DUPLICATE_ATTR = "duplicate_of"
+#: Optuna's system attribute for constraint values (optuna.study._constrained_optimization).
+CONSTRAINTS_SYSTEM_ATTR = "constraints"
 
 _EXTRA_METRICS = ("total_ops", "macs", "dynamic_energy_j", "static_energy_j", "samples", "sim_events")
 
@@ -188,15 +192,45 @@ def build_architecture(base_doc: dict, overrides: dict[str, Any]) -> Architectur
     return build_variant(base_doc, overrides).arch
 
 
+def _store_constraints(trial: optuna.Trial, cons: list[float]) -> None:
+    """Constraint values where Optuna keeps them: the trial's ``constraints`` system attribute
+    (what ``constraints_func`` writes), which the samplers and optuna-dashboard both read.
+    A value no workload could report counts as met (Optuna allows no NaN)."""
+    trial.storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_SYSTEM_ATTR,
+                                        [0.0 if math.isnan(v) else float(v) for v in cons])
+
+
 class Evaluator:
     """The Optuna objective of a resolved study (picklable, so workers can rebuild it)."""
 
     def __init__(self, study: "Study"):
         self.study = study
+        #: design (its parameter values) -> an earlier completed trial's number, result and values;
+        #: filled from the storage on the first call, so a resumed study knows its old designs too
+        self._seen: dict[tuple, tuple[int, dict, list[float]]] | None = None
+
+    @staticmethod
+    def _key(params: dict[str, Any]) -> tuple:
+        return tuple(sorted((k, repr(v)) for k, v in params.items()))
+
+    def _earlier(self, trial: optuna.Trial, params: dict[str, Any]) -> tuple[int, dict, list[float]] | None:
+        if self._seen is None:
+            self._seen = {}
+            for t in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+                if RESULT_ATTR in t.user_attrs and t.values is not None:
+                    self._seen.setdefault(self._key(t.params), (t.number, t.user_attrs[RESULT_ATTR], list(t.values)))
+        return self._seen.get(self._key(params))
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...] | float:
         st = self.study
         params = st.space.suggest(trial)
+        earlier = self._earlier(trial, params)
+        if earlier is not None:  # a sampler proposing a design again (NSGA-II does): reuse, not re-simulate
+            number, result, values = earlier
+            trial.set_user_attr(RESULT_ATTR, result)
+            trial.set_user_attr(DUPLICATE_ATTR, number)
+            _store_constraints(trial, result.get("constraints", []))
+            return values[0] if len(values) == 1 else tuple(values)
         derived: dict[str, Any] = {}
         try:
             derived = st.space.derive(params)
@@ -220,14 +254,15 @@ class Evaluator:
             rows[w.label] = row
         agg = aggregate(list(rows.values()), [w.weight for w in st.workloads])
         cons = constraint_values(st.constraints, list(rows.values()))
-        trial.set_user_attr(RESULT_ATTR, {"metrics": rows, "derived": derived, "constraints": cons})
-        for i, (c, v) in enumerate(zip(st.constraints, cons)):
-            # what Optuna's samplers read; a value no workload could report counts as met
-            trial.set_constraint(f"{i}: {c.text}", 0.0 if math.isnan(v) else v)
+        result = {"metrics": rows, "derived": derived, "constraints": cons}
+        trial.set_user_attr(RESULT_ATTR, result)
+        _store_constraints(trial, cons)
         values = []
         for o in st.objectives:
             v = agg.get(o.metric)
             values.append(float(v) if isinstance(v, (int, float)) and not math.isnan(v) else o.worst())
+        if self._seen is not None:
+            self._seen.setdefault(self._key(params), (trial.number, result, values))
         return values[0] if len(values) == 1 else tuple(values)
 
     @staticmethod

@@ -14,14 +14,21 @@ import optuna
 import pandas as pd
 import yaml
 
-from dse.search.objective import ERROR_ATTR, RESULT_ATTR, aggregate, constraint_values
+from dse.search.objective import DUPLICATE_ATTR, ERROR_ATTR, RESULT_ATTR, aggregate, constraint_values
 from dse.spec.variants import build_variant
 
 if TYPE_CHECKING:
     from dse.search.resolve import Study
 
 ALL = "__all__"
-FIXED_COLUMNS = ["trial", "workload", "state", "feasible", "pareto_rank", "error"]
+FIXED_COLUMNS = ["trial", "workload", "state", "feasible", "pareto_rank", "error", "duplicate_of"]
+#: Parquet schema metadata key holding {column: unit} (Pint-readable; '1' a pure number, '' text).
+UNITS_KEY = b"dse.units"
+
+
+def constraint_column(c) -> str:
+    """The column of a constraint's value (<= 0: met), named for the constraint itself."""
+    return f"constraint: {c.text}"
 
 
 def pareto_ranks(values: np.ndarray, directions: list[str]) -> np.ndarray:
@@ -81,8 +88,8 @@ def trial_table(trials: list[optuna.trial.FrozenTrial], st: "Study") -> pd.DataF
             cons = constraint_values(st.constraints, [m] if label != ALL else per)
             row = {"trial": t.number, "workload": label, "state": t.state.name,
                    "feasible": complete and _feasible(cons), "pareto_rank": -1, "error": error,
-                   **params, **m}
-            row.update({f"constraint_{i}": c for i, c in enumerate(cons)})
+                   "duplicate_of": int(t.user_attrs.get(DUPLICATE_ATTR, -1)), **params, **m}
+            row.update({constraint_column(c): v for c, v in zip(st.constraints, cons)})
             rows.append(row)
         agg_index[t.number] = len(rows) - 1
     df = pd.DataFrame(rows)
@@ -90,7 +97,7 @@ def trial_table(trials: list[optuna.trial.FrozenTrial], st: "Study") -> pd.DataF
         return pd.DataFrame(columns=FIXED_COLUMNS + _param_columns(st))
     _rank(df, trials, st, agg_index)
     first = FIXED_COLUMNS + _param_columns(st)
-    cons = [f"constraint_{i}" for i in range(len(st.constraints))]
+    cons = [constraint_column(c) for c in st.constraints]
     rest = [c for c in df.columns if c not in first and c not in cons]
     df = df[first + rest + cons]
     df["pareto_rank"] = df["pareto_rank"].astype(int)
@@ -136,7 +143,8 @@ def design_yaml(st: "Study", row: pd.Series) -> str:
     data["name"] = f"{st.base_arch.name}-{st.name}-trial{trial}"
     objectives = ", ".join(f"{o.metric}={_plain(row.get(o.metric))!r}" for o in st.objectives)
     data["description"] = f"trial {trial} of study '{st.name}' ({objectives})"
-    header = (f"# Found by `dse sweep` (study '{st.name}', trial {trial}, Pareto rank "
+    rank = "Pareto rank" if len(st.objectives) > 1 else "rank"
+    header = (f"# Found by `dse sweep` (study '{st.name}', trial {trial}, {rank} "
               f"{int(row['pareto_rank'])}).\n# {objectives}\n")
     header += "".join(f"# {k} = {v!r}\n" for k, v in overrides.items())
     return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
@@ -172,6 +180,49 @@ def _for_files(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def column_units(df: pd.DataFrame, st: "Study") -> dict[str, str]:
+    """{column: unit} for the trial table: parameters by the dimension of the architecture
+    field they set, metrics and constraints by their names."""
+    from dse.columns import metric_unit, param_unit
+    from dse.search.objective import CAPACITY_MARGIN
+
+    units: dict[str, str] = {}
+    constraints = {constraint_column(c): c for c in st.constraints}
+    for col in df.columns:
+        if col.startswith("param_"):
+            sample = next((v for v in df[col] if v is not None and not _isnan(v)), None)
+            units[col] = param_unit(st.base_arch, col[len("param_"):], sample)
+        elif col in constraints:
+            c = constraints[col]
+            units[col] = metric_unit(c.metric or CAPACITY_MARGIN) or "1"
+        else:
+            unit = metric_unit(col)
+            numeric = pd.api.types.is_numeric_dtype(df[col]) and not pd.api.types.is_bool_dtype(df[col])
+            units[col] = unit if unit is not None else ("1" if numeric else "")
+    return units
+
+
+def _write_parquet(path: Path, df: pd.DataFrame, units: dict[str, str]) -> None:
+    """Parquet with each column's unit in its field metadata and all of them in the schema's."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    fields = [f.with_metadata({"unit": units.get(f.name, "")}) for f in table.schema]
+    meta = dict(table.schema.metadata or {})
+    meta[UNITS_KEY] = json.dumps(units).encode()
+    table = pa.Table.from_arrays(table.columns, schema=pa.schema(fields, metadata=meta))
+    pq.write_table(table, path)
+
+
+def read_units(path: str | Path) -> dict[str, str]:
+    """{column: unit} of a trials.parquet written by dse (empty for other files)."""
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(path).metadata or {}
+    return json.loads(meta[UNITS_KEY]) if UNITS_KEY in meta else {}
+
+
 def study_info(st: "Study", sampler: str, storage_url: str | None, optuna_name: str) -> dict:
     spec = st.spec
     return {
@@ -196,8 +247,10 @@ def write_outputs(out_dir: Path, df: pd.DataFrame, st: "Study", info: dict) -> N
     """trials.parquet, trials.csv, study.json and best/*.yaml in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files = _for_files(df)
-    _atomic_write(out_dir / "trials.parquet", lambda p: files.to_parquet(p, index=False))
+    units = column_units(df, st)
+    _atomic_write(out_dir / "trials.parquet", lambda p: _write_parquet(p, files, units))
     _atomic_write(out_dir / "trials.csv", lambda p: files.to_csv(p, index=False))
+    info = {**info, "units": units}
     _atomic_write(out_dir / "study.json",
                   lambda p: p.write_text(json.dumps(info, indent=2, default=str) + "\n"))
     best_dir = out_dir / "best"
@@ -217,10 +270,11 @@ def write_outputs(out_dir: Path, df: pd.DataFrame, st: "Study", info: dict) -> N
 
 
 def _write_detail(best_dir: Path, stem: str, design_text: str, st: "Study") -> None:
-    """Per-op rows and the timeline of a best design on the study's first workload.
+    """Per-op rows and the timeline of a best design on every workload of the study (a
+    ``workload`` column tells them apart).
 
-    The report draws op bounds and the utilisation timeline from these files (it never
-    simulates); written once per best design, since a trial's result does not change.
+    The report draws op bounds, rooflines and the utilisation timeline from these files (it
+    never simulates); written once per best design, since a trial's result does not change.
     """
     ops_path = best_dir / f"{stem}.ops.parquet"
     if ops_path.exists() or not st.workloads:
@@ -230,11 +284,20 @@ def _write_detail(best_dir: Path, stem: str, design_text: str, st: "Study") -> N
     from dse.spec.loader import architecture_from_doc
     from dse.spec.yaml_io import parse_yaml_text
 
+    ops, timeline = [], []
     try:
         arch = architecture_from_doc(parse_yaml_text(design_text, f"{stem}.yaml"))
-        result = simulate(arch, st.workloads[0].workload)
     except DseError:
-        return  # a design that cannot run its first workload has no op detail to show
+        return
+    for w in st.workloads:
+        try:
+            result = simulate(arch, w.workload)
+        except DseError:
+            continue  # a workload this design cannot run has no op detail to show
+        ops.append(result.ops.assign(workload=w.label))
+        timeline.append(pd.DataFrame(result.timeline).assign(workload=w.label))
+    if not ops:
+        return
     _atomic_write(best_dir / f"{stem}.timeline.parquet",
-                  lambda p: pd.DataFrame(result.timeline).to_parquet(p, index=False))
-    _atomic_write(ops_path, lambda p: result.ops.to_parquet(p, index=False))
+                  lambda p: pd.concat(timeline, ignore_index=True).to_parquet(p, index=False))
+    _atomic_write(ops_path, lambda p: pd.concat(ops, ignore_index=True).to_parquet(p, index=False))

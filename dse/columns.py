@@ -1,0 +1,127 @@
+"""The unit of every result column, and values written for people (``1.19 GHz``, ``12 MiB``).
+
+Tables keep SI floats; a column's unit comes from its name (``latency_s``,
+``energy_<part>_j``, ``bytes_read_<tier>``, ``busy_<unit>``) or, for a searched
+``param_<path>`` column, from the dimension of the architecture field it sets.
+Units are written as Pint reads them (``s``, ``J``, ``B/s``, ``mm**2``), so a
+program can check them; ``1`` is a pure number and ``""`` a text column.
+"""
+from __future__ import annotations
+
+import math
+
+#: Pint-readable unit of each dimension of dse.units.DIMENSIONS (SI, as tables hold them).
+DIMENSION_UNITS = {
+    "time": "s", "frequency": "Hz", "bytes": "B", "bandwidth": "B/s", "energy": "J",
+    "energy_per_bit": "J/bit", "power": "W", "area": "mm**2", "compute_rate": "op/s", "length": "m",
+}
+#: Columns of text or flags: no unit.
+TEXT_COLUMNS = {"trial", "workload", "state", "feasible", "pareto_rank", "error", "bound", "architecture",
+                "duplicate_of", "technology", "memory", "workload_spec", "as_designed", "memory_energy_sourced",
+                "imc_op_names", "op", "kind", "unit", "precision", "resource", "name", "tag"}
+_EXACT = {
+    "throughput_ops_per_s": "op/s", "throughput_samples_per_s": "sample/s", "tops_per_w": "TOPS/W",
+    "total_ops": "op", "macs": "MAC", "ops": "op", "vector_ops": "op", "samples": "sample", "sim_events": "1",
+    "n_tiles": "1", "memory_energy_share": "1", "imc_ops": "1", "weight_ops": "1", "imc_latency_share": "1",
+    "capacity_margin_bytes": "B", "arithmetic_intensity": "op/B", "memory_bandwidth_b_per_s": "B/s",
+}
+_SUFFIXES = (("_b_per_s", "B/s"), ("_per_s", "1/s"), ("_bytes", "B"), ("_mm2", "mm**2"), ("_hz", "Hz"),
+             ("_s", "s"), ("_j", "J"), ("_w", "W"))
+
+
+def metric_unit(column: str) -> str | None:
+    """The unit of a metric column from its name (None: the name does not say)."""
+    if column in TEXT_COLUMNS:
+        return ""
+    if column in _EXACT:
+        return _EXACT[column]
+    if column.startswith("busy_"):
+        return "1"
+    if column.startswith("bytes_"):
+        return "B"
+    for suffix, unit in _SUFFIXES:
+        if column.endswith(suffix):
+            return unit
+    return None
+
+
+def param_unit(arch, path: str, value=None) -> str:
+    """The unit of the architecture field at dotted ``path`` ('1' for a plain number, '' for text)."""
+    from dse.spec.quantities import field_dimension
+
+    parts = path.replace("[", ".").replace("]", "").split(".")
+    model = type(arch)
+    if len(parts) >= 3 and parts[0] in ("compute", "sram", "memories", "static"):
+        items = getattr(arch, parts[0], [])
+        item = next((c for c in items if c.name == parts[1]), None)
+        if item is None and parts[1].isdigit() and int(parts[1]) < len(items):
+            item = items[int(parts[1])]
+        if item is not None:
+            model = type(item)
+    dim = field_dimension(model, parts[-1]) if hasattr(model, "model_fields") else None
+    if dim is not None:
+        return DIMENSION_UNITS[dim]
+    if isinstance(value, str):
+        return ""
+    return "1"
+
+
+# ---- values for people ------------------------------------------------------------
+_PREFIXES = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"),
+             (1e-9, "n"), (1e-12, "p"), (1e-15, "f")]
+_BINARY = [(2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")]
+#: Units shown with a symbol after the number: SI prefixes go on the unit (1.19 GHz).
+_SI = {"s", "Hz", "B/s", "J", "J/bit", "W", "m", "op/s"}
+_PRETTY = {"mm**2": "mm²", "op/s": "op/s", "J/bit": "J/bit"}
+
+
+def _digits(x: float, sig: int = 3) -> str:
+    text = f"{x:.{sig}g}"
+    if "e" in text:  # 1e+03 when rounding crosses a decade: print it plainly
+        text = f"{float(text):.0f}"
+    return text
+
+
+def human(value, unit: str | None = None, sig: int = 3) -> str:
+    """``value`` (an SI float) for a table read by people: ``1.19 GHz``, ``12 MiB``, ``0.81 W``."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars
+        value = value.item()
+    if not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, float) and math.isnan(value):
+        return "–"
+    if isinstance(value, float) and math.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    unit = unit or ""
+    if unit == "B" and abs(value) >= 1024:
+        for scale, name in _BINARY:
+            if abs(value) >= scale:
+                return f"{_digits(value / scale, sig)} {name}"
+    if unit in _SI:
+        if value == 0:
+            return f"0 {unit}"
+        for scale, prefix in _PREFIXES:
+            if abs(value) >= scale * 0.9995:
+                return f"{_digits(value / scale, sig)} {prefix}{unit}"
+        return f"{value:.{sig}g} {unit}"
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e6):
+        number = f"{int(value):,}" if abs(value) >= 1e4 else str(int(value))
+    elif abs(value) >= 1e4:
+        for scale, prefix in _PREFIXES[:4]:
+            if abs(value) >= scale:
+                number = f"{_digits(value / scale, sig)}{prefix}"
+                break
+    else:
+        number = _digits(value, sig) if abs(value) >= 1e-3 else f"{value:.{sig}g}"
+    if unit in ("", "1"):
+        return number
+    return f"{number} {_PRETTY.get(unit, unit)}"
+
+
+def human_column(column: str, value, unit: str | None = None) -> str:
+    """A cell of ``column``: its unit from the name unless given."""
+    return human(value, unit if unit is not None else metric_unit(column))
