@@ -121,6 +121,8 @@ def _summary(console, st, df, out_dir: Path) -> None:
     if best.empty:
         console.print("no feasible design found")
     else:
+        from rich.text import Text
+
         from dse.columns import human
         from dse.search.tables import column_units
 
@@ -133,7 +135,7 @@ def _summary(console, st, df, out_dir: Path) -> None:
         for c in heads:
             table.add_column(c, justify="right")
         for _, row in best.iterrows():
-            table.add_row(*(human(row.get(c), units.get(c)) for c in cols))
+            table.add_row(*(Text(human(row.get(c), units.get(c))) for c in cols))  # text, never markup
         console.print(table)
     n_best = len(list((out_dir / "best").glob("*.yaml"))) if (out_dir / "best").is_dir() else 0
     console.print(f"wrote {out_dir}/trials.parquet and trials.csv ({len(df)} rows: each trial on each workload, "
