@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dse.spec.architecture import Architecture, MemoryTier, SystolicArray
+from dse.spec.architecture import Architecture, SystolicArray, VectorUnit
 from dse.spec.loader import load_architecture
 from dse.tech.compute import mac_energy
 from dse.tech.imc import CrossbarParams
@@ -141,6 +141,8 @@ def test_every_bundled_design_charges_every_access_a_sourced_nonzero_energy(desi
         if isinstance(unit, SystolicArray):
             assert set(unit.macs_per_cycle) <= set(unit.energy_per_mac), (design, unit.name)
             assert all(v > 0 for v in unit.energy_per_mac.values()), (design, unit.name)
+        elif isinstance(unit, VectorUnit):
+            assert unit.energy_per_op > 0, (design, unit.name)
 
 
 def _run(*args, **env):
@@ -257,3 +259,25 @@ def test_replay_of_a_technology_that_cannot_stand_alone_is_one_line(tmp_path):
     proc = _run("replay", str(trace), "--memory", "sram-7nm")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and "sram-7nm" in proc.stderr
+
+
+def test_a_vector_unit_without_energy_per_op_is_charged_an_fp32_add_at_its_node(tmp_path):
+    # Horowitz 2014: fp32 add 0.9 pJ at 45 nm; x 0.641 to 32 nm (Stillmaker & Baas)
+    text = BASE.replace("compute:\n", "compute:\n  - {name: v, kind: vector, lanes: 8, clock: 1 GHz, buffer: s}\n")
+    arch = Architecture.model_validate(yaml.safe_load(text.replace("technology_node: 7 nm", "technology_node: 32 nm")))
+    assert arch.compute[0].energy_per_op == pytest.approx(0.9e-12 * 0.641)
+    p = tmp_path / "a.yaml"
+    p.write_text(text.replace("technology_node: 7 nm\n", "").replace(
+        "  - {name: pe, kind: systolic, rows: 8, cols: 8, clock: 1 GHz, buffer: s}\n", ""))
+    proc = _run("check", str(p))
+    assert proc.returncode == 2 and "compute[0].energy_per_op" in proc.stderr
+
+
+def test_a_variant_on_another_node_takes_that_nodes_table_energies():
+    from dse.spec.variants import build_variant, canonical_doc
+
+    tpu = load_architecture("tpu-v1-like")
+    assert tpu.compute[0].energy_per_mac["int8"] == pytest.approx(0.3e-12 * 0.507)   # 28 nm
+    at7 = build_variant(canonical_doc(tpu), {"technology_node": "7 nm"}).arch
+    assert at7.compute[0].energy_per_mac["int8"] == pytest.approx(0.017e-12)           # 0.3 pJ x 0.0566
+    assert at7.compute[1].energy_per_op == tpu.compute[1].energy_per_op               # typed in its YAML

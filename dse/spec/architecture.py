@@ -104,7 +104,9 @@ class VectorUnit(_Component):
     count: int = Field(default=1, gt=0, le=MAX_COUNT)
     clock: Hertz
     ops_per_lane_per_cycle: float = Field(default=1.0, gt=0, le=MAX_COUNT)
-    energy_per_op: Joules = 0.0
+    #: Energy of one vector op; left out, one fp32 add at the design's technology_node from
+    #: the compute table (a labelled proxy, dse/tech/compute.py).
+    energy_per_op: Joules
     buffer: str | None = None
 
     @property
@@ -322,16 +324,26 @@ class Architecture(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _mac_energies_from_node(cls, data):
-        """Fill each systolic array's missing energy_per_mac entries from the compute table."""
+        """Fill each systolic array's missing energy_per_mac entries (and a vector unit's
+        missing energy_per_op) from the compute table at the design's technology_node."""
         if not isinstance(data, dict) or not isinstance(data.get("compute"), list):
             return data
         from dse.errors import DseError
-        from dse.tech.compute import mac_energy
+        from dse.tech.compute import mac_energy, vector_op_energy
         from dse.units import to_si
 
         node = data.get("technology_node")
         compute = []
         for i, unit in enumerate(data["compute"]):
+            if isinstance(unit, dict) and unit.get("kind") == "vector" and unit.get("energy_per_op") is None:
+                where = f"compute[{i}].energy_per_op"
+                if node is None:
+                    raise ValueError(at(where, "no value and no technology_node to look it up in the "
+                                               "compute table; give one of them"))
+                try:
+                    unit = {**unit, "energy_per_op": vector_op_energy(to_si(node, "length"))[0]}
+                except DseError as exc:
+                    raise ValueError(at(where, exc.message)) from None
             if not (isinstance(unit, dict) and unit.get("kind") == "systolic"):
                 compute.append(unit)
                 continue

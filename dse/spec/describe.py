@@ -7,7 +7,7 @@ from rich.tree import Tree
 from math import isclose
 
 from dse.errors import printable
-from dse.spec.architecture import Architecture, MemoryTier, Sram, SystolicArray
+from dse.spec.architecture import Architecture, MemoryTier, Sram, SystolicArray, VectorUnit
 from dse.spec.quantities import field_dimension
 from dse.units import fmt
 from dse.workloads.ops import ROLES
@@ -47,6 +47,16 @@ def energy_sources(c, node_m: float | None = None) -> dict[str, str]:
                 out[f] = f"{fmt(v, _DIMS[f])} from {c.technology}: {prov.get(f) or 'memories.yaml'}"
             else:
                 out[f] = f"{fmt(v, _DIMS[f])} from the YAML"
+    elif isinstance(c, VectorUnit):
+        from dse.tech.compute import vector_op_energy
+
+        try:
+            table = vector_op_energy(node_m) if node_m else None
+        except DseError:
+            table = None
+        origin = (f"the compute table: {table[1]}" if table and isclose(c.energy_per_op, table[0], rel_tol=1e-9)
+                  else "the YAML")
+        out["energy_per_op"] = f"{fmt(c.energy_per_op, 'energy')} from {origin}"
     elif isinstance(c, SystolicArray):
         from dse.tech.compute import mac_energy
 

@@ -155,7 +155,15 @@ def _drop_table_energies(doc: dict, arch: Architecture) -> None:
                     entry.pop(key)
     if arch.technology_node is None:
         return
+    from dse.tech.compute import vector_op_energy
+
+    try:
+        per_op = vector_op_energy(arch.technology_node)[0]
+    except DseError:
+        per_op = None
     for entry in doc.get("compute") or []:
+        if entry.get("kind") == "vector" and per_op is not None and entry.get("energy_per_op") == per_op:
+            entry.pop("energy_per_op")
         energies = entry.get("energy_per_mac") if entry.get("kind") == "systolic" else None
         for p, value in list((energies or {}).items()):
             try:
