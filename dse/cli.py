@@ -8,9 +8,9 @@ from typing import Optional
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
+from dse.console import err, fail, out, print_summary, print_table, text, write_frame  # noqa: F401 (dse.cli.out...)
 from dse.errors import DseError, printable
 
 # Plain help screens (rich_markup_mode=None): no type tags such as `<bool>` on flags, and
@@ -19,10 +19,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
                   help="Design-space exploration of AI accelerators and their memory hierarchies.")
 list_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Show what is bundled.")
 app.add_typer(list_app, name="list")
-out = Console()
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
 def _version(value: bool) -> None:
     if value:
         from dse import __version__
@@ -38,53 +34,6 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
     Start with `dse list architectures`, `dse run tpu-v1-like -w resnet50` and `dse sweep quickstart`.
     """
-
-
-def fail(message: str, code: int = 2) -> None:
-    err.print(f"error: {message}", markup=False)
-    raise typer.Exit(code)
-
-
-def text(value) -> "Text":
-    """A value from an input file as plain terminal text: never Rich markup, control characters escaped."""
-    from rich.text import Text
-
-    return Text(printable(str(value)))
-
-
-def print_table(df, title: str | None = None, units: dict[str, str] | None = None) -> None:
-    """A table for people: each value with its unit (1.19 GHz, 12 MiB), from the column's name
-    unless ``units`` gives it; CSV and JSON output keep the SI floats."""
-    from dse.columns import human_column
-
-    units = units or {}
-    table = Table(title=text(title) if title is not None else None, show_lines=False)
-    for col in df.columns:
-        table.add_column(text(col), overflow="fold")
-    for _, row in df.iterrows():
-        table.add_row(*(text(human_column(str(c), v, units.get(c))) for c, v in zip(df.columns, row.tolist())))
-    out.print(table)
-
-
-def print_summary(row: dict, title: str) -> None:
-    from dse.columns import human_column
-
-    table = Table(title=text(title))
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for k, v in row.items():
-        table.add_row(text(k), text(human_column(k, v)))
-    out.print(table)
-
-
-def write_frame(df, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".parquet":
-        df.to_parquet(path, index=False)
-    elif path.suffix == ".csv":
-        df.to_csv(path, index=False)
-    else:
-        fail(f"{path}: --out must end in .csv or .parquet")
 
 
 @app.command()
@@ -179,7 +128,7 @@ def check(file: str = typer.Argument(..., metavar="ARCH", help="Architecture YAM
 
 from dse.search.cli import sweep; app.command()(sweep)  # noqa: E402,E702  (dse sweep, in dse/search/cli.py)
 from dse.report.cli import report; app.command()(report)  # noqa: E402,E702  (dse report, in dse/report/cli.py)
-from dse.report.cli import compare; app.command()(compare)  # noqa: E402,E702  (dse compare, in dse/report/cli.py)
+from dse.search.cli import compare; app.command()(compare)  # noqa: E402,E702  (dse compare, in dse/search/cli.py)
 from dse.system.cli import system; app.command()(system)  # noqa: E402,E702  (dse system, in dse/system/cli.py)
 from dse.validate.cli import validate; app.command()(validate)  # noqa: E402,E702  (dse validate, in dse/validate/cli.py)
 

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from dse.errors import SpecError
-from dse.report.compare import compare
+from dse.search.compare import compare
 from dse.spec.loader import load_architecture
 from dse.tech.library import tier_defaults
 from dse.units import to_si
@@ -121,7 +121,7 @@ def test_reram_crossbars_running_every_layer_keep_weights_so_decode_reads_only_k
     from dse import results as R
     from dse.sim.engine import simulate
     from dse.spec.loader import load_architecture
-    from dse.report.compare import imc_variant
+    from dse.search.compare import imc_variant
     from dse.spec.variants import build_variant, canonical_doc
     from dse.workloads import load_workload
 

@@ -256,7 +256,7 @@ def test_single_objective_report_in_chromium(browser, tmp_path):
 
 
 def test_compare_report_loads_cleanly_in_chromium(browser, tmp_path):
-    from dse.report.compare import compare
+    from dse.search.compare import compare
 
     df = compare("tpu-v1-like", ["ddr4", "ddr5", "hbm3", "reram-imc"], ["mlp", "gemm"], tmp_path / "cmp")
     imgs = open_and_check(browser, tmp_path / "cmp" / "report.html", ARTIFACTS / "report-compare.png")

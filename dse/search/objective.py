@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
 
@@ -24,9 +24,6 @@ from dse.spec.architecture import Architecture
 from dse.spec.variants import build_variant
 from dse.units import to_si
 from dse.workloads.ops import Workload
-
-if TYPE_CHECKING:
-    from dse.search.resolve import Study
 
 FITS_MEMORY = "fits_memory"
 #: Per-workload column: bytes beyond what the memories hold, by the engine's allocator.
@@ -203,7 +200,8 @@ def _store_constraints(trial: optuna.Trial, cons: list[float]) -> None:
 class Evaluator:
     """The Optuna objective of a resolved study (picklable, so workers can rebuild it)."""
 
-    def __init__(self, study: "Study"):
+    def __init__(self, study):
+        """``study``: a resolved study (dse.search.resolve.Study, which imports this module)."""
         self.study = study
         #: design (its parameter values) -> an earlier completed trial's number, result and values;
         #: filled from the storage on the first call, so a resumed study knows its old designs too

@@ -152,13 +152,8 @@ class Coster:
         return OpContext(op, buf, tensors, place, {k: homes.get(k) or () for k in tensors}, streamed, free,
                          min_tile)
 
-    def plan(self, op: Op, unit_name: str, homes: dict[str, Home], resident: dict[str, float]) -> OpPlan:
-        """Plan ``op`` on a unit, its operands where the allocator put them."""
-        from dse.sim.compute import kind_of
-
-        unit = self.units[unit_name]
-        ctx = self.context(op, unit_name, homes, resident)
-        plan = kind_of(unit).plan(self, unit, ctx)
+    def finish(self, plan: OpPlan) -> OpPlan:
+        """Complete a compute kind's plan: SRAM ports can stretch the unit's time; storage energy."""
         plan.unit_s = plan.compute_s
         plan.compute_s = max(plan.compute_s, self._sram_time(plan))
         self._charge_storage(plan)

@@ -14,7 +14,7 @@ from math import ceil
 
 from dse.errors import DesignError
 from dse.sim.allocate import Allocation
-from dse.sim.compute import kind_of
+from dse.sim.compute import kind_of, plan_op
 from dse.sim.cost import Coster, OpPlan
 from dse.sim.program import Program
 from dse.spec.architecture import Architecture
@@ -68,14 +68,14 @@ def map_tasks(program: Program, alloc: Allocation, coster: Coster) -> Mapping:
         if not units:
             raise DesignError(f"no compute unit can run op '{op.name}' ({op.kind})")
         for u in units:
-            plans[(op.name, u)] = coster.plan(op, u, homes, resident)
+            plans[(op.name, u)] = plan_op(coster, op, u, homes, resident)
         imc_unit = next((u for u in arch.compute if u.name == imc.get(op.name)), None)
         if imc_unit is not None and imc_unit.use == "faster":
             # crossbars only when they beat the digital units on this layer, weight traffic
             # included (a GEMV on a GPU is bound by streaming its weights, not by its MACs)
             digital = compatible_units(arch, op)
             for u in digital:
-                plans[(op.name, u)] = coster.plan(op, u, homes, resident)
+                plans[(op.name, u)] = plan_op(coster, op, u, homes, resident)
             best = min((plans[(op.name, u)].bound_s() for u in digital), default=float("inf"))
             if best < plans[(op.name, imc[op.name])].bound_s():
                 units = digital

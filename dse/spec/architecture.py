@@ -24,7 +24,7 @@ from dse.spec.quantities import (
     Watts,
 )
 from dse.spec.yaml_io import at
-from dse.workloads.ops import PRECISION_BYTES, ROLES
+from dse.datatypes import PRECISION_BYTES, ROLES
 
 
 #: Largest count (rows, cols, lanes, channels, copies) accepted: far beyond any chip, and

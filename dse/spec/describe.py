@@ -10,7 +10,7 @@ from dse.errors import printable
 from dse.spec.architecture import Architecture, MemoryTier, Sram, SystolicArray, VectorUnit
 from dse.spec.quantities import field_dimension
 from dse.units import fmt
-from dse.workloads.ops import ROLES
+from dse.datatypes import ROLES
 
 def _safe(v) -> str:
     """Text from the input file, shown as itself (no markup, no control characters)."""

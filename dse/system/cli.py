@@ -53,7 +53,7 @@ def parse_parallel(text: str | None, base: dict | None) -> dict | None:
 
 def run_system(file: str, workload: str, batch: int | None, precision: str | None, parallel: str | None,
                fmt: str, out_file: Path | None) -> None:
-    from dse.cli import print_summary, write_frame
+    from dse.console import print_summary, write_frame
     from dse.system import load_system, simulate_system
     from dse.workloads import load_workload
 
@@ -83,7 +83,7 @@ def system(
     fmt: str = typer.Option("table", "--format", "-f", help="table | csv | json"),
 ) -> None:
     """Describe a system of many chips (links, topology), or simulate a training step on it."""
-    from dse.cli import fail, out
+    from dse.console import fail, out
     from dse.system import load_system
     from dse.units import fmt as show
 
@@ -122,7 +122,7 @@ def system(
 
 def list_systems() -> None:
     """Bundled systems of many chips."""
-    from dse.cli import out
+    from dse.console import out
     from dse.spec.loader import bundled_dir, bundled_names
     from dse.system.spec import load_system_spec
 
@@ -137,7 +137,7 @@ def list_systems() -> None:
 
 def list_links() -> None:
     """Link and switch presets (dse/tech/data/links.yaml; sources in LINKS.md)."""
-    from dse.cli import out
+    from dse.console import out
     from dse.system.links import link_presets, switch_presets
 
     table = Table(title="link presets (bandwidth per direction of one link) and switches")

@@ -10,17 +10,7 @@ from dataclasses import dataclass, field
 from math import ceil
 from typing import Literal
 
-#: Bytes per element of each supported precision.
-PRECISION_BYTES: dict[str, float] = {
-    "int4": 0.5,
-    "int8": 1.0,
-    "fp8": 1.0,
-    "bf16": 2.0,
-    "fp16": 2.0,
-    "fp32": 4.0,
-}
-
-ROLES = ("weights", "activations", "kv_cache", "embeddings", "optimizer_state", "gradients")
+from dse.datatypes import PRECISION_BYTES, ROLES  # noqa: E402,F401 (the shared vocabulary)
 
 OpKind = Literal["matmul", "conv2d", "vector"]
 

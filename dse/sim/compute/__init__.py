@@ -17,3 +17,9 @@ KINDS = {"systolic": SystolicKind(), "vector": VectorKind(), "imc": ImcKind()}
 def kind_of(unit):
     """The compute model of a unit, by the ``kind`` its YAML names."""
     return KINDS[unit.kind]
+
+
+def plan_op(coster, op, unit_name: str, homes: dict, resident: dict):
+    """``op``'s plan on a unit, its operands where the allocator put them (the cost pass)."""
+    unit = coster.units[unit_name]
+    return coster.finish(kind_of(unit).plan(coster, unit, coster.context(op, unit_name, homes, resident)))
