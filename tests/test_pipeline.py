@@ -73,3 +73,26 @@ def test_chunks_keep_the_double_buffer_pace_when_latency_exceeds_a_tile():
     decode = load_workload("gpt:phase=decode,layers=2")
     assert simulate(h100, decode)["latency_s"] == pytest.approx(
         simulate(h100, decode, max_chunks=None)["latency_s"], rel=0.02)
+
+
+def test_a_streaming_consumer_overlaps_its_producer_and_ends_one_tile_after_it():
+    # a GEMM feeding an elementwise op: waiting for the whole GEMM serialises them; streaming
+    # lets the vector op start on the GEMM's first tile and end one of its own tiles after it
+    from dse.spec.loader import load_architecture
+
+    h100 = load_architecture("h100-class")
+    wl = Workload("g", [Op("mm", "matmul", m=8192, k=4096, n=4096, precision="bf16"),
+                        Op("act", "vector", elements=8192 * 4096, ops_per_element=8, deps=("mm",),
+                           precision="bf16")])
+    whole = simulate(h100, wl)
+    stream = simulate(h100, wl, streaming=True)
+    w, s = whole.ops.set_index("op"), stream.ops.set_index("op")
+    assert w.loc["act", "start_s"] >= w.loc["mm", "end_s"]                  # serialised
+    assert s.loc["act", "start_s"] < s.loc["mm", "end_s"]                   # overlapped
+    act_tile = s.loc["act", "compute_s"] / s.loc["act", "n_tiles"]
+    assert s.loc["act", "end_s"] >= s.loc["mm", "end_s"] + act_tile * (1 - 1e-9)
+    # overlap can only slow the producer (they share the buffer's port); the pair can be no
+    # faster than its slower member alone
+    assert s.loc["mm", "latency_s"] >= w.loc["mm", "latency_s"]
+    assert stream["latency_s"] < whole["latency_s"]
+    assert stream["latency_s"] >= max(w.loc["mm", "latency_s"], w.loc["act", "latency_s"])

@@ -35,10 +35,12 @@ def plan_memory(arch: Architecture, workload: Workload) -> Allocation:
     return allocate(program)
 
 
-def simulate(arch: Architecture, workload: Workload, *, max_chunks: int | None = MAX_CHUNKS) -> R.Result:
-    """Run ``workload`` on ``arch``; ``max_chunks=None`` simulates every tile as its own event."""
+def simulate(arch: Architecture, workload: Workload, *, max_chunks: int | None = MAX_CHUNKS,
+             streaming: bool = False) -> R.Result:
+    """Run ``workload`` on ``arch``; ``max_chunks=None`` simulates every tile as its own event;
+    ``streaming``: elementwise ops start on their producer's first tiles of output."""
     t_start = time.perf_counter()
-    (program,) = partition(build_program(System.of(arch), workload))
+    (program,) = partition(build_program(System.of(arch), workload, streaming=streaming))
     alloc = allocate(program)
     require_fit(program, alloc)
     models = {m.name: tier_model(m) for m in arch.memories}

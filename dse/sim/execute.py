@@ -42,11 +42,15 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
     env = simpy.Environment()
     machine = Machine(env, arch, models)
     done: dict[str, simpy.Event] = {t.name: env.event() for t in program.tasks}
+    streamed = {d.task for t in program.tasks for d in t.deps if d.streaming}
+    first_out: dict[str, simpy.Event] = {name: env.event() for name in streamed}
     pending = {name: list(plans) for name, plans in migrations.items()}
     run = Run(machine, 0.0, 0)
 
     def task_process(task):
-        deps = [done[d.task] for d in task.deps]
+        # a streaming dependency lets the task start on its producer's first tile of output;
+        # it still cannot end before the producer has, plus one tile of its own
+        deps = [first_out[d.task] if d.streaming else done[d.task] for d in task.deps]
         if deps:
             yield env.all_of(deps)
         for mig in pending.pop(task.name, []):  # first use of prefetched tensors: copy them over
@@ -59,12 +63,18 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
         unit = yield machine.units.get(lambda u: u in allowed)
         plan = mapping.plans[(task.name, unit)]
         start = env.now
-        yield env.process(run_op(env, machine, plan, max_chunks))
+        yield env.process(run_op(env, machine, plan, max_chunks, first_out.get(task.name)))
+        upstream = [done[d.task] for d in task.deps if d.streaming]
+        if upstream:
+            yield env.all_of(upstream)
+            ends = max(e.value for e in upstream) + plan.compute_s / plan.n_tiles
+            if ends > env.now:
+                yield env.timeout(ends - env.now)
         machine.unit_busy_s[unit] += plan.compute_s
         machine.units.put(unit)
         run.ran[task.name] = (plan, start, env.now)
         run.timeline.append({"op": task.name, "resource": unit, "start_s": start, "end_s": env.now})
-        done[task.name].succeed()
+        done[task.name].succeed(env.now)
 
     for task in program.tasks:
         env.process(task_process(task))

@@ -33,8 +33,12 @@ class _Chunk:
     computed: simpy.Event
 
 
-def run_op(env: simpy.Environment, machine: Machine, plan: OpPlan, max_chunks: int | None):
-    """SimPy process running one planned op to completion (load, compute, store)."""
+def run_op(env: simpy.Environment, machine: Machine, plan: OpPlan, max_chunks: int | None,
+           first_out: simpy.Event | None = None):
+    """SimPy process running one planned op to completion (load, compute, store).
+
+    ``first_out``, if given, succeeds when the op's first tile of output is ready (computed,
+    and stored where the op writes off chip): what a streaming consumer waits for."""
     n = plan.n_tiles
     sizes = chunk_sizes(n, max_chunks)
     chunks = [_Chunk(g, env.event(), env.event(), env.event(), env.event()) for g in sizes]
@@ -56,10 +60,21 @@ def run_op(env: simpy.Environment, machine: Machine, plan: OpPlan, max_chunks: i
             ch.loaded.succeed(env.now)
     ports = [(machine.sram_ports[name], t / n, name) for name, t in plan.sram_s.items() if t > 0]
     compute = env.process(_compute(env, chunks, c_tile, ports, machine))
+    if first_out is not None:
+        s_tile = max((t for _, t in writes), default=0.0)
+        env.process(_first_out(env, chunks[0], s_tile, first_out))
     if writes:
         yield env.process(_store(env, chunks, writes))
     else:
         yield compute
+
+
+def _first_out(env, first: _Chunk, s_tile: float, event: simpy.Event):
+    ready = yield first.computed_first
+    ready += s_tile
+    if ready > env.now:
+        yield env.timeout(ready - env.now)
+    event.succeed(env.now)
 
 
 def _transfer(env, bus, t_tile: float, g: int, started: simpy.Event | None):

@@ -114,8 +114,11 @@ def linked_input(op: Op, tensors: dict[str, dict]) -> str | None:
     return None
 
 
-def build_program(system: System, workload: Workload) -> Program:
-    """Put a workload on a system: one compute task per op on chip 0, whole-op dependencies."""
+def build_program(system: System, workload: Workload, *, streaming: bool = False) -> Program:
+    """Put a workload on a system: one compute task per op on chip 0. Dependencies are on whole
+    producers; with ``streaming``, an elementwise op streams from its first producer (it may
+    start on the producer's first tile of output, as an activation pipeline fed by an array's
+    accumulators does)."""
     tensors: dict[str, Tensor] = {}
     operands: dict[str, dict[str, str]] = {}
     consumers: dict[str, list[str]] = {}
@@ -140,7 +143,8 @@ def build_program(system: System, workload: Workload) -> Program:
         if "out" in mine and sizes["out"]["role"] not in PERSISTENT_ROLES:
             produced[op.name] = mine["out"]
         operands[op.name] = mine
-        tasks.append(Task(op.name, "compute", op, tuple(Dependency(d) for d in op.deps)))
+        deps = tuple(Dependency(d, streaming and op.kind == "vector" and i == 0) for i, d in enumerate(op.deps))
+        tasks.append(Task(op.name, "compute", op, deps))
     for tid, names in consumers.items():
         t = tensors[tid]
         tensors[tid] = Tensor(t.id, t.bytes, t.role, t.producer, tuple(dict.fromkeys(names)))
