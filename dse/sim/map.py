@@ -69,6 +69,15 @@ def map_tasks(program: Program, alloc: Allocation, coster: Coster) -> Mapping:
             raise DesignError(f"no compute unit can run op '{op.name}' ({op.kind})")
         for u in units:
             plans[(op.name, u)] = plan_op(coster, op, u, homes, resident)
+        if op.kind == "conv2d" and op.groups > 1 and op.name not in imc:
+            # grouped and depthwise convolutions: packed on the arrays or run on the vector
+            # units, whichever is faster
+            others = [u.name for u in arch.compute if u.kind == "vector" and u.name not in units]
+            for u in others:
+                plans[(op.name, u)] = plan_op(coster, op, u, homes, resident)
+            if others and min(plans[(op.name, u)].compute_s for u in others) < \
+                    min(plans[(op.name, u)].compute_s for u in units):
+                units = others
         imc_unit = next((u for u in arch.compute if u.name == imc.get(op.name)), None)
         if imc_unit is not None and imc_unit.use == "faster":
             # crossbars only when they beat the digital units on this layer, weight traffic

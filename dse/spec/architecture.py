@@ -67,10 +67,20 @@ class SystolicArray(_Component):
     #: MACs each PE completes per cycle at each supported precision.
     macs_per_cycle: Annotated[dict[str, Annotated[float, Field(gt=0, le=MAX_COUNT)]],
                               Field(min_length=1)] = {"int8": 1.0}
-    #: Energy of one MAC at each precision (operand delivery inside the array included). A
-    #: precision left out comes from the compute table (dse/tech/compute.py) by the design's
-    #: technology_node; one the table lacks is an error naming it.
+    #: Energy of one MAC at each precision (operand delivery inside the array included, unless
+    #: ``register_file_energy`` breaks the PE-local level out). A precision left out comes from
+    #: the compute table (dse/tech/compute.py) by the design's technology_node; one the table
+    #: lacks is an error naming it.
     energy_per_mac: dict[str, Joules] = {}
+    #: Energy of one access to a PE's local registers (an operand read or a partial-sum read
+    #: or write); when given, each MAC is charged REGISTER_ACCESSES_PER_MAC of them on top of
+    #: ``energy_per_mac``, reported as ``energy_<unit>_register_file_j``.
+    register_file_energy: Joules | None = None
+    #: Tiles of the stationary operand (weights, for weight-stationary) the PEs hold: 1 = the
+    #: next fold's tile shifts in (R cycles) while the array waits, SCALE-Sim's timing; 2 =
+    #: double-buffered, the next tile shifts in while the current fold streams, hiding up to
+    #: T cycles of each load (more tiles change nothing with equal folds).
+    weight_buffers: int = Field(default=1, ge=1, le=64)
     buffer: str | None = None
 
     _v = field_validator("macs_per_cycle", "energy_per_mac")(_check_precisions)
