@@ -1,7 +1,7 @@
 """What the command line prints with: Rich consoles, one-line errors, tables, files.
 
-Only the command modules (dse/cli.py and the cli.py of search, report and system) import this;
-library code never prints or exits (an import-linter contract in pyproject.toml).
+Only the command modules (dse/cli.py and the cli.py of search, report, system and validate)
+import this; library code never prints or exits (an import-linter contract in pyproject.toml).
 """
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from dse.sim.engine import simulate
 from dse.spec.architecture import MemoryTier, SystolicArray, VectorUnit
 from dse.spec.loader import load_architecture
 from dse.validate import load_cases, run_validation, summarise
-from dse.validate.case import bundled_cases_dir
+from dse.validate.cases_file import bundled_cases_dir
 from dse.validate.kinds import KINDS
 from dse.validate.kinds.workload import _resolve
 from dse.workloads import load_workload

@@ -16,7 +16,7 @@ def __getattr__(name: str):
         from dse.validate import run
         return getattr(run, name)
     if name == "load_cases":
-        from dse.validate.case import load_cases
+        from dse.validate.cases_file import load_cases
         return load_cases
     if name == "KINDS":
         from dse.validate.kinds import KINDS

@@ -17,7 +17,7 @@ def validate(
     out_file: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the table to FILE.csv or FILE.parquet."),
 ) -> None:
     """Run dse against published measurements of real hardware and print the error of each case."""
-    from dse.cli import fail, out, print_table, write_frame
+    from dse.console import fail, out, print_table, write_frame
     from dse.units import fmt as fmt_si
     from dse.units import DIMENSIONS
     from dse.validate.kinds import KINDS

@@ -21,7 +21,7 @@ def run_validation(paths: list[str | Path] | str | Path | None = None, *, kind: 
     (positive: dse predicts more than was measured). ``kind`` and ``name`` (a substring)
     select cases.
     """
-    from dse.validate.case import load_cases
+    from dse.validate.cases_file import load_cases
     from dse.validate.kinds import kind_module
 
     rows = []
