@@ -96,3 +96,42 @@ def test_a_streaming_consumer_overlaps_its_producer_and_ends_one_tile_after_it()
     assert s.loc["mm", "latency_s"] >= w.loc["mm", "latency_s"]
     assert stream["latency_s"] < whole["latency_s"]
     assert stream["latency_s"] >= max(w.loc["mm", "latency_s"], w.loc["act", "latency_s"])
+
+
+def test_the_unit_pool_serves_tasks_as_simpys_filter_store_does(monkeypatch):
+    # the pool keeps one queue per set of allowed units (linear, not quadratic, in waiting
+    # tasks); SimPy's own FilterStore is the reference for which task gets which unit when
+    import simpy
+
+    from dse.sim import machine as M
+    from dse.spec.loader import load_architecture
+    from dse.workloads import load_workload
+
+    class FilterStorePool:
+        def __init__(self, env, names):
+            self.store = simpy.FilterStore(env, capacity=len(names))
+            self.store.items.extend(names)
+
+        def get(self, allowed):
+            return self.store.get(lambda u: u in allowed)
+
+        def put(self, name):
+            self.store.put(name)
+
+    # two arrays, one of which also runs bf16: int8 GEMMs may take either, bf16 ones only the
+    # second, so tasks wait in overlapping sets and a freed array has two queues to serve
+    units = toy().model_dump()["compute"]
+    both = {**units[0], "name": "pe2", "macs_per_cycle": {"int8": 1, "bf16": 0.5},
+            "energy_per_mac": {"int8": 0.25e-12, "bf16": 1e-12}}
+    two = toy(compute=[*units, both])
+    many = Workload("many", [Op(f"g{i}", "matmul", m=64, n=64, k=64 * (1 + i % 3),
+                                precision="bf16" if i % 3 == 0 else "int8") for i in range(40)]
+                    + [Op(f"v{i}", "vector", elements=4096 * (1 + i % 5)) for i in range(20)])
+    cases = [(two, many), (load_architecture("h100-class"), load_workload("resnet50", batch=4)),
+             (load_architecture("dram-nvm-tiered"), load_workload("lstm:seq=4"))]
+    ours = [simulate(a, w) for a, w in cases]
+    monkeypatch.setattr(M, "UnitPool", FilterStorePool)
+    theirs = [simulate(a, w) for a, w in cases]
+    for a, b in zip(ours, theirs):
+        assert a.ops.equals(b.ops)
+        assert a.summary.equals(b.summary)

@@ -60,7 +60,7 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
             run.ran[mig.op.name] = (mig, t0, env.now)
             run.timeline.append({"op": mig.op.name, "resource": "dma", "start_s": t0, "end_s": env.now})
         allowed = mapping.choices[task.name]
-        unit = yield machine.units.get(lambda u: u in allowed)
+        unit = yield machine.units.get(allowed)
         plan = mapping.plans[(task.name, unit)]
         start = env.now
         yield env.process(run_op(env, machine, plan, max_chunks, first_out.get(task.name)))

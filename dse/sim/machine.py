@@ -1,6 +1,9 @@
 """SimPy resources of one chip: a bus per memory tier and a pool of compute units."""
 from __future__ import annotations
 
+import itertools
+from collections import deque
+
 import simpy
 
 from dse.spec.architecture import Architecture
@@ -31,12 +34,54 @@ class MemoryBus:
         return t
 
 
+class UnitPool:
+    """The compute units: a task takes the first free unit among those it may use, and a freed
+    unit goes to the task that has waited longest for a set of units that includes it.
+
+    This is SimPy's FilterStore discipline (same order, same events), kept per set of allowed
+    units so that a release looks at one queue per distinct set rather than at every waiting
+    task: thousands of independent ops waiting for a unit cost linear time, not quadratic.
+    """
+
+    def __init__(self, env: simpy.Environment, names: list[str]):
+        self.env = env
+        self.free = list(names)
+        self._waiting: dict[frozenset, deque] = {}
+        self._order = itertools.count()
+
+    def get(self, allowed) -> simpy.Event:
+        """An event that succeeds with the name of the unit taken."""
+        event = self.env.event()
+        for name in self.free:
+            if name in allowed:
+                self.free.remove(name)
+                event.succeed(name)
+                return event
+        self._waiting.setdefault(frozenset(allowed), deque()).append((next(self._order), event))
+        return event
+
+    def put(self, name: str) -> None:
+        """Free a unit; a waiting task gets it once this release is processed (as with a Store)."""
+        self.free.append(name)
+        release = self.env.event()
+        release.callbacks.append(lambda _: self._hand_over(name))
+        release.succeed()
+
+    def _hand_over(self, name: str) -> None:
+        if name not in self.free:
+            return  # taken meanwhile by a task that asked after the release
+        queues = [q for key, q in self._waiting.items() if q and name in key]
+        if queues:
+            first = min(queues, key=lambda q: q[0][0])
+            self.free.remove(name)
+            first.popleft()[1].succeed(name)
+
+
 class Machine:
     def __init__(self, env: simpy.Environment, arch: Architecture, models: dict):
         self.env = env
         self.buses = {m.name: MemoryBus(env, models[m.name]) for m in arch.memories}
-        self.units = simpy.FilterStore(env, capacity=len(arch.compute))
-        self.units.items.extend(u.name for u in arch.compute)
+        self.units = UnitPool(env, [u.name for u in arch.compute])
         self.unit_busy_s = {u.name: 0.0 for u in arch.compute}
         #: one port per SRAM with its bandwidth: units reading an SRAM at once queue for it
         self.sram_ports = {s.name: simpy.Resource(env, capacity=1) for s in arch.sram}
