@@ -1,7 +1,6 @@
 """Memory-access trace parsing."""
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -68,7 +67,8 @@ def test_missing_file(tmp_path):
         parse_memtrace(tmp_path / "none.trace")
 
 
-def test_a_million_lines_parse_in_well_under_ten_seconds(tmp_path):
+def test_a_million_lines_parse_exactly(tmp_path):
+    # (how fast: benchmarks/bench_memtrace.py; tests never assert wall-clock times)
     n = 1_000_000
     rng = np.random.default_rng(0)
     addr = rng.integers(0, 2**48, n, dtype=np.uint64)
@@ -76,10 +76,7 @@ def test_a_million_lines_parse_in_well_under_ten_seconds(tmp_path):
     path = tmp_path / "big.trace"
     with path.open("w") as f:
         f.writelines(f"{i} 0x{a:x} {'W' if w else 'R'}\n" for i, (a, w) in enumerate(zip(addr, writes)))
-    t0 = time.perf_counter()
     df = parse_memtrace(path)
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 5.0
     assert len(df) == n
     assert np.array_equal(df["address"].to_numpy(), addr)
     assert summary(df)["write_bytes"] == 64 * int(writes.sum())
