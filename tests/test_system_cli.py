@@ -109,3 +109,30 @@ def test_model_does_not_fit_under_the_sharding(tmp_path):
 def test_bad_parallel_option(tmp_path):
     p = write(tmp_path, SYSTEM)
     one_line(dse("run", str(p), "-w", WL, "-P", "zero=5"), "--parallel", "zero")
+
+
+def test_bundled_study_of_a_system_runs_and_reports(tmp_path):
+    out = tmp_path / "osc"
+    proc = dse("sweep", "optical-scaling", "--n-trials", "4", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    import pandas as pd
+    df = pd.read_parquet(out / "trials.parquet").drop_duplicates("trial")
+    assert (df["state"] == "COMPLETE").all()
+    assert {"link_ib_utilisation", "scaling_efficiency", "comm_energy_j"} <= set(df.columns)
+    # the best designs are system files that run as written
+    best = sorted((out / "best").glob("*.yaml"))
+    assert best
+    run = dse("run", str(best[0]), "-w", "gpt:layers=2,d_model=1024,heads=16,seq=256", "-f", "json")
+    assert run.returncode == 0, run.stderr
+    rep = dse("report", str(out))
+    assert rep.returncode == 0, rep.stderr
+    assert "Scaling" in (out / "report.md").read_text()
+
+
+def test_study_parameter_naming_no_system_field(tmp_path):
+    study = tmp_path / "s.yaml"
+    study.write_text(yaml.safe_dump({
+        "name": "s", "architecture": "dgx-h100-ib", "workloads": [WL],
+        "parameters": {"chips.0.cuont": {"choices": [8, 16]}}, "objectives": ["maximize throughput_samples_per_s"],
+        "n_trials": 2}))
+    one_line(dse("sweep", str(study), "--out", str(tmp_path / "o")), "chips.0.cuont", "did you mean")

@@ -68,6 +68,18 @@ def test_hierarchical_all_reduce_on_two_levels():
     assert time_of(ends, "h") == pytest.approx(expected, rel=0.02)
 
 
+def test_hierarchical_all_gather_crosses_the_slow_level_with_the_small_pieces():
+    links = {"fast": {**LINK, "bandwidth": "400 GB/s", "latency": "1 us"},
+             "slow": {**LINK, "bandwidth": "50 GB/s", "latency": "5 us"}}
+    spec = system(32, {"kind": "two_level", "node_size": 4, "intra": {"link": "fast"},
+                       "inter": {"link": "slow", "switch": FREE_SWITCH}}, links)
+    ends, _ = run(spec, [("g", "all_gather", S, Group(0, 32, 1))])
+    g1, g2 = 4, 8
+    # across nodes first (each chip's S/32 from the 7 other nodes), then inside the node (S/4 pieces)
+    expected = (g2 - 1) * (5e-6 + S / (g1 * g2 * 50e9)) + (g1 - 1) * (1e-6 + S / (g1 * 400e9))
+    assert time_of(ends, "g") == pytest.approx(expected, rel=0.02)
+
+
 def test_torus_all_reduce_dimension_by_dimension():
     spec = system(16, {"kind": "torus", "shape": [4, 4], "link": "l"})
     ends, _ = run(spec, [("t", "all_reduce", S, Group(0, 16, 1))])

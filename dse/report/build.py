@@ -546,6 +546,25 @@ def _timeline_section(best: BestDesign | None, ops: pd.DataFrame | None, tl: pd.
     return sec
 
 
+def _scaling_section(sd: StudyDir) -> Section | None:
+    """For studies of systems of many chips: the scaling curve, one line per other parameter."""
+    from dse.report import figures
+
+    df = sd.trials[(sd.trials["state"] == "COMPLETE")]
+    if "chips" not in df or df["chips"].nunique() < 2 or R.THROUGHPUT_SAMPLES not in df:
+        return None
+    df = df.drop_duplicates("trial")
+    others = [p for p in sd.params if f"param_{p}" in df and df[f"param_{p}"].nunique() > 1
+              and not df[f"param_{p}"].equals(df["chips"])]
+    others = [p for p in others if df.groupby(f"param_{p}")["chips"].nunique().min() > 1]
+    hue = f"param_{others[0]}" if others else None
+    sec = Section("Scaling", "Throughput, scaling efficiency (throughput over chips x one chip's) and energy "
+                  "per step against the number of chips" + (f", one line per {others[0]}." if hue else "."))
+    sec.figures.append(Figure("scaling", "", figures.scaling(df, hue),
+                              alt=f"scaling curves of {len(df)} designs"))
+    return sec
+
+
 def _history_section(sd: StudyDir, agg: pd.DataFrame, chosen: int | None = None) -> Section:
     from dse.report import figures
 
@@ -593,6 +612,9 @@ def study_report(sd: StudyDir) -> Report:
             if any(b.trial == chosen for b in sd.best) else "")))
     best, ops, tl = _sidecars(sd, chosen)
     rep.sections.append(_pareto_section(sd, agg, hue, chosen))
+    scaling = _scaling_section(sd)
+    if scaling is not None:
+        rep.sections.append(scaling)
     top_sec = Section("Top designs")
     if top.empty:
         top_sec.notes.append("no feasible completed designs yet")

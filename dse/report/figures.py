@@ -585,3 +585,30 @@ def design_rooflines(panels: Sequence[dict]) -> bytes:
                 seen.setdefault(lab, h)
         fig.legend(list(seen.values()), list(seen), loc="outside right upper", frameon=False)
         return _png(fig)
+
+
+def scaling(points: pd.DataFrame, hue: str | None) -> bytes:
+    """Throughput, scaling efficiency and energy per step against chip count (systems of many
+    chips), one line per value of ``hue`` (e.g. the network link)."""
+    panels = [(R.THROUGHPUT_SAMPLES, "throughput [samples/s]"), (R.SCALING_EFFICIENCY, "scaling efficiency [1]"),
+              (R.ENERGY, "energy per step [J]")]
+    panels = [(m, lab) for m, lab in panels if m in points]
+    groups = list(points.groupby(hue, sort=True)) if hue else [("all", points)]
+    with _style():
+        fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), layout="constrained",
+                                 squeeze=False)
+        for ax, (metric, label) in zip(axes[0], panels):
+            for i, (name, g) in enumerate(groups):
+                g = g.sort_values("chips")
+                ax.plot(g["chips"], g[metric], marker="o", color=f"C{i}", label=_esc(short(str(name), 30)))
+            ax.set_xscale("log", base=2)
+            if metric != R.SCALING_EFFICIENCY and _wide_span(points[metric]):
+                ax.set_yscale("log")
+            if metric == R.SCALING_EFFICIENCY:
+                ax.set_ylim(0, 1.05)
+            ax.set_xlabel("chips [1]")
+            ax.set_ylabel(label)
+            ax.set_title(_esc(metric), loc="left")
+        if hue:
+            axes[0, 0].legend(loc="best", frameon=True, title=_esc(short(hue, 30)))
+        return _png(fig)

@@ -69,6 +69,10 @@ class Constraint:
 
 def metric_names(arch: Architecture) -> list[str]:
     """Numeric metrics the engine reports for this architecture (objective/constraint names)."""
+    if not isinstance(arch, Architecture):  # a system of many chips (dse.system.study)
+        from dse.system import study as system_study
+
+        return system_study.metric_names(arch)
     names = list(R.CORE_METRICS) + list(_EXTRA_METRICS) + [CAPACITY_MARGIN]
     names += [R.energy_col(c.name) for c in arch.components()]
     names += [R.busy_col(u.name) for u in arch.compute] + [R.busy_col(m.name) for m in arch.memories]
@@ -180,12 +184,23 @@ class TrialFailed(Exception):
 def capacity_margin(arch: Architecture, workload: Workload) -> float:
     """Bytes beyond what the memories hold (<= 0: fits): the engine's own allocator answers,
     so ``fits_memory`` holds exactly when the simulation places every tensor."""
+    if not isinstance(arch, Architecture):
+        from dse.system import study as system_study
+
+        return system_study.capacity_margin(arch, workload)
     return plan_memory(arch, workload).margin_bytes
 
 
 def build_architecture(base_doc: dict, overrides: dict[str, Any]) -> Architecture:
     """The study's base document with the trial's values applied, by the one variant builder
-    (the same call writes ``best/*.yaml``, so the file is the design scored)."""
+    (the same call writes ``best/*.yaml``, so the file is the design scored). A system file
+    (chips and a topology) gives a system of many chips."""
+    from dse.system.spec import is_system_doc
+
+    if is_system_doc(base_doc):
+        from dse.system import study as system_study
+
+        return system_study.system_variant(base_doc, overrides)
     return build_variant(base_doc, overrides).arch
 
 
@@ -195,6 +210,17 @@ def _store_constraints(trial: optuna.Trial, cons: list[float]) -> None:
     A value no workload could report counts as met (Optuna allows no NaN)."""
     trial.storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_SYSTEM_ATTR,
                                         [0.0 if math.isnan(v) else float(v) for v in cons])
+
+
+def design_doc(base_doc: dict, overrides: dict[str, Any]) -> dict:
+    """The file of a trial's design: the base document with its values set."""
+    from dse.system.spec import is_system_doc
+
+    if is_system_doc(base_doc):
+        from dse.system import study as system_study
+
+        return system_study.system_doc(base_doc, overrides)
+    return build_variant(base_doc, overrides).doc
 
 
 class Evaluator:
@@ -240,10 +266,15 @@ class Evaluator:
         for w in st.workloads:
             margin = capacity_margin(arch, w.workload)
             if skip_capacity and margin > 0:
-                rows[w.label] = {R.AREA: arch.area_mm2, CAPACITY_MARGIN: margin}
+                rows[w.label] = {R.AREA: getattr(arch, "area_mm2", math.nan), CAPACITY_MARGIN: margin}
                 continue
             try:
-                summary = simulate(arch, w.workload).summary_row
+                if isinstance(arch, Architecture):
+                    summary = simulate(arch, w.workload).summary_row
+                else:  # one training step on a system of many chips
+                    from dse.system import study as system_study
+
+                    summary = system_study.simulate(arch, w.workload)
             except Exception as exc:  # noqa: BLE001 - any failure of one design is recorded, not fatal
                 kind = "" if isinstance(exc, DseError) else f"{type(exc).__name__}: "
                 self._fail(trial, f"{w.label}: {kind}{exc}", derived)

@@ -98,7 +98,7 @@ def load_spec(source: str | Path | StudySpec) -> tuple[StudySpec, YamlDoc | None
 def _load_base(spec: StudySpec, doc: YamlDoc | None, base_dir: Path) -> tuple[YamlDoc, Architecture]:
     where = _where(doc, "architecture")
     candidates = [base_dir / spec.architecture, Path(spec.architecture),
-                  bundled_file("architectures", spec.architecture)]
+                  bundled_file("architectures", spec.architecture), bundled_file("systems", spec.architecture)]
     path = next((p for p in candidates if p is not None and p.is_file()), None)
     if path is None:
         try:
@@ -106,11 +106,19 @@ def _load_base(spec: StudySpec, doc: YamlDoc | None, base_dir: Path) -> tuple[Ya
         except SpecError as exc:
             raise SpecError(f"architecture: {exc}", where=where) from None
     arch_doc = read_yaml(path)
+    from dse.system.spec import is_system_doc, system_from_doc
+
+    if is_system_doc(arch_doc.data):  # a system of many chips: its spec stands for the design
+        return arch_doc, system_from_doc(arch_doc)
     return arch_doc, architecture_from_doc(arch_doc)
 
 
 def _valid_paths(raw: dict, arch: Architecture) -> list[str]:
     paths = set(field_paths(raw)) | set(field_paths(arch.model_dump()))
+    if not isinstance(arch, Architecture):  # a system: every parallelism field may be set
+        from dse.system.spec import ParallelismSpec
+
+        paths |= {f"parallelism.{f}" for f in ParallelismSpec.model_fields}
     return sorted(paths - {"name", "description", "sources"})
 
 

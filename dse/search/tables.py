@@ -15,7 +15,6 @@ import pandas as pd
 import yaml
 
 from dse.search.objective import DUPLICATE_ATTR, ERROR_ATTR, RESULT_ATTR, aggregate, constraint_values
-from dse.spec.variants import build_variant
 
 if TYPE_CHECKING:
     from dse.search.resolve import Study
@@ -138,7 +137,9 @@ def design_yaml(st: "Study", row: pd.Series) -> str:
     for col, v in row.items():
         if isinstance(col, str) and col.startswith("param_") and v is not None and not _isnan(v):
             overrides[col[len("param_"):]] = _plain(v)
-    data = build_variant(st.base_raw, overrides).doc
+    from dse.search.objective import design_doc
+
+    data = design_doc(st.base_raw, overrides)
     trial = int(row["trial"])
     data["name"] = f"{st.base_arch.name}-{st.name}-trial{trial}"
     objectives = ", ".join(f"{o.metric}={_plain(row.get(o.metric))!r}" for o in st.objectives)

@@ -99,11 +99,13 @@ def phases(kind: str, nbytes: float, axes: list[Axis], algorithm: str = "auto",
 
 
 def _all_gather(axes: list[Axis], nbytes: float) -> list[Phase]:
-    """All-gather of an ``nbytes`` result: innermost axis first, the pieces growing."""
+    """All-gather of an ``nbytes`` result: the outermost (slowest) axis first, on the smallest
+    pieces, then inward as the pieces grow (the mirror of the reduce-scatter)."""
     g_all = math.prod(a.size for a in axes)
     piece = nbytes / g_all
     out = []
-    for i, a in enumerate(axes):
+    for i in reversed(range(len(axes))):
+        a = axes[i]
         out.append(Phase(i, a.size - 1, (a.size - 1) * piece))
         piece *= a.size
     return out

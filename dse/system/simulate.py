@@ -116,6 +116,35 @@ def _bigger_memory(arch: Architecture) -> Architecture:
     return arch.model_copy(update={"memories": mems})
 
 
+def memory_plan(sysm: System, wl: Workload, par: ParallelismSpec, chunks=None, orders=None):
+    """Peak bytes per chip by stage (and expert rank) and design, and the largest excess over
+    a design's memory (<= 0: every chip fits)."""
+    wl = _load_workload(wl)
+    check_degrees(par, sysm.chips)
+    p, dp, tp = par.pipeline, par.data, par.tensor
+    chunks = chunks if chunks is not None else split_model(wl, par)
+    orders = orders if orders is not None else [order(s, p, par.micro_batches, par.virtual_stages) for s in range(p)]
+    eb = PRECISION_BYTES[wl.ops[0].precision if wl.ops else "bf16"]
+    rows, margin = [], -float("inf")
+    for s in range(p):
+        first = tp * dp * s
+        designs = sorted({sysm.design_of(c) for c in range(first, first + tp * dp)})
+        in_flight = peak_in_flight(orders[s])
+        for r in range(len(chunks[0])):
+            mine = [chunks[c][r] for c in range(s, len(chunks), p)]
+            mems = [chip_memory(st, par, 1, eb) for st in mine]
+            act = max(st.activation_bytes for st in mine) * in_flight / len(mine)
+            total = (sum(x.weights for x in mems), sum(x.gradients for x in mems),
+                     sum(x.optimizer for x in mems), act)
+            for di in designs:
+                cap = _capacity(sysm.archs[di])
+                rows.append({"stage": s, "expert_rank": r, "design": sysm.archs[di].name, "weights": total[0],
+                             "gradients": total[1], "optimizer": total[2], "activations": total[3],
+                             "total": sum(total), "capacity": cap})
+                margin = max(margin, sum(total) - cap)
+    return rows, margin
+
+
 def simulate_system(system: str | Path | System | SystemSpec, workload: str | Workload,
                     parallelism: ParallelismSpec | dict | None = None, *, full: bool = False) -> R.Result:
     """One training step of ``workload`` (one micro-batch per forward pass) on ``system``."""
@@ -138,30 +167,15 @@ def simulate_system(system: str | Path | System | SystemSpec, workload: str | Wo
     def chip_of(t: int, d: int, s: int) -> int:
         return t + tp * (d + dp * s)
 
-    # ---- memory per chip, checked against every design in each stage ------------------
-    memory_rows = []
-    for s in range(p):
-        designs = sorted({sysm.design_of(chip_of(t, d, s)) for t in (0, tp - 1) for d in (0, dp - 1)}
-                         | {sysm.design_of(chip_of(0, 0, s))})
-        in_flight = peak_in_flight(orders[s])
-        for r in range(len(chunks[0])):
-            mine = [chunks[c][r] for c in range(s, n_chunks, p)]
-            mems = [chip_memory(st, par, 1, eb) for st in mine]
-            act = max(st.activation_bytes for st in mine) * in_flight / len(mine) if mine else 0.0
-            total = (sum(x.weights for x in mems), sum(x.gradients for x in mems),
-                     sum(x.optimizer for x in mems), act)
-            need = sum(total)
-            for di in designs:
-                cap = _capacity(sysm.archs[di])
-                if need > cap:
-                    raise DesignError(
-                        f"'{wl.name}' does not fit: a chip of pipeline stage {s} needs {fmt(need, 'bytes')} "
-                        f"(weights {fmt(total[0], 'bytes')}, gradients {fmt(total[1], 'bytes')}, optimizer "
-                        f"{fmt(total[2], 'bytes')}, activations {fmt(total[3], 'bytes')}) but "
-                        f"{sysm.archs[di].name} has {fmt(cap, 'bytes')}; raise tensor or pipeline "
-                        "parallelism, the ZeRO stage or recomputation")
-            memory_rows.append({"stage": s, "expert_rank": r, "weights": total[0], "gradients": total[1],
-                                "optimizer": total[2], "activations": total[3], "total": need})
+    memory_rows, margin = memory_plan(sysm, wl, par, chunks, orders)
+    if margin > 0:
+        worst = max(memory_rows, key=lambda r_: r_["total"] - r_["capacity"])
+        raise DesignError(
+            f"'{wl.name}' does not fit: a chip of pipeline stage {worst['stage']} needs "
+            f"{fmt(worst['total'], 'bytes')} (weights {fmt(worst['weights'], 'bytes')}, gradients "
+            f"{fmt(worst['gradients'], 'bytes')}, optimizer {fmt(worst['optimizer'], 'bytes')}, activations "
+            f"{fmt(worst['activations'], 'bytes')}) but {worst['design']} has {fmt(worst['capacity'], 'bytes')}; "
+            "raise tensor or pipeline parallelism, the ZeRO stage or recomputation")
 
     # ---- one engine run per distinct role ------------------------------------------------
     cache: dict[tuple, Profile] = {}

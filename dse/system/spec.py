@@ -71,13 +71,20 @@ class LinkSpec(_Strict):
 
 
 class SwitchSpec(_Strict):
-    """A switch: aggregate bandwidth it forwards, its latency and energy per bit forwarded."""
+    """A switch: aggregate bandwidth it forwards, its latency and energy per bit forwarded.
+
+    ``hops``: switch chips a message crosses (1: one switch; 3: a two-tier leaf-spine
+    fabric, leaf-spine-leaf), multiplying latency and energy per bit. ``nonblocking``: the
+    fabric is sized never to limit (a fat tree with enough spines): its bandwidth is not a
+    shared resource, only its latency and energy count."""
 
     preset: str | None = None
     bandwidth: BytesPerSecond
     latency: Seconds
     energy_per_bit: JoulesPerBit
     static_power: Watts
+    hops: int = Field(default=1, gt=0)
+    nonblocking: bool = False
 
     @model_validator(mode="before")
     @classmethod

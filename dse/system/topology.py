@@ -62,6 +62,10 @@ class PhysLink:
     latency_s: float
 
 
+def _switch_bw(sw: SwitchSpec) -> float:
+    return float("inf") if sw.nonblocking else sw.bandwidth
+
+
 def _x(dims) -> str:
     return "x".join(str(d) for d in dims)
 
@@ -87,7 +91,8 @@ class Topology:
 
     @staticmethod
     def _switch_hop(key: tuple, name: str, sw: SwitchSpec) -> Hop:
-        return Hop(key, sw.bandwidth, name, sw.energy_per_bit, shared=True)
+        bw = float("inf") if sw.nonblocking else sw.bandwidth
+        return Hop(key, bw, name, sw.energy_per_bit * sw.hops, shared=True)
 
     def coords(self, chip: int) -> list[int]:
         out = []
@@ -134,7 +139,7 @@ class Topology:
         t = self.spec.topology
         if self.kind == "switched":
             lt = t.link
-            lat = self.links[lt].latency + t.switch.latency
+            lat = self.links[lt].latency + t.switch.latency * t.switch.hops
             return [Axis(size, (self._link_hop((rep, "up"), lt), self._switch_hop(("switch",), "switch", t.switch),
                                 self._link_hop((rep, "down"), lt)), lat)]
         # two_level
@@ -164,7 +169,7 @@ class Topology:
         if lv.switch is not None:
             key = (tag + "sw", self.node_of(rep)) if level == "intra" else (tag + "sw",)
             hops.append(self._switch_hop(key, f"{level}_switch", lv.switch))
-            lat += lv.switch.latency
+            lat += lv.switch.latency * lv.switch.hops
         hops.append(self._link_hop((rep, tag + "down"), lv.link))
         return Axis(size, tuple(hops), lat)
 
@@ -229,7 +234,8 @@ class Topology:
         if self.kind == "switched":
             ln = self.links[t.link]
             return [PhysLink((src, "up"), ln.bandwidth_bps, t.link, ln.energy_per_bit, ln.latency),
-                    PhysLink(("switch",), t.switch.bandwidth, "switch", t.switch.energy_per_bit, t.switch.latency),
+                    PhysLink(("switch",), _switch_bw(t.switch), "switch", t.switch.energy_per_bit * t.switch.hops,
+                             t.switch.latency * t.switch.hops),
                     PhysLink((dst, "down"), ln.bandwidth_bps, t.link, ln.energy_per_bit, 0.0)]
         level = "intra" if self.node_of(src) == self.node_of(dst) else "inter"
         lv = getattr(t, level)
@@ -238,8 +244,8 @@ class Topology:
         out = [PhysLink((src, tag + "up"), ln.bandwidth_bps, lv.link, ln.energy_per_bit, ln.latency)]
         if lv.switch is not None:
             key = (tag + "sw", self.node_of(src)) if level == "intra" else (tag + "sw",)
-            out.append(PhysLink(key, lv.switch.bandwidth, f"{level}_switch", lv.switch.energy_per_bit,
-                                lv.switch.latency))
+            out.append(PhysLink(key, _switch_bw(lv.switch), f"{level}_switch", lv.switch.energy_per_bit * lv.switch.hops,
+                                lv.switch.latency * lv.switch.hops))
         out.append(PhysLink((dst, tag + "down"), ln.bandwidth_bps, lv.link, ln.energy_per_bit, 0.0))
         return out
 
