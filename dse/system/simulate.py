@@ -384,8 +384,7 @@ def simulate_system(system: str | Path | System | SystemSpec, workload: str | Wo
     energy = chip_energy + comm_energy
     samples = wl.samples * m * dp
     model_flops = 3 * 2.0 * wl.macs * m * dp
-    peak = sum(_peak_flops(sysm.archs[sysm.design_of(c)], precision) for c in range(n)) if n <= 4096 else \
-        n * _peak_flops(sysm.archs[0], precision)
+    peak = sum(g.count * _peak_flops(a, precision) for a, g in zip(sysm.archs, sysm.spec.chips))
     # one chip (with memory enough) running the whole step: the unsharded chunks, every micro-batch
     base_par = ParallelismSpec(pipeline=p, virtual_stages=v, schedule=par.schedule, micro_batches=m,
                                recompute=par.recompute)
