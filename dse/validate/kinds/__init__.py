@@ -15,6 +15,7 @@ from types import ModuleType
 KINDS: dict[str, str] = {
     "workload": "dse.validate.kinds.workload",
     "memory": "dse.validate.kinds.memory",
+    "collective": "dse.validate.kinds.collective",
 }
 
 
