@@ -44,9 +44,17 @@ def sweep(
     st = resolve_study(study)
     out_dir = out if out is not None else Path("results") / st.name
     url = storage or storage_url_for(out_dir)
-    console.print(f"[bold]{st.name}[/]: {len(st.space.parameters)} parameters on {st.base_arch.name}, "
-                  f"{', '.join(w.label for w in st.workloads)} → {out_dir}/")
-    console.print(f"[dim]watch it live: optuna-dashboard {url}[/]", highlight=False)
+    from rich.markup import escape
+
+    from dse.errors import printable
+    from dse.search.storage import masked
+
+    def safe(text) -> str:  # names from the study file: text, never markup
+        return escape(printable(str(text)))
+
+    console.print(f"[bold]{safe(st.name)}[/]: {len(st.space.parameters)} parameters on {safe(st.base_arch.name)}, "
+                  f"{safe(', '.join(w.label for w in st.workloads))} → {safe(out_dir)}/")
+    console.print(f"[dim]watch it live: optuna-dashboard {safe(masked(url))}[/]", highlight=False)
     bar = _Bar(console, st)
     try:
         with bar:
@@ -56,6 +64,7 @@ def sweep(
         err.print(f"interrupted: completed trials are kept in {out_dir}/ (run the same command to resume)")
         raise SystemExit(130) from None
     _summary(console, st, df, out_dir)
+    _fail_if_every_trial_failed(df)
     ran = bar.ran
     budget = n_trials or st.spec.n_trials
     if ran == 0 and budget is not None:
@@ -64,6 +73,18 @@ def sweep(
     more = f" --n-trials {2 * budget}" if budget else ""
     console.print(f"next: dse report {out_dir}   (HTML report of these trials); "
                   f"dse sweep {study} --out {out_dir}{more}   (continue the search)", markup=False, highlight=False)
+
+
+def _fail_if_every_trial_failed(df) -> None:
+    """A sweep in which no trial ran is an error (exit 2), with the first trial's reason."""
+    from dse.errors import DseError
+    from dse.search.tables import ALL
+
+    agg = df[df["workload"] == ALL] if not df.empty else df
+    if len(agg) and (agg["state"] == "FAIL").all():
+        errors = [e for e in agg["error"] if isinstance(e, str) and e]
+        reason = errors[0] if errors else "interrupted"
+        raise DseError(f"every one of the {len(agg)} trials failed; the first: {reason}")
 
 
 class _Bar:
@@ -111,6 +132,7 @@ class _Bar:
 def _summary(console, st, df, out_dir: Path) -> None:
     from rich.table import Table
 
+    from dse.errors import printable
     from dse.search.tables import ALL, best_trials
 
     agg = df[df["workload"] == ALL] if not df.empty else df
@@ -134,9 +156,9 @@ def _summary(console, st, df, out_dir: Path) -> None:
                [f"param_{p.path}" for p in st.space.parameters]
         heads = cols[:-len(st.space.parameters)] + [p.name for p in st.space.parameters]
         for c in heads:
-            table.add_column(c, justify="right")
+            table.add_column(Text(printable(str(c))), justify="right")
         for _, row in best.iterrows():
-            table.add_row(*(Text(human(row.get(c), units.get(c))) for c in cols))  # text, never markup
+            table.add_row(*(Text(printable(human(row.get(c), units.get(c)))) for c in cols))  # text, never markup
         console.print(table)
     n_best = len(list((out_dir / "best").glob("*.yaml"))) if (out_dir / "best").is_dir() else 0
     console.print(f"wrote {out_dir}/trials.parquet and trials.csv ({len(df)} rows: each trial on each workload, "

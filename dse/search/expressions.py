@@ -29,6 +29,11 @@ _UNARY: dict[type, Callable[[Any], Any]] = {ast.USub: operator.neg, ast.UAdd: op
 
 #: Exponents beyond this are refused at evaluation (2 ** 10 ** 10 would never finish).
 MAX_EXPONENT = 1024
+#: Longest expression text, deepest nesting and largest integer (in bits) an expression may
+#: reach: each result is a field of one design, far inside these.
+MAX_CHARS = 1000
+MAX_DEPTH = 100
+MAX_INT_BITS = 256
 
 _NAMES = {
     ast.Attribute: "attribute access", ast.Subscript: "indexing", ast.Compare: "a comparison",
@@ -85,16 +90,46 @@ def parse_expression(text: str | int | float, known: set[str] | None = None,
         text = repr(text)
     if not isinstance(text, str) or not text.strip():
         raise SpecError(f"expected an arithmetic expression, got {text!r}", where=where)
+    if len(text) > MAX_CHARS:
+        raise SpecError(f"an expression of {len(text):,} characters is too long (at most {MAX_CHARS:,})",
+                        where=where)
+    if _nesting(text) > MAX_DEPTH:
+        raise SpecError(f"'{text[:40]}...' is nested too deeply (at most {MAX_DEPTH} levels)", where=where)
     try:
         tree = ast.parse(text.strip(), mode="eval").body
-    except SyntaxError:
+    except (SyntaxError, ValueError):
         raise SpecError(f"'{text}' is not an arithmetic expression (syntax error)", where=where) from None
+    except (RecursionError, MemoryError):
+        raise SpecError(f"'{text[:40]}...' is nested too deeply", where=where) from None
     names: list[str] = []
-    _check(tree, text, names, known, where)
+    try:
+        _check(tree, text, names, known, where, 0)
+    except RecursionError:
+        raise SpecError(f"'{text[:40]}...' is nested too deeply", where=where) from None
     return Expression(text, tree, names)
 
 
-def _check(node: ast.AST, text: str, names: list[str], known: set[str] | None, where: str | None) -> None:
+def _nesting(text: str) -> int:
+    """Upper bound of the parse depth: open brackets plus runs of unary signs."""
+    depth = deepest = run = 0
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch in "+-~":
+            run += 1
+        elif not ch.isspace():
+            run = 0
+        deepest = max(deepest, depth + run)
+    return deepest
+
+
+def _check(node: ast.AST, text: str, names: list[str], known: set[str] | None, where: str | None,
+           depth: int = 0) -> None:
+    if depth > MAX_DEPTH:
+        raise SpecError(f"'{text[:40]}...' is nested too deeply (at most {MAX_DEPTH} levels)", where=where)
+
     def refuse(what: str) -> SpecError:
         return SpecError(f"'{text}': {what} is not allowed in an expression (only numbers, parameter "
                          f"names, + - * / // % **, parentheses and {', '.join(FUNCTIONS)})", where=where)
@@ -102,6 +137,9 @@ def _check(node: ast.AST, text: str, names: list[str], known: set[str] | None, w
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
             raise refuse(_construct(node))
+        if isinstance(node.value, int) and node.value.bit_length() > MAX_INT_BITS:
+            raise SpecError(f"'{text[:40]}': a constant of more than {MAX_INT_BITS} bits is out of range",
+                            where=where)
         return
     if isinstance(node, (ast.Name, ast.Attribute)):
         name = _dotted(node)
@@ -117,11 +155,11 @@ def _check(node: ast.AST, text: str, names: list[str], known: set[str] | None, w
             names.append(name)
         return
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        _check(node.left, text, names, known, where)
-        _check(node.right, text, names, known, where)
+        _check(node.left, text, names, known, where, depth + 1)
+        _check(node.right, text, names, known, where, depth + 1)
         return
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        _check(node.operand, text, names, known, where)
+        _check(node.operand, text, names, known, where, depth + 1)
         return
     if isinstance(node, ast.Call):
         fn = node.func.id if isinstance(node.func, ast.Name) else None
@@ -130,23 +168,51 @@ def _check(node: ast.AST, text: str, names: list[str], known: set[str] | None, w
         if node.keywords or not node.args:
             raise refuse(f"{fn}() without positional arguments")
         for arg in node.args:
-            _check(arg, text, names, known, where)
+            _check(arg, text, names, known, where, depth + 1)
         return
     raise refuse(_construct(node))
 
 
 def _eval(node: ast.AST, values: dict[str, Any]) -> Any:
+    """Evaluate a checked tree; ints stay below MAX_INT_BITS, results are real and finite."""
     if isinstance(node, ast.Constant):
         return node.value
     if isinstance(node, (ast.Name, ast.Attribute)):
-        return values[_dotted(node)]
+        return _bounded(values[_dotted(node)])
     if isinstance(node, ast.BinOp):
         left, right = _eval(node.left, values), _eval(node.right, values)
-        if isinstance(node.op, ast.Pow) and abs(right) > MAX_EXPONENT:
-            raise ValueError(f"exponent {right} is too large")
-        return _BINARY[type(node.op)](left, right)
+        if isinstance(node.op, ast.Pow):
+            if abs(right) > MAX_EXPONENT:
+                raise ValueError(f"exponent {right} is too large")
+            if isinstance(left, int) and isinstance(right, int) and right > 0 \
+                    and (left.bit_length() - 1) * right > MAX_INT_BITS:
+                raise ValueError(f"{left} ** {right} is out of range")
+        elif isinstance(node.op, ast.Mult) and isinstance(left, int) and isinstance(right, int) \
+                and left.bit_length() + right.bit_length() > MAX_INT_BITS + 1:
+            raise ValueError("a product is out of range")
+        return _bounded(_BINARY[type(node.op)](left, right))
     if isinstance(node, ast.UnaryOp):
-        return _UNARY[type(node.op)](_eval(node.operand, values))
+        return _bounded(_UNARY[type(node.op)](_eval(node.operand, values)))
     if isinstance(node, ast.Call):
-        return FUNCTIONS[node.func.id](*(_eval(a, values) for a in node.args))
+        args = [_eval(a, values) for a in node.args]
+        if node.func.id == "round" and len(args) > 1 and abs(args[1]) > 400:
+            raise ValueError("round() to more than 400 digits")
+        return _bounded(FUNCTIONS[node.func.id](*args))
     raise ValueError(f"unexpected node {type(node).__name__}")  # unreachable after _check
+
+
+def _bounded(v: Any) -> Any:
+    """``v`` if it is a real, finite number with an integer part of at most MAX_INT_BITS bits."""
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, int):
+        if v.bit_length() > MAX_INT_BITS:
+            raise ValueError(f"an integer of more than {MAX_INT_BITS} bits is out of range")
+        return v
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise ValueError(f"the result is {v}, not a finite number")
+        return v
+    if isinstance(v, complex):
+        raise ValueError("the result is a complex number (e.g. a fractional power of a negative number)")
+    raise ValueError(f"the result {v!r} is not a number")

@@ -83,6 +83,8 @@ class Space:
                 raise SpecError(f"derived parameter '{d.path}' = {d.expr.text}: {exc}") from None
             if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
                 v = int(v) if _all_int(d, scope) else v
+            elif isinstance(v, int) and abs(v) >= 2**53:
+                v = float(v)  # beyond exact floats and int64 columns: stored as a float
             out[d.path] = v
             scope[d.path] = scope[d.name] = v
         return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing as mp
+import os
 import tempfile
 import time
 import warnings
@@ -20,6 +21,8 @@ import optuna
 import pandas as pd
 
 from dse.errors import SpecError
+from dse.search import storage as _storage
+from dse.search.storage import storage_url_for  # noqa: F401  (the CLI's default storage)
 from dse.search.objective import ERROR_ATTR, Evaluator, TrialFailed
 from dse.search.resolve import Study, resolve_study
 from dse.search.samplers import make_sampler, sampler_name
@@ -47,33 +50,9 @@ class Progress:
     timeout_s: float | None
 
 
-def storage_url_for(out_dir: Path | None) -> str | None:
-    """The embedded default: an SQLite file next to the tables."""
-    return f"sqlite:///{(out_dir / 'study.db').resolve()}" if out_dir is not None else None
-
-
-def open_storage(url: str | None) -> optuna.storages.BaseStorage | None:
-    """An Optuna storage for ``url`` (None: in memory). SQLite waits for locks held by other workers."""
-    if url is None:
-        return None
-    if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
-        with storage.engine.connect() as conn:  # WAL: readers never block the writer
-            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
-        return storage
-    last: Exception | None = None
-    for attempt in range(5):
-        try:
-            return optuna.storages.RDBStorage(url)
-        except Exception as exc:  # noqa: BLE001 - sqlalchemy raises many kinds for a bad URL
-            last = exc
-            # two machines starting on a fresh database race to create Optuna's schema;
-            # the loser sees a duplicate object and simply opens what the winner made
-            if "already exists" not in str(exc) and "UniqueViolation" not in str(exc):
-                break
-            time.sleep(0.5 * (attempt + 1))
-    raise SpecError(f"cannot open storage '{url}': {str(last).splitlines()[0]}") from None
+def open_storage(url: str | None):
+    """An Optuna storage for ``url`` with heartbeats (see dse/search/storage.py)."""
+    return _storage.open_storage(url)
 
 
 def counted(t: optuna.trial.FrozenTrial) -> bool:
@@ -124,8 +103,10 @@ def _progress(study: optuna.Study, st: Study, target, done_before, t0, timeout) 
 
 
 class _Budget:
-    """Optuna callback: stop this worker once the study's finished + running trials reach the
-    budget (so that workers sharing a storage share one budget)."""
+    """Optuna callback: stop this worker once the study's counted + running trials reach the
+    budget (so that workers sharing a storage share one budget). A trial left RUNNING by a
+    dead process is failed by its silent heartbeat and retried; ``_settle`` then runs what
+    the budget still lacks."""
 
     def __init__(self, target: int | None, after: Callable[[optuna.Study], None] | None = None):
         self.target = target
@@ -145,9 +126,11 @@ class _Budget:
 
 
 def _worker(st: Study, url: str, seed: int | None, target: int | None, timeout: float | None,
-            verbosity: int) -> None:
+            verbosity: int, parent: int) -> None:
     """A worker process: the same study, its own sampler, the shared storage and budget."""
+    _die_with_parent(parent)
     optuna.logging.set_verbosity(verbosity)  # the parent's setting, not a new one
+    lock = _storage.hold_shared(url)  # noqa: F841 - held until this process ends
     try:
         study = optuna.load_study(study_name=st.name, storage=open_storage(url),
                                   sampler=make_sampler(st, seed, target))
@@ -155,6 +138,56 @@ def _worker(st: Study, url: str, seed: int | None, target: int | None, timeout: 
                        callbacks=[_Budget(target)])
     except KeyboardInterrupt:
         pass  # the parent writes the tables; completed trials are in the storage
+    except Exception as exc:  # noqa: BLE001 - a process entry point: one line, no secret
+        import sys
+
+        sys.stderr.write(f"error: sweep worker: {_storage.scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, url)}\n")
+        sys.exit(1)
+
+
+def _die_with_parent(parent: int) -> None:
+    """End this worker process when the sweep that started it ends, however it ends."""
+    import os
+    import signal
+    import threading
+
+    try:  # Linux: the kernel sends SIGKILL when the parent dies (prctl PR_SET_PDEATHSIG = 1)
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before the request took hold
+        os._exit(1)
+
+    def watch() -> None:  # elsewhere (and as a second guard): poll the parent
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="dse-parent-watch", daemon=True).start()
+
+
+def _settle(ostudy: optuna.Study, st: Study, target: int | None, deadline: float | None,
+            callback: "_Budget") -> None:
+    """Bring the budget to exactly ``target`` counted trials after the workers are done: wait
+    for trials still running elsewhere, fail (and retry) those whose process died, and run
+    what is missing here (retries first: Optuna runs waiting trials before new ones)."""
+    if target is None or not _storage.has_heartbeat(ostudy._storage):
+        return
+    for _ in range(2 * target + 10):  # bounded: each pass runs a trial or waits for one
+        trials = ostudy.get_trials(deepcopy=False)
+        done = sum(counted(t) for t in trials)
+        if done >= target or (deadline is not None and time.monotonic() >= deadline):
+            return
+        if any(t.state == optuna.trial.TrialState.RUNNING for t in trials):
+            _storage.fail_stale(ostudy)
+            time.sleep(1.0)
+            continue
+        left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        ostudy.optimize(Evaluator(st), n_trials=target - done, timeout=left, catch=(TrialFailed,),
+                        callbacks=[callback])
 
 
 def run_study(study: str | Path | StudySpec | Study, n_trials: int | None = None, jobs: int | None = None,
@@ -191,12 +224,17 @@ def run_study(study: str | Path | StudySpec | Study, n_trials: int | None = None
     if url is None and jobs > 1:  # worker processes need a storage they can share
         tmp = tempfile.TemporaryDirectory(prefix="dse-study-")
         url = storage_url_for(Path(tmp.name))
+    lock = _storage.StorageLock(url)
     store = open_storage(url)
     probe = _open_study(st, store, None)
+    if lock.alone:  # no other live process on this SQLite file: its RUNNING trials are dead
+        _storage.fail_running(probe)
+    lock.share()
     done_before = sum(counted(t) for t in probe.get_trials(deepcopy=False))
-    seed = None if spec.seed is None else spec.seed + done_before  # a resumed run draws new points
+    # a resumed run draws new points (numpy takes seeds below 2^32)
+    seed = None if spec.seed is None else (spec.seed + done_before) % 2**32
     ostudy = _open_study(st, store, make_sampler(st, seed, target))
-    info = study_info(st, sampler_name(st), url, st.name)
+    info = study_info(st, sampler_name(st), _storage.without_password(url), st.name)
     t0 = time.monotonic()
     last_write = [t0]
 
@@ -222,18 +260,21 @@ def run_study(study: str | Path | StudySpec | Study, n_trials: int | None = None
             if jobs > 1:
                 ctx = mp.get_context("spawn")
                 for i in range(1, jobs):
-                    wseed = None if seed is None else seed + 7919 * i
+                    wseed = None if seed is None else (seed + 7919 * i) % 2**32
                     p = ctx.Process(target=_worker, daemon=True,
-                                    args=(st, url, wseed, target, timeout, optuna.logging.get_verbosity()))
+                                    args=(st, url, wseed, target, timeout, optuna.logging.get_verbosity(),
+                                          os.getpid()))
                     p.start()
                     procs.append(p)
+            budget = _Budget(target, after_trial)
             ostudy.optimize(Evaluator(st), n_trials=remaining if jobs == 1 else None, timeout=timeout,
-                            catch=(TrialFailed,), callbacks=[_Budget(target, after_trial)])
+                            catch=(TrialFailed,), callbacks=[budget])
             for p in procs:
                 while p.is_alive():
                     p.join(0.5)
                     if progress is not None:
                         progress(_progress(ostudy, st, target, done_before, t0, timeout))
+            _settle(ostudy, st, target, None if timeout is None else t0 + timeout, budget)
     finally:
         for p in procs:
             if p.is_alive():
@@ -241,7 +282,8 @@ def run_study(study: str | Path | StudySpec | Study, n_trials: int | None = None
             if p.is_alive():
                 p.terminate()
                 p.join()
-        df = write()
+        df = write()  # from the storage: every worker's and every machine's trials
+        lock.close()
         if tmp is not None:
             tmp.cleanup()
     return df

@@ -29,6 +29,7 @@ names mean (architecture fields, metrics, expressions) against the base design.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import PrivateAttr, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -45,12 +46,15 @@ def si_number(value: Any) -> int | float:
     if isinstance(value, bool):
         raise ValueError(f"expected a number, got {value!r}")
     if isinstance(value, (int, float)):
-        return value
+        return _in_range(value)
     if isinstance(value, str):
         try:
-            return float(value)
-        except ValueError:
-            pass
+            return _in_range(float(value))
+        except ValueError as exc:
+            if "out of range" in str(exc):
+                raise
+        except OverflowError:
+            raise ValueError(f"{value[:40]!r} is out of range") from None
         last = ""
         for dim in DIMENSIONS:
             try:
@@ -63,8 +67,22 @@ def si_number(value: Any) -> int | float:
     raise ValueError(f"expected a number, got {value!r}")
 
 
+#: Largest magnitude of a searched value (2^53: every integer below it is exact as a float).
+MAX_VALUE = 2.0**53
+#: Most values a stepped range may hold (a grid of more could never be run).
+MAX_STEPS = 10**9
+
+
+def _in_range(value: int | float) -> int | float:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{value} is not a finite number")
+    if abs(value) > MAX_VALUE:
+        raise ValueError(f"{value:.4g} is out of range (at most 2^53 in magnitude)")
+    return value
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ParamSpec(_Strict):
@@ -94,6 +112,12 @@ class ParamSpec(_Strict):
                 raise ValueError(at("choices", "empty list of choices"))
             if any(isinstance(c, (dict, list)) for c in self.choices):
                 raise ValueError(at("choices", "choices must be numbers or strings"))
+            for i, c in enumerate(self.choices):
+                if isinstance(c, (int, float)) and not isinstance(c, bool):
+                    try:
+                        _in_range(c)
+                    except ValueError as exc:
+                        raise ValueError(at(f"choices[{i}]", str(exc))) from None
             return self
         if self.low is None or self.high is None:
             raise ValueError("give a range (low and high) or a list of choices")
@@ -127,6 +151,9 @@ class ParamSpec(_Strict):
         if self.step is not None:
             if self.step <= 0:
                 raise ValueError(at("step", f"step must be positive, got {self.step:g}"))
+            if (self.high - self.low) / self.step > MAX_STEPS:
+                raise ValueError(at("step", f"step {self.step:g} divides the range into more than "
+                                            f"{MAX_STEPS:,} values; use a larger step or log: true"))
             if self.log:
                 raise ValueError(at("step", "a log-scale range cannot have a step"))
         if self.log and self.low <= 0:
@@ -138,9 +165,9 @@ class WorkloadEntry(_Strict):
     """A workload spec (``gpt:layers=2,seq=128``) with its weight in the aggregate."""
 
     spec: str = Field(min_length=1)
-    weight: float = Field(default=1.0, gt=0)
+    weight: float = Field(default=1.0, gt=0, le=1e12)
     name: str | None = None
-    batch: int | None = Field(default=None, gt=0)
+    batch: int | None = Field(default=None, gt=0, le=2**31)
     precision: str | None = None
 
     @property
@@ -162,14 +189,16 @@ class StudySpec(_Strict):
     workloads: list[WorkloadEntry] = Field(min_length=1)
     parameters: dict[str, ParamSpec] = Field(min_length=1)
     derived: dict[str, str | int | float] = {}
-    objectives: list[ObjectiveSpec] = [ObjectiveSpec(metric="tops_per_w", direction="maximize")]
+    objectives: list[ObjectiveSpec] = Field(default=[ObjectiveSpec(metric="tops_per_w", direction="maximize")],
+                                            min_length=1)
     constraints: list[str] = []
     sampler: str = "auto"
-    seed: int | None = 0
-    n_trials: int | None = Field(default=None, gt=0)
+    #: numpy's generators take seeds below 2^32; dse adds the trials done to it on a resume
+    seed: int | None = Field(default=0, ge=0, lt=2**31)
+    n_trials: int | None = Field(default=None, gt=0, le=10**9)
     timeout: float | None = None
-    jobs: int = Field(default=1, gt=0)
-    best_designs: int = Field(default=5, ge=0)
+    jobs: int = Field(default=1, gt=0, le=1024)
+    best_designs: int = Field(default=5, ge=0, le=1000)
 
     @field_validator("workloads", mode="before")
     @classmethod
@@ -218,6 +247,8 @@ class StudySpec(_Strict):
         if value is None:
             return None
         seconds = to_si(value, "time")
+        if seconds > 1e9:
+            raise ValueError(f"timeout of {seconds:.3g} s is out of range (at most 1e9 s)")
         if seconds <= 0:
             raise ValueError(f"timeout must be positive, got {value!r}")
         return seconds

@@ -1,0 +1,184 @@
+"""Sweeps survive dead workers and leave none behind (issue 14, item 2).
+
+A worker killed with SIGKILL in the middle of a trial: its trial is failed (its heartbeat
+went silent) and retried once with the same parameters, the study still ends with exactly
+N completed trials and nothing RUNNING, and the tables equal the storage. The same on a
+real PostgreSQL server. A sweep whose parent is killed takes its workers with it.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+
+from dse.search.tables import ALL
+
+N = 12
+STUDY = {
+    "name": "faults",
+    "architecture": "tpu-v1-like",
+    # a few tenths of a second per trial: long enough to be killed in the middle of one
+    "workloads": [{"spec": f"resnet50:batch={b}", "name": f"r{b}"} for b in (1, 2, 3, 4)],
+    "parameters": {"compute.mxu.rows": {"low": 64, "high": 256, "step": 64},
+                   "compute.mxu.clock": {"low": "300 MHz", "high": "1 GHz"}},
+    "derived": {"compute.mxu.cols": "rows"},
+    "objectives": ["maximize tops_per_w"],
+    "sampler": "random",
+    "seed": 3,
+    "n_trials": N,
+}
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _workers(pid: int) -> list[int]:
+    """The sweep's worker processes (multiprocessing's spawned children)."""
+    out = []
+    for child in _children(pid):
+        try:
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                out.append(child)
+        except OSError:
+            pass
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _sweep(study: Path, out: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "dse", "sweep", str(study), "--jobs", "2", "-o", str(out),
+                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+_ENGINES: dict = {}
+
+
+def _running(url: str) -> int:
+    """Trials RUNNING in the storage (read straight from Optuna's table, cheaply)."""
+    import sqlalchemy
+
+    engine = _ENGINES.setdefault(url, sqlalchemy.create_engine(url))
+    try:
+        with engine.connect() as conn:
+            return conn.exec_driver_sql("SELECT count(*) FROM trials WHERE state = 'RUNNING'").scalar()
+    except sqlalchemy.exc.SQLAlchemyError:  # not created yet
+        return 0
+
+
+def _kill_worker_mid_trial(proc: subprocess.Popen, url: str) -> None:
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        workers = _workers(proc.pid)
+        # two trials running: the parent's and the worker's, so the worker is mid-trial
+        if workers and _running(url) >= 2:
+            os.kill(workers[0], signal.SIGKILL)
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    pytest.fail("never saw two trials running at once")
+
+
+def _check(url: str, out: Path) -> None:
+    study = optuna.load_study(study_name="faults", storage=url)
+    trials = study.get_trials(deepcopy=False)
+    states = [t.state for t in trials]
+    S = optuna.trial.TrialState
+    assert states.count(S.COMPLETE) == N, states
+    assert S.RUNNING not in states and S.WAITING not in states, states
+    failed = [t for t in trials if t.state == S.FAIL]
+    assert len(failed) == 1, states
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == failed[0].number]
+    assert len(retries) == 1 and retries[0].state == S.COMPLETE
+    # the same design run again: every value the killed trial had drawn is kept
+    assert failed[0].params.items() <= retries[0].params.items()
+    table = pd.read_parquet(out / "trials.parquet")
+    agg = table[table["workload"] == ALL]
+    assert sorted(agg["trial"]) == sorted(t.number for t in trials)
+    assert dict(zip(agg["trial"], agg["state"])) == {t.number: t.state.name for t in trials}
+
+
+@pytest.fixture
+def study_file(tmp_path: Path) -> Path:
+    p = tmp_path / "faults.yaml"
+    p.write_text(yaml.safe_dump(STUDY, sort_keys=False))
+    return p
+
+
+def test_a_worker_killed_mid_trial_on_sqlite_is_failed_retried_and_the_budget_met(study_file, tmp_path):
+    out = tmp_path / "out"
+    url = f"sqlite:///{(out / 'study.db').resolve()}"
+    proc = _sweep(study_file, out)
+    _kill_worker_mid_trial(proc, url)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    _check(url, out)
+
+
+def test_a_rerun_on_sqlite_fails_the_trials_a_killed_sweep_left_running(study_file, tmp_path):
+    out = tmp_path / "out"
+    url = f"sqlite:///{(out / 'study.db').resolve()}"
+    proc = subprocess.Popen([sys.executable, "-m", "dse", "sweep", str(study_file), "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while _running(url) < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.kill()  # SIGKILL: no handler runs, the trial stays RUNNING in the file
+    proc.communicate()
+    assert _running(url) == 1
+    t0 = time.monotonic()
+    rerun = subprocess.run([sys.executable, "-m", "dse", "sweep", str(study_file), "-o", str(out)],
+                           capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    _check(url, out)
+    # found dead by the lock at once, not after the heartbeat grace period
+    assert time.monotonic() - t0 < 240
+
+
+def test_killing_the_parent_of_jobs_2_leaves_no_worker_alive(study_file, tmp_path):
+    proc = _sweep(study_file, tmp_path / "out", "--n-trials", "400")
+    deadline = time.monotonic() + 240
+    workers: list[int] = []
+    while not workers and time.monotonic() < deadline:
+        workers = _workers(proc.pid)
+        time.sleep(0.1)
+    assert workers
+    time.sleep(1.0)  # the worker is running trials
+    proc.kill()
+    proc.communicate()
+    time.sleep(3.0)
+    assert not [w for w in workers if _alive(w)]
+
+
+def test_a_worker_killed_mid_trial_on_postgres_is_failed_retried_and_the_budget_met(study_file, tmp_path,
+                                                                                     pg_url):
+    out = tmp_path / "out"
+    proc = _sweep(study_file, out, "--storage", pg_url)
+    _kill_worker_mid_trial(proc, pg_url)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    _check(pg_url, out)
