@@ -59,7 +59,7 @@ def without_password(url: str | None) -> str | None:
     u = _url(url)
     if u is None:
         return _scrub_userinfo(url)
-    return u.set(password=None).render_as_string(hide_password=False)
+    return u._replace(password=None).render_as_string(hide_password=False)  # set(password=None) keeps it
 
 
 def _scrub_userinfo(url: str) -> str:
