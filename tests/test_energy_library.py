@@ -281,3 +281,10 @@ def test_a_variant_on_another_node_takes_that_nodes_table_energies():
     at7 = build_variant(canonical_doc(tpu), {"technology_node": "7 nm"}).arch
     assert at7.compute[0].energy_per_mac["int8"] == pytest.approx(0.017e-12)           # 0.3 pJ x 0.0566
     assert at7.compute[1].energy_per_op == tpu.compute[1].energy_per_op               # typed in its YAML
+
+
+def test_a_bad_technology_node_is_reported_on_the_node_not_on_the_energies(tmp_path):
+    p = tmp_path / "a.yaml"
+    p.write_text(BASE.replace("technology_node: 7 nm", "technology_node: -7 nm"))
+    proc = _run("check", str(p))
+    assert proc.returncode == 2 and "technology_node" in proc.stderr and "energy_per_mac" not in proc.stderr

@@ -343,6 +343,13 @@ class Architecture(_Strict):
         from dse.units import to_si
 
         node = data.get("technology_node")
+        if node is not None:
+            try:
+                node = to_si(node, "length")
+            except DseError:
+                return data  # the field's own validation names the bad value
+            if not node > 0:
+                return data
         compute = []
         for i, unit in enumerate(data["compute"]):
             if isinstance(unit, dict) and unit.get("kind") == "vector" and unit.get("energy_per_op") is None:
@@ -351,7 +358,7 @@ class Architecture(_Strict):
                     raise ValueError(at(where, "no value and no technology_node to look it up in the "
                                                "compute table; give one of them"))
                 try:
-                    unit = {**unit, "energy_per_op": vector_op_energy(to_si(node, "length"))[0]}
+                    unit = {**unit, "energy_per_op": vector_op_energy(node)[0]}
                 except DseError as exc:
                     raise ValueError(at(where, exc.message)) from None
             if not (isinstance(unit, dict) and unit.get("kind") == "systolic"):
@@ -365,7 +372,7 @@ class Architecture(_Strict):
                     raise ValueError(at(where, "no value and no technology_node to look it up in the "
                                                "compute table; give one of them"))
                 try:
-                    given[p] = mac_energy(to_si(node, "length"), p)[0]
+                    given[p] = mac_energy(node, p)[0]
                 except DseError as exc:
                     raise ValueError(at(where, exc.message)) from None
             compute.append({**unit, "energy_per_mac": given} if missing else unit)
