@@ -364,8 +364,12 @@ class Architecture(_Strict):
             if not (isinstance(unit, dict) and unit.get("kind") == "systolic"):
                 compute.append(unit)
                 continue
-            given = dict(unit.get("energy_per_mac") or {})
-            missing = [p for p in (unit.get("macs_per_cycle") or {"int8": 1.0}) if p not in given]
+            epm, mpc = unit.get("energy_per_mac") or {}, unit.get("macs_per_cycle") or {"int8": 1.0}
+            if not isinstance(epm, dict) or not isinstance(mpc, dict):
+                compute.append(unit)  # the wrong shape is reported by the field's own validation
+                continue
+            given = dict(epm)
+            missing = [p for p in mpc if isinstance(p, str) and p not in given]
             for p in missing:
                 where = f"compute[{i}].energy_per_mac.{p}"
                 if node is None:

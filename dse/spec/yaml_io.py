@@ -223,8 +223,12 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+class _NotFinite(ValueError):
+    pass
+
+
 def _no_constant(word: str) -> Any:
-    raise ValueError(f"{word} is not a number dse accepts")
+    raise _NotFinite(word)
 
 
 def parse_json_text(text: str, name: str) -> YamlDoc:
@@ -236,6 +240,11 @@ def parse_json_text(text: str, name: str) -> YamlDoc:
     except _Duplicate:
         parse_yaml_text(text, name)  # JSON is YAML: the event scan names the key and its line
         raise SpecError("duplicate key in an object", where=name) from None
+    except _NotFinite as exc:
+        word = str(exc)
+        at_ = re.search(rf"(?<![\w\"]){word}(?![\w\"])", text)
+        where = f"{name}:{text.count(chr(10), 0, at_.start()) + 1}" if at_ else name
+        raise SpecError(f"{word} is not a number dse accepts (values must be finite)", where=where) from None
     except RecursionError:
         check_events(text, name)  # JSON is YAML: the event scan names the line
         raise SpecError(f"nested more than {MAX_DEPTH} levels deep", where=name) from None
