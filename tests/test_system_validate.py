@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from dse.validate.case import load_cases
+from dse.validate import load_cases
 from dse.validate.kinds import collective
 
 
