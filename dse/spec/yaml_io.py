@@ -253,25 +253,22 @@ def parse_json_text(text: str, name: str) -> YamlDoc:
         where = f"{name}:{text.count(chr(10), 0, long.start()) + 1}" if long else name
         problem = "a number is out of range" if long else str(exc).splitlines()[0]
         raise SpecError(f"cannot read a value: {problem}", where=where) from None
-    if _depth(data) > MAX_DEPTH:
+    if isinstance(data, (dict, list)) and _depth(data) > MAX_DEPTH:
         check_events(text, name)
         raise SpecError(f"nested more than {MAX_DEPTH} levels deep", where=name)
     return YamlDoc(data, name, text)
 
 
 def _depth(data: Any) -> int:
-    deepest = 0
-    todo = [(data, 1)]
-    while todo:
-        item, d = todo.pop()
-        if isinstance(item, dict):
-            item = item.values()
-        elif not isinstance(item, list):
-            continue
-        deepest = max(deepest, d)
-        if d > MAX_DEPTH:
-            break
-        todo.extend((x, d + 1) for x in item if isinstance(x, (dict, list)))
+    """Nesting depth of loaded JSON (iterative; stops once past MAX_DEPTH)."""
+    deepest, level = 0, [data]
+    while level and deepest <= MAX_DEPTH:
+        deepest += 1
+        nxt = []
+        for item in level:
+            values = item.values() if isinstance(item, dict) else item
+            nxt.extend(v for v in values if isinstance(v, (dict, list)))
+        level = nxt
     return deepest
 
 

@@ -209,6 +209,8 @@ def op_size_problem(op: Op) -> tuple[str, str] | None:
     """(field, message) when an op counts more MACs, vector ops or bytes than dse can hold."""
     if op.macs > MAX_TOTAL:
         return ("m" if op.kind == "matmul" else "batch"), f"{op.macs:.3g} MACs in one op is out of range (at most 2^62)"
+    if op.kind == "matmul":
+        return None  # each operand's elements (a product of two of m, n, k, count) <= its MACs
     if op.vector_ops > MAX_TOTAL:
         return "elements", f"{op.vector_ops:.3g} vector ops in one op is out of range (at most 2^62)"
     for key, t in op.tensor_bytes().items():

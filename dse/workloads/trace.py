@@ -124,7 +124,7 @@ def _parse_text(text: str, where: str, is_json: bool):
 # ---- loading -------------------------------------------------------------------
 
 def _to_op(spec: MatmulSpec | Conv2dSpec | VectorSpec, default_precision: str) -> Op:
-    fields = spec.model_dump()
+    fields = dict(spec.__dict__)  # flat fields of plain values: no need for model_dump's deep copy
     fields["deps"] = tuple(fields["deps"])
     fields["precision"] = fields["precision"] or default_precision
     return Op(**fields)
