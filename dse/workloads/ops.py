@@ -68,6 +68,12 @@ class Op:
     #: names the weight tensor (operand b) when several ops share it (an RNN's recurrent
     #: weights at every step, a training step's dgrad); default: the op's own
     weight_id: str = ""
+    #: storage formats of operands that differ from ``precision`` (the compute format): int4
+    #: weights dequantised into a bf16 GEMM, an fp8 KV cache read by bf16 attention;
+    #: "" = same as ``precision``. ``a_precision`` also covers a vector op's input.
+    a_precision: str = ""
+    b_precision: str = ""
+    out_precision: str = ""
 
     @property
     def weight_key(self) -> str:
@@ -81,6 +87,12 @@ class Op:
     @property
     def elem_bytes(self) -> float:
         return PRECISION_BYTES[self.precision]
+
+    def operand_bytes(self, key: str) -> float:
+        """Bytes per element of operand ``key`` ("a", "b", "out", "in") in its storage format."""
+        fmt = {"a": self.a_precision, "in": self.a_precision, "b": self.b_precision,
+               "out": self.out_precision}[key]
+        return PRECISION_BYTES[fmt or self.precision]
 
     @property
     def out_hw(self) -> tuple[int, int]:
@@ -126,30 +138,30 @@ class Op:
         These are compulsory sizes (each tensor read or written once); the
         engine's tiling decides how often they are actually moved.
         """
-        eb = self.elem_bytes
+        ea, eb, eo = self.operand_bytes("a"), self.operand_bytes("b"), self.operand_bytes("out")
         if self.kind == "matmul":
             return {
-                "a": {"role": self.a_role, "bytes": self.m * self.k * self.count * eb},
+                "a": {"role": self.a_role, "bytes": self.m * self.k * self.count * ea},
                 "b": {"role": self.b_role, "bytes": self.k * self.n * self.count * eb},
-                "out": {"role": self.out_role, "bytes": self.m * self.n * self.count * eb},
+                "out": {"role": self.out_role, "bytes": self.m * self.n * self.count * eo},
             }
         if self.kind == "conv2d":
             ho, wo = self.out_hw
             return {
                 "a": {"role": self.a_role,
-                      "bytes": self.batch * self.in_channels * self.height * self.width * eb},
+                      "bytes": self.batch * self.in_channels * self.height * self.width * ea},
                 "b": {"role": self.b_role,
                       "bytes": self.out_channels * (self.in_channels // self.groups)
                       * self.kernel_h * self.kernel_w * eb},
-                "out": {"role": self.out_role, "bytes": self.batch * self.out_channels * ho * wo * eb},
+                "out": {"role": self.out_role, "bytes": self.batch * self.out_channels * ho * wo * eo},
             }
-        read = self.elements * self.inputs * eb
+        read = self.elements * self.inputs * ea
         if self.pattern == "random" and self.access_bytes:
             # each gather touches whole rows of access_bytes
             read = ceil(read / self.access_bytes) * self.access_bytes
         return {
             "in": {"role": self.in_role, "bytes": read},
-            "out": {"role": self.out_role, "bytes": self.elements * eb},
+            "out": {"role": self.out_role, "bytes": self.elements * eo},
         }
 
     def bytes_by_role(self) -> dict[str, float]:

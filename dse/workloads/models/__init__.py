@@ -1,2 +1,2 @@
 """Workload generators, one module per model family; importing this registers them."""
-from dse.workloads.models import bert, dlrm, gemm, gpt, lstm, mlp, mobilenet, moe, resnet  # noqa: F401
+from dse.workloads.models import bert, dlrm, gemm, gpt, llm, lstm, mlp, mobilenet, moe, resnet  # noqa: F401
