@@ -131,6 +131,7 @@ from dse.report.cli import report; app.command()(report)  # noqa: E402,E702  (ds
 from dse.search.cli import compare; app.command()(compare)  # noqa: E402,E702  (dse compare, in dse/search/cli.py)
 from dse.system.cli import system; app.command()(system)  # noqa: E402,E702  (dse system, in dse/system/cli.py)
 from dse.validate.cli import validate; app.command()(validate)  # noqa: E402,E702  (dse validate, in dse/validate/cli.py)
+from dse.serving.cli import serve; app.command()(serve)  # noqa: E402,E702  (dse serve, in dse/serving/cli.py)
 
 
 @list_app.command("architectures")

@@ -70,9 +70,11 @@ def _mlp(g: Graph, sh: LlmShape, fmt: Formats, p: str, rows: int, d_ff: int, dep
     """A (gated) MLP: SwiGLU = down(silu(gate(x)) * up(x)), gate and up as one GEMM."""
     d = sh.d_model
     if sh.gated:
-        y = g.matmul(p + "gate_up", m=rows, n=2 * d_ff, k=d, deps=deps, tag="ffn", **_w(fmt))
+        # silu(gate) * up is applied to each output tile of the gate/up GEMM as it leaves the
+        # array (a fused gated-activation epilogue): the 2 x d_ff wide product is never stored
+        y = g.matmul(p + "gate_up", m=rows, n=2 * d_ff, k=d, deps=deps, tag="ffn", on_chip=("out",), **_w(fmt))
         y = g.vector(p + "silu_mul", rows * d_ff, y, ops_per_element=ACTIVATION_OPS["silu"] + 1,
-                     inputs=2, tag="ffn")
+                     inputs=2, tag="ffn", on_chip=("in",))
     else:
         y = g.matmul(p + "up", m=rows, n=d_ff, k=d, deps=deps, tag="ffn", **_w(fmt))
         y = g.vector(p + "gelu", rows * d_ff, y, ops_per_element=ACTIVATION_OPS["gelu"], tag="ffn")
@@ -116,14 +118,16 @@ def add_attention(g: Graph, sh: LlmShape, fmt: Formats, p: str, seqs: int, q_len
                     on_chip=("a",), **kv)
 
 
-def add_head(g: Graph, sh: LlmShape, fmt: Formats, tokens: int, logits: int, deps: Deps = None,
-             embed: bool = True) -> str:
-    """Token embedding gather for ``tokens`` rows (when ``embed``), final norm and the LM head
-    for the ``logits`` rows that sample a token (the last position of each sequence)."""
-    if embed:
-        row = max(1, int(sh.d_model * fmt_bytes(fmt.weights)))
-        deps = g.vector("embed", tokens * sh.d_model, deps, in_role="embeddings", pattern="random",
-                        access_bytes=row, a_precision=fmt.weights, tag="embedding")
+def add_embedding(g: Graph, sh: LlmShape, fmt: Formats, tokens: int, deps: Deps = None) -> str:
+    """Token embedding look-up: one scattered read of a d_model row (in the weights' format) per token."""
+    row = max(1, int(sh.d_model * fmt_bytes(fmt.weights)))
+    return g.vector("embed", tokens * sh.d_model, deps, in_role="embeddings", pattern="random",
+                    access_bytes=row, a_precision=fmt.weights, tag="embedding")
+
+
+def add_head(g: Graph, sh: LlmShape, fmt: Formats, logits: int, deps: Deps = None) -> str:
+    """Final norm and LM head for the ``logits`` rows that sample a token (the last position
+    of each sequence)."""
     x = g.vector("ln_f", logits * sh.d_model, deps, ops_per_element=RMSNORM_OPS, tag="norm")
     return g.matmul("lm_head", m=logits, n=sh.vocab, k=sh.d_model, deps=x, tag="lm_head", **_w(fmt))
 
@@ -158,14 +162,12 @@ def llm(model: str = "llama-3-8b", phase: Literal["prefill", "decode"] = "decode
     g = Graph(precision)
     rows = batch * (seq if phase == "prefill" else 1)
     q_len, past = (seq, 0) if phase == "prefill" else (1, seq)
-    row = max(1, int(sh.d_model * fmt_bytes(fmt.weights)))
-    x = g.vector("embed", rows * sh.d_model, None, in_role="embeddings", pattern="random", access_bytes=row,
-                 a_precision=fmt.weights, tag="embedding")
+    x = add_embedding(g, sh, fmt, rows)
     for i in range(sh.layers):
         p = f"layer{i}."
         x = add_token_block(g, sh, fmt, p, i, rows, x,
                             core=lambda r, p=p: add_attention(g, sh, fmt, p, batch, q_len, past, r))
-    add_head(g, sh, fmt, rows, batch, x, embed=False)
+    add_head(g, sh, fmt, batch, x)
     return g.workload("llm", samples=batch, params={
         "model": sh.name, "weight_bytes_model": sh.weight_bytes(fmt),
         "kv_bytes_per_token": sh.kv_bytes_per_token(fmt)})

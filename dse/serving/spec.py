@@ -1,0 +1,128 @@
+"""What a serving run is: the model and its formats, the request stream, the scheduler's
+knobs and the SLOs. Written as ``serve:model=llama-3-70b,rate=2,batch_cap=32,...`` where a
+workload spec is expected (a study's workloads), or built by ``dse serve``'s options.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from dse.errors import SpecError
+from dse.serving.requests import Lengths, Request, check_context, load_trace, poisson_requests
+from dse.workloads.models.llm_config import Formats, LlmShape, load_config
+
+#: the prefix that marks a workload spec as a serving run
+PREFIX = "serve"
+
+
+@dataclass(frozen=True)
+class ServingSpec:
+    model: str = "llama-3-8b"
+    #: activations' (compute) format; weights and KV cache default to it
+    precision: str = "bf16"
+    weight_precision: str | None = None
+    kv_precision: str | None = None
+    #: Poisson arrivals (requests/s) of ``requests`` requests, unless ``trace`` is given
+    rate: float = 1.0
+    requests: int = 200
+    prompt_tokens: str = "512"
+    output_tokens: str = "128"
+    trace: str | None = None
+    seed: int = 0
+    #: most sequences in the running batch (prefilling and decoding)
+    batch_cap: int = 64
+    #: most prompt tokens prefilled per iteration (chunked prefill, as in Sarathi-Serve)
+    chunk_tokens: int = 512
+    #: tokens per paged KV-cache block (vLLM's default block size)
+    block_tokens: int = 16
+    #: "paged": blocks allocated as sequences grow, preempting the newest when full;
+    #: "reserve": blocks for prompt + output reserved at admission (never preempts)
+    admission: str = "paged"
+    #: what a preempted sequence loses: "recompute" (its KV, rebuilt by a new prefill) or
+    #: "swap" (its KV, copied to the next memory tier and back)
+    preemption: str = "recompute"
+    slo_ttft_s: float = 0.2
+    slo_tpot_s: float = 0.05
+
+    def __post_init__(self):
+        for name in ("rate", "slo_ttft_s", "slo_tpot_s"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and v > 0):
+                what = "arrival rate" if name == "rate" else name
+                raise SpecError(f"{what} must be positive, got {v!r}", field=name)
+        for name in ("requests", "batch_cap", "chunk_tokens", "block_tokens"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise SpecError(f"must be a positive integer, got {v!r}", field=name)
+        if self.admission not in ("paged", "reserve"):
+            raise SpecError(f"must be paged or reserve, got {self.admission!r}", field="admission")
+        if self.preemption not in ("recompute", "swap"):
+            raise SpecError(f"must be recompute or swap, got {self.preemption!r}", field="preemption")
+        self.formats  # noqa: B018 - checks the format names
+
+    @property
+    def formats(self) -> Formats:
+        return Formats(self.weight_precision or self.precision, self.precision,
+                       self.kv_precision or self.precision)
+
+    def shape(self) -> LlmShape:
+        return load_config(self.model)
+
+    def stream(self, shape: LlmShape | None = None) -> list[Request]:
+        """The requests, checked against the model's context."""
+        shape = shape or self.shape()
+        if self.trace:
+            reqs = load_trace(self.trace)
+        else:
+            reqs = poisson_requests(self.rate, self.requests, Lengths.parse(self.prompt_tokens, "prompt_tokens"),
+                                    Lengths.parse(self.output_tokens, "output_tokens"), self.seed)
+        check_context(reqs, shape.max_context, shape.name)
+        return reqs
+
+    @property
+    def label(self) -> str:
+        changed = [f"{f.name}={getattr(self, f.name)}" for f in fields(self)
+                   if getattr(self, f.name) != f.default]
+        return PREFIX + (":" + ",".join(changed) if changed else "")
+
+    def with_values(self, **values: Any) -> "ServingSpec":
+        return from_dict({**{f.name: getattr(self, f.name) for f in fields(self)}, **values})
+
+
+def is_serving_spec(text: str) -> bool:
+    return isinstance(text, str) and (text == PREFIX or text.startswith(PREFIX + ":"))
+
+
+def from_dict(values: dict[str, Any]) -> ServingSpec:
+    known = {f.name: f for f in fields(ServingSpec)}
+    for key in values:
+        if key not in known:
+            raise SpecError(f"unknown serving parameter {key!r} (valid: {', '.join(known)})", field=key)
+    clean = {}
+    for key, v in values.items():
+        default = known[key].default
+        if isinstance(default, float) and isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)
+        if isinstance(default, str) and key in ("prompt_tokens", "output_tokens"):
+            v = str(v)
+        if default is None and v is not None:
+            v = str(v)
+        clean[key] = v
+    return replace(ServingSpec(), **clean) if clean else ServingSpec()
+
+
+def parse_serving_spec(text: str) -> ServingSpec:
+    """``serve:model=llama-3-70b,rate=2,batch_cap=32`` -> ServingSpec (values as in workload specs;
+    a length range is written ``prompt_tokens=128-1024``)."""
+    from dse.workloads.registry import parse_spec
+
+    name, params = parse_spec(text)
+    if name != PREFIX:
+        raise SpecError(f"a serving spec starts with '{PREFIX}:'", where=text)
+    for key in ("prompt_tokens", "output_tokens"):  # "128-1024" must stay text
+        if key in params:
+            params[key] = str(params[key])
+    try:
+        return from_dict(params)
+    except SpecError as exc:
+        raise SpecError(exc.message, where=text, field=exc.field) from None
