@@ -49,11 +49,37 @@ def peak_bytes_col(storage: str) -> str:
 CAPACITY_MARGIN = "capacity_margin_bytes"
 
 
+# Serving runs (dse.serving): per-request latencies and their percentiles (ttft_p99_s, ...),
+# output tokens per second and per joule, requests per second meeting the SLOs.
+TTFT = "ttft_s"
+TPOT = "tpot_s"
+E2E = "e2e_s"
+TOKENS_PER_S = "throughput_tokens_per_s"
+REQUESTS_PER_S = "throughput_requests_per_s"
+TOKENS_PER_J = "tokens_per_j"
+GOODPUT = "goodput_requests_per_s"
+SLO_ATTAINMENT = "slo_attainment"
+PERCENTILES = (50, 90, 99)
+
+
+def percentile_col(metric: str, p: int) -> str:
+    """``ttft_s``, 99 -> ``ttft_p99_s``."""
+    return f"{metric[:-2]}_p{p}_s"
+
+
+SERVING_METRICS = {
+    TOKENS_PER_S: "maximize", REQUESTS_PER_S: "maximize", TOKENS_PER_J: "maximize", GOODPUT: "maximize",
+    SLO_ATTAINMENT: "maximize",
+    **{percentile_col(m, p): "minimize" for m in (TTFT, TPOT, E2E) for p in PERCENTILES},
+    **{f"{m[:-2]}_mean_s": "minimize" for m in (TTFT, TPOT, E2E)},
+}
+
+
 #: Metrics a study may optimise or constrain (plus the per-component families above).
 OBJECTIVE_METRICS = {
     LATENCY: "minimize", THROUGHPUT_OPS: "maximize", THROUGHPUT_SAMPLES: "maximize",
     ENERGY: "minimize", AVG_POWER: "minimize", TOPS_PER_W: "maximize", AREA: "minimize",
-    ENERGY_PER_SAMPLE: "minimize",
+    ENERGY_PER_SAMPLE: "minimize", **SERVING_METRICS,
 }
 
 

@@ -615,6 +615,11 @@ def study_report(sd: StudyDir) -> Report:
     scaling = _scaling_section(sd)
     if scaling is not None:
         rep.sections.append(scaling)
+    from dse.report.serving import serving_section
+
+    serving = serving_section(agg, top, sd.params, info.get("constraints", []))
+    if serving is not None:
+        rep.sections.append(serving)
     top_sec = Section("Top designs")
     if top.empty:
         top_sec.notes.append("no feasible completed designs yet")

@@ -38,6 +38,11 @@ METRIC_LABELS = {
     "memory_energy_share": "memory share of energy [1]",
     "memory_energy_share_pct": "memory share of energy [%]",
     "total_ops": "operations [op]",
+    R.TOKENS_PER_S: "throughput [tokens/s]",
+    R.REQUESTS_PER_S: "throughput [requests/s]",
+    R.GOODPUT: "goodput [requests/s]",
+    R.TOKENS_PER_J: "energy efficiency [tokens/J]",
+    R.SLO_ATTAINMENT: "requests meeting the SLOs [1]",
 }
 _RC = {"axes.titlesize": 11, "axes.labelsize": 10,
        "legend.fontsize": 8.5, "legend.title_fontsize": 9, "xtick.labelsize": 9, "ytick.labelsize": 9,
@@ -611,4 +616,33 @@ def scaling(points: pd.DataFrame, hue: str | None) -> bytes:
             ax.set_title(_esc(metric), loc="left")
         if hue:
             axes[0, 0].legend(loc="best", frameon=True, title=_esc(short(hue, 30)))
+        return _png(fig)
+
+
+def latency_throughput(trials: pd.DataFrame, x: str, y: str, *, order: str | None = None, hue: str | None = None,
+                       chosen: pd.Series | None = None, slo: float | None = None) -> bytes:
+    """Serving designs as points of throughput ``x`` against latency ``y``; a line per value of
+    ``hue`` through the points in the order of ``order``; the chosen design starred; the SLO dashed."""
+    with _style():
+        fig, ax = plt.subplots(figsize=(7.5, 4.6), layout="constrained")
+        groups = trials.groupby(hue, sort=True) if hue else [(None, trials)]
+        for i, (value, d) in enumerate(groups):
+            d = d.sort_values(order) if order else d.sort_values(x)
+            label = f"{short(hue[6:] if hue.startswith('param_') else hue)} = {short(value)}" if hue else None
+            ax.plot(d[x], d[y], "-o", color=f"C{i}", ms=5, lw=1.3, label=label)
+            if order:
+                for _, r in d.iterrows():
+                    ax.annotate(short(r[order], 8), (r[x], r[y]), textcoords="offset points", xytext=(4, 4),
+                                fontsize=7.5, color=f"C{i}")
+        if slo is not None:
+            ax.axhline(slo, color="0.4", ls="--", lw=1.0, label=f"SLO {slo:g} s")
+        if chosen is not None and not pd.isna(chosen.get(x)) and not pd.isna(chosen.get(y)):
+            ax.scatter([chosen[x]], [chosen[y]], marker="*", s=260, color="C3", edgecolor="k", zorder=5,
+                       label=f"chosen (trial {int(chosen['trial'])})")
+        _si_ticks(ax, "y", y)
+        ax.set_xlabel(metric_label(x))
+        ax.set_ylabel(metric_label(y))
+        if order:
+            ax.set_title(f"labels: {_esc(order[6:] if order.startswith('param_') else order)}", loc="left")
+        ax.legend(loc="best", frameon=True)
         return _png(fig)

@@ -191,6 +191,16 @@ def capacity_margin(arch: Architecture, workload: Workload) -> float:
     return plan_memory(arch, workload).margin_bytes
 
 
+def run_workload(arch: Architecture, workload, serving: dict[str, Any] | None = None) -> dict:
+    """Summary metrics of one workload on one design: the engine's, or a serving run's (with the
+    trial's ``serving.*`` values) for a ``serve:...`` workload."""
+    if isinstance(workload, Workload):
+        return simulate(arch, workload).summary_row
+    from dse.serving import simulate_serving
+
+    return simulate_serving(arch, workload.with_values(**serving) if serving else workload).summary_row
+
+
 def build_architecture(base_doc: dict, overrides: dict[str, Any]) -> Architecture:
     """The study's base document with the trial's values applied, by the one variant builder
     (the same call writes ``best/*.yaml``, so the file is the design scored). A system file
@@ -256,9 +266,12 @@ class Evaluator:
             _store_constraints(trial, result.get("constraints", []))
             return values[0] if len(values) == 1 else tuple(values)
         derived: dict[str, Any] = {}
+        from dse.serving.spec import split_serving
+
         try:
             derived = st.space.derive(params)
-            arch = build_architecture(st.base_raw, {**params, **derived})
+            design, serving = split_serving({**params, **derived})
+            arch = build_architecture(st.base_raw, design)
         except (DseError, ValueError) as exc:
             self._fail(trial, f"invalid design: {exc}", derived)
         rows: dict[str, dict] = {}
@@ -269,12 +282,12 @@ class Evaluator:
                 rows[w.label] = {R.AREA: getattr(arch, "area_mm2", math.nan), CAPACITY_MARGIN: margin}
                 continue
             try:
-                if isinstance(arch, Architecture):
-                    summary = simulate(arch, w.workload).summary_row
-                else:  # one training step on a system of many chips
+                if not isinstance(arch, Architecture):  # one training step on a system of many chips
                     from dse.system import study as system_study
 
                     summary = system_study.simulate(arch, w.workload)
+                else:
+                    summary = run_workload(arch, w.workload, serving)
             except Exception as exc:  # noqa: BLE001 - any failure of one design is recorded, not fatal
                 kind = "" if isinstance(exc, DseError) else f"{type(exc).__name__}: "
                 self._fail(trial, f"{w.label}: {kind}{exc}", derived)

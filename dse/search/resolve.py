@@ -36,7 +36,7 @@ class WorkloadItem:
     label: str
     spec: str
     weight: float  # normalised: the weights of a study sum to 1
-    workload: Workload
+    workload: Workload  # or a dse.serving.ServingSpec (a ``serve:...`` spec)
 
 
 @dataclass
@@ -149,15 +149,23 @@ def _check_units(p, path: str, arch: Architecture, doc) -> None:
 
 
 def _parameters(spec: StudySpec, doc, valid: list[str], arch: Architecture) -> list[Parameter]:
+    from dse.serving.spec import PARAM_PREFIX, serving_fields
+
     out = []
     for path, p in spec.parameters.items():
-        if path not in valid:
+        if path.startswith(PARAM_PREFIX):  # a serving run's knob (serving.batch_cap), not the chip's
+            if path[len(PARAM_PREFIX):] not in serving_fields():
+                raise SpecError(f"'{path}' names no serving parameter (valid: "
+                                f"{', '.join(PARAM_PREFIX + f for f in serving_fields())})",
+                                where=_where(doc, "parameters", path))
+        elif path not in valid:
             close = difflib.get_close_matches(path, valid, n=3, cutoff=0.5)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise SpecError(f"'{path}' names no field of the architecture{hint}",
                             where=_where(doc, "parameters", path))
         name = p.name or path.rsplit(".", 1)[-1]
-        _check_units(p, path, arch, doc)
+        if not path.startswith(PARAM_PREFIX):
+            _check_units(p, path, arch, doc)
         if p.choices is not None:
             out.append(Parameter(path, name, "categorical", choices=tuple(p.choices)))
         else:
@@ -197,11 +205,17 @@ def _derived(spec: StudySpec, doc, valid: list[str], params: list[Parameter]) ->
 
 def _check_values(space: Space, base_raw: dict, doc) -> None:
     """Each searched value at its extremes must be accepted by the architecture."""
+    from dse.serving.spec import ServingSpec, split_serving
+
     for p in space.parameters:
         values = list(p.choices) if p.kind == "categorical" else [p.low, p.high]
         for v in values:
             try:
-                build_architecture(base_raw, {p.path: v})
+                arch_values, serving = split_serving({p.path: v})
+                if serving:
+                    ServingSpec().with_values(**serving)
+                else:
+                    build_architecture(base_raw, arch_values)
             except DseError as exc:
                 raise SpecError(f"value {v!r} is rejected by the architecture: {exc.message}",
                                 where=_where(doc, "parameters", p.path)) from None
@@ -212,9 +226,16 @@ def _workloads(spec: StudySpec, doc) -> list[WorkloadItem]:
 
     total = sum(w.weight for w in spec.workloads)
     out = []
+    from dse.serving.spec import is_serving_spec, parse_serving_spec
+
     for i, w in enumerate(spec.workloads):
         try:
-            wl = load_workload(w.spec, batch=w.batch, precision=w.precision)
+            if is_serving_spec(w.spec):  # a request stream served by the chip (dse.serving)
+                wl = parse_serving_spec(w.spec)
+                if w.precision is not None:
+                    wl = wl.with_values(precision=w.precision)
+            else:
+                wl = load_workload(w.spec, batch=w.batch, precision=w.precision)
         except SpecError as exc:
             raise SpecError(f"workload '{w.spec}': {exc.message}",
                             where=exc.where or _where(doc, "workloads", i)) from None
@@ -240,6 +261,11 @@ def resolve_study(source: str | Path | StudySpec | Study) -> Study:
     space = Space(params, _derived(spec, doc, valid, params))
     _check_values(space, arch_doc.data, doc)
     known = metric_names(arch)
+    workloads = _workloads(spec, doc)
+    if any(not isinstance(w.workload, Workload) for w in workloads):
+        from dse.results import SERVING_METRICS
+        known += [*SERVING_METRICS, "kv_blocks", "kv_peak_blocks", "peak_running", "preemptions",
+                  "busy_fraction", "mean_decode_batch"]
     objectives = []
     for i, o in enumerate(spec.objectives):
         check_metric(o.metric, known, where=_where(doc, "objectives", i))
@@ -262,6 +288,6 @@ def resolve_study(source: str | Path | StudySpec | Study) -> Study:
     return Study(
         name=spec.name or "study", spec=spec, source=doc.name if doc else None,
         base_raw=arch_doc.data, base_arch=arch, space=space,
-        objectives=objectives, constraints=constraints, workloads=_workloads(spec, doc),
+        objectives=objectives, constraints=constraints, workloads=workloads,
         fingerprint=_fingerprint(spec, arch_doc.data),
     )

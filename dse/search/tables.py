@@ -15,6 +15,7 @@ import pandas as pd
 import yaml
 
 from dse.search.objective import DUPLICATE_ATTR, ERROR_ATTR, RESULT_ATTR, aggregate, constraint_values
+from dse.workloads.ops import Workload
 
 if TYPE_CHECKING:
     from dse.search.resolve import Study
@@ -138,8 +139,10 @@ def design_yaml(st: "Study", row: pd.Series) -> str:
         if isinstance(col, str) and col.startswith("param_") and v is not None and not _isnan(v):
             overrides[col[len("param_"):]] = _plain(v)
     from dse.search.objective import design_doc
+    from dse.serving.spec import split_serving
 
-    data = design_doc(st.base_raw, overrides)
+    design, serving = split_serving(overrides)
+    data = design_doc(st.base_raw, design)
     trial = int(row["trial"])
     data["name"] = f"{st.base_arch.name}-{st.name}-trial{trial}"
     objectives = ", ".join(f"{o.metric}={_plain(row.get(o.metric))!r}" for o in st.objectives)
@@ -147,7 +150,8 @@ def design_yaml(st: "Study", row: pd.Series) -> str:
     rank = "Pareto rank" if len(st.objectives) > 1 else "rank"
     header = (f"# Found by `dse sweep` (study '{st.name}', trial {trial}, {rank} "
               f"{int(row['pareto_rank'])}).\n# {objectives}\n")
-    header += "".join(f"# {k} = {v!r}\n" for k, v in overrides.items())
+    header += "".join(f"# {k} = {v!r}\n" for k, v in design.items())
+    header += "".join(f"# served with {k} = {v!r} (not a chip field)\n" for k, v in serving.items())
     return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
@@ -278,8 +282,8 @@ def _write_detail(best_dir: Path, stem: str, design_text: str, st: "Study") -> N
     never simulates); written once per best design, since a trial's result does not change.
     """
     ops_path = best_dir / f"{stem}.ops.parquet"
-    if ops_path.exists() or not st.workloads:
-        return
+    if ops_path.exists() or not st.workloads or not isinstance(st.workloads[0].workload, Workload):
+        return  # (a serving run has no single op table)
     from dse.errors import DseError
     from dse.sim.engine import simulate
     from dse.spec.loader import architecture_from_doc

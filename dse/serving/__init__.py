@@ -5,79 +5,27 @@ paged KV cache, and the latency, throughput and energy metrics of a run.
     result = simulate_serving(load_architecture("h100-class"), ServingSpec(model="llama-3-8b", rate=4))
     result.summary        # one row: ttft_p99_s, tpot_p50_s, tokens_per_j, goodput, ...
     result.requests       # one row per request
+
+Names are imported on first use, so that ``dse --help`` stays free of pandas and the engine.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import importlib
 
-import pandas as pd
+_HOMES = {
+    "ServingResult": "dse.serving.run", "simulate_serving": "dse.serving.run",
+    "IterationCost": "dse.serving.cost",
+    "kv_blocks": "dse.serving.budget", "kv_budget_bytes": "dse.serving.budget",
+    "Request": "dse.serving.requests",
+    "PARAM_PREFIX": "dse.serving.spec", "ServingSpec": "dse.serving.spec", "is_serving_spec": "dse.serving.spec",
+    "parse_serving_spec": "dse.serving.spec", "split_serving": "dse.serving.spec",
+    "SERVING_METRICS": "dse.results",
+}
 
-from dse.serving.budget import kv_blocks, kv_budget_bytes
-from dse.serving.cost import IterationCost
-from dse.serving.metrics import SERVING_METRICS, request_table, run_summary
-from dse.serving.scheduler import RunLog, SchedulerConfig, run_server
-from dse.serving.spec import ServingSpec, is_serving_spec, parse_serving_spec
-from dse.spec.architecture import Architecture
-from dse.tech.memory import BITS
-
-__all__ = ["SERVING_METRICS", "ServingResult", "ServingSpec", "is_serving_spec", "kv_blocks",
-           "kv_budget_bytes", "parse_serving_spec", "simulate_serving"]
-
-
-@dataclass
-class ServingResult:
-    architecture: str
-    spec: ServingSpec
-    summary_row: dict
-    requests: pd.DataFrame
-    log: RunLog = field(repr=False)
-    #: the engine runs behind the iteration costs (grid points)
-    engine_runs: int = 0
-
-    @property
-    def summary(self) -> pd.DataFrame:
-        return pd.DataFrame([self.summary_row])
-
-    def __getitem__(self, metric: str):
-        return self.summary_row[metric]
+__all__ = sorted(_HOMES)
 
 
-def _swap_costs(arch: Architecture) -> tuple[float | None, float]:
-    """Seconds and joules per byte to copy KV out to the tier after the KV cache's and back."""
-    order = [m.name for m in arch.memories]
-    home = arch.tier_of("kv_cache")
-    if home not in order or order.index(home) + 1 >= len(order):
-        return None, 0.0
-    a, b = arch.memories[order.index(home)], arch.memories[order.index(home) + 1]
-    per_byte_s = 1.0 / min(a.bandwidth, b.bandwidth)
-    per_byte_j = BITS * (a.read_energy + b.write_energy)
-    return per_byte_s, per_byte_j
-
-
-def simulate_serving(arch: Architecture, spec: ServingSpec, cost: IterationCost | None = None) -> ServingResult:
-    """Serve ``spec``'s request stream on ``arch``; ``cost`` reuses the engine runs of an
-    earlier call with the same architecture, model and formats."""
-    from dse.errors import DesignError
-
-    shape = spec.shape()
-    fmt = spec.formats
-    requests = spec.stream(shape)
-    blocks = kv_blocks(arch, shape.weight_bytes(fmt), shape.kv_bytes_per_token(fmt), spec.block_tokens)
-    swap_s, swap_j = _swap_costs(arch)
-    if spec.preemption == "swap" and swap_s is None:
-        raise DesignError(f"preemption: swap needs a memory tier after '{arch.tier_of('kv_cache')}' to swap to")
-    cfg = SchedulerConfig(batch_cap=spec.batch_cap, chunk_tokens=spec.chunk_tokens, block_tokens=spec.block_tokens,
-                          total_blocks=blocks, admission=spec.admission, preemption=spec.preemption,
-                          swap_s_per_byte=swap_s, swap_j_per_byte=swap_j,
-                          kv_bytes_per_token=shape.kv_bytes_per_token(fmt))
-    cost = cost or IterationCost(arch, shape, fmt)
-    log = run_server(cfg, cost, requests)
-    table = request_table(log)
-    row = {"architecture": arch.name, "workload": spec.label}
-    row.update(run_summary(log, table, static_power_w=cost.static_power_w or arch.static_power_w,
-                           slo_ttft_s=spec.slo_ttft_s, slo_tpot_s=spec.slo_tpot_s))
-    row["kv_blocks"] = blocks
-    row["kv_budget_bytes"] = blocks * spec.block_tokens * shape.kv_bytes_per_token(fmt)
-    row["weight_bytes"] = shape.weight_bytes(fmt)
-    row["area_mm2"] = arch.area_mm2
-    return ServingResult(arch.name, spec, row, table, log, cost.engine_runs)
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(name)

@@ -6,25 +6,9 @@ import numpy as np
 import pandas as pd
 
 from dse import results as R
+from dse.results import (E2E, GOODPUT, PERCENTILES, REQUESTS_PER_S, SLO_ATTAINMENT, TOKENS_PER_J, TOKENS_PER_S,
+                         TPOT, TTFT, percentile_col)
 from dse.serving.scheduler import RunLog
-
-# Metric names (results.py's serving family: ttft_*, tpot_*, tokens_per_j).
-TTFT = "ttft_s"
-TPOT = "tpot_s"
-E2E = "e2e_s"
-TOKENS_PER_S = "throughput_tokens_per_s"
-REQUESTS_PER_S = "throughput_requests_per_s"
-TOKENS_PER_J = "tokens_per_j"
-GOODPUT = "goodput_requests_per_s"
-SLO_ATTAINMENT = "slo_attainment"
-PERCENTILES = (50, 90, 99)
-
-#: run metrics a study may optimise, with their usual direction
-SERVING_METRICS = {
-    TOKENS_PER_S: "maximize", REQUESTS_PER_S: "maximize", TOKENS_PER_J: "maximize", GOODPUT: "maximize",
-    SLO_ATTAINMENT: "maximize",
-    **{f"{m[:-2]}_p{p}_s": "minimize" for m in (TTFT, TPOT, E2E) for p in PERCENTILES},
-}
 
 
 def request_table(log: RunLog) -> pd.DataFrame:
@@ -57,7 +41,7 @@ def run_summary(log: RunLog, requests: pd.DataFrame, *, static_power_w: float, s
     for col in (TTFT, TPOT, E2E):
         vals = requests[col].dropna().to_numpy(dtype=float)
         for p in PERCENTILES:
-            row[f"{col[:-2]}_p{p}_s"] = float(np.percentile(vals, p)) if len(vals) else 0.0
+            row[percentile_col(col, p)] = float(np.percentile(vals, p)) if len(vals) else 0.0
         row[f"{col[:-2]}_mean_s"] = float(vals.mean()) if len(vals) else 0.0
     tpot = requests[TPOT].fillna(0.0).to_numpy(dtype=float)
     met = (requests[TTFT].to_numpy() <= slo_ttft_s) & (tpot <= slo_tpot_s)

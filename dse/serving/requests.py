@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from dse.errors import SpecError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 TRACE_COLUMNS = ("arrival_s", "prompt_tokens", "output_tokens")
 
@@ -44,7 +46,9 @@ class Lengths:
             raise SpecError(f"token counts must be positive and low <= high, got {value!r}", field=field)
         return cls(low, high)
 
-    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+    def draw(self, rng: "np.random.Generator", n: int) -> "np.ndarray":
+        import numpy as np
+
         if self.low == self.high:
             return np.full(n, self.low, dtype=np.int64)
         return rng.integers(self.low, self.high + 1, size=n)
@@ -53,6 +57,8 @@ class Lengths:
 def poisson_requests(rate_per_s: float, count: int, prompt: Lengths, output: Lengths,
                      seed: int = 0) -> list[Request]:
     """``count`` requests with exponential inter-arrival times of mean 1/rate."""
+    import numpy as np
+
     if not rate_per_s > 0:
         raise SpecError(f"arrival rate must be positive, got {rate_per_s!r}", field="rate")
     if count <= 0:
@@ -65,6 +71,7 @@ def poisson_requests(rate_per_s: float, count: int, prompt: Lengths, output: Len
 
 def load_trace(path: str | Path) -> list[Request]:
     """Requests from a CSV or JSON-lines trace, sorted by arrival time."""
+    import numpy as np
     import pandas as pd
 
     path = Path(path)

@@ -13,6 +13,9 @@ from dse.workloads.models.llm_config import Formats, LlmShape, load_config
 
 #: the prefix that marks a workload spec as a serving run
 PREFIX = "serve"
+#: study parameters under this prefix set a serving run's knobs (``serving.batch_cap``), not
+#: an architecture field
+PARAM_PREFIX = "serving."
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,10 @@ class ServingSpec:
     def shape(self) -> LlmShape:
         return load_config(self.model)
 
+    def weight_bytes(self) -> float:
+        """Every weight of the model in its format (what must fit beside the KV cache)."""
+        return self.shape().weight_bytes(self.formats)
+
     def stream(self, shape: LlmShape | None = None) -> list[Request]:
         """The requests, checked against the model's context."""
         shape = shape or self.shape()
@@ -91,6 +98,17 @@ class ServingSpec:
 
 def is_serving_spec(text: str) -> bool:
     return isinstance(text, str) and (text == PREFIX or text.startswith(PREFIX + ":"))
+
+
+def split_serving(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A trial's values as (architecture paths -> value, serving field -> value)."""
+    arch = {k: v for k, v in values.items() if not k.startswith(PARAM_PREFIX)}
+    serving = {k[len(PARAM_PREFIX):]: v for k, v in values.items() if k.startswith(PARAM_PREFIX)}
+    return arch, serving
+
+
+def serving_fields() -> list[str]:
+    return [f.name for f in fields(ServingSpec)]
 
 
 def from_dict(values: dict[str, Any]) -> ServingSpec:
