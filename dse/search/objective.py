@@ -183,11 +183,16 @@ class TrialFailed(Exception):
 
 def capacity_margin(arch: Architecture, workload: Workload) -> float:
     """Bytes beyond what the memories hold (<= 0: fits): the engine's own allocator answers,
-    so ``fits_memory`` holds exactly when the simulation places every tensor."""
+    so ``fits_memory`` holds exactly when the simulation places every tensor. A serving run
+    fits when its KV-cache budget holds at least one block."""
     if not isinstance(arch, Architecture):
         from dse.system import study as system_study
 
         return system_study.capacity_margin(arch, workload)
+    if not isinstance(workload, Workload):
+        from dse.serving.budget import margin_bytes
+
+        return margin_bytes(arch, workload)
     return plan_memory(arch, workload).margin_bytes
 
 

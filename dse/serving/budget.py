@@ -50,3 +50,14 @@ def kv_blocks(arch: Architecture, weight_bytes: float, kv_bytes_per_token: float
                           f"after {fmt(weight_bytes, 'bytes')} of weights) is below one block of "
                           f"{block_tokens} tokens ({fmt(block, 'bytes')})")
     return blocks
+
+
+def margin_bytes(arch: Architecture, spec) -> float:
+    """Bytes missing for ``spec``'s model and one KV block (<= 0: it fits), for ``fits_memory``."""
+    shape, fmt = spec.shape(), spec.formats
+    weights = shape.weight_bytes(fmt)
+    block = shape.kv_bytes_per_token(fmt) * spec.block_tokens
+    try:
+        return block - kv_budget_bytes(arch, weights)
+    except DesignError:  # the weights alone exceed every tier
+        return weights + block - sum(m.capacity for m in arch.memories)
