@@ -133,3 +133,15 @@ def test_config_missing_field_names_it(tmp_path):
 def test_prompt_longer_than_context():
     with pytest.raises(SpecError, match="exceed the model's context of 8192"):
         load_workload("llm:phase=prefill,seq=9000")
+
+
+def test_capacity_factor_drops_tokens_of_a_skewless_router():
+    """64 tokens x top-2 over 8 experts: 16 per expert evenly; capacity 1.0 keeps ceil(1.0 x 128 / 8) = 16,
+    capacity 0.5 keeps 8 per expert, halving the expert GEMMs' MACs."""
+    def expert_macs(spec):
+        return sum(op.macs for op in load_workload(spec).ops if ".expert" in op.name and op.name.startswith("layer0."))
+
+    full = expert_macs("llm:model=mixtral-8x7b,batch=64,seq=16")
+    assert expert_macs("llm:model=mixtral-8x7b,batch=64,seq=16,capacity_factor=1.0") == full
+    assert expert_macs("llm:model=mixtral-8x7b,batch=64,seq=16,capacity_factor=0.5") * 2 == full
+    assert full == 8 * 16 * 3 * 4096 * 14336

@@ -17,6 +17,7 @@ chip (FlashAttention, Dao et al., NeurIPS 2022).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from math import ceil, log2
 from typing import Literal
 
@@ -149,14 +150,19 @@ def check_context(sh: LlmShape, tokens: int, *, field: str = "seq") -> None:
           "tokens; GQA, SwiGLU, MoE; formats per role")
 def llm(model: str = "llama-3-8b", phase: Literal["prefill", "decode"] = "decode", batch: int = 1,
         seq: int = 1024, precision: str = "bf16", weight_precision: str | None = None,
-        kv_precision: str | None = None) -> Workload:
+        kv_precision: str | None = None, capacity_factor: float | None = None) -> Workload:
     """One prefill pass or one decode step for ``batch`` sequences; samples = batch.
 
     ``precision`` is the activations' (and the GEMMs') format; weights and the KV cache
     default to it. Logits are computed for the last position of each sequence only.
+    ``capacity_factor`` caps each expert's tokens of an MoE model (0: no limit).
     """
     check_positive(batch=batch, seq=seq)
     sh = load_config(model)
+    if capacity_factor is not None:
+        if capacity_factor < 0:
+            raise SpecError(f"must be >= 0 (0: no limit), got {capacity_factor}", field="capacity_factor")
+        sh = replace(sh, capacity_factor=capacity_factor)
     check_context(sh, seq + (phase == "decode"))
     fmt = Formats(weight_precision or precision, precision, kv_precision or precision)
     g = Graph(precision)

@@ -175,5 +175,8 @@ def parse_config(data: dict, *, name: str, where: str) -> LlmShape:
     else:
         shared = 0
     every = _int(data, "decoder_sparse_step", where, "moe_layer_freq", default=1)
+    capacity = data.get("capacity_factor", 0.0) or 0.0  # not in HF configs: no token dropped by default
+    if isinstance(capacity, bool) or not isinstance(capacity, (int, float)) or capacity < 0:
+        raise SpecError(f"must be a number >= 0 (0: no limit), got {capacity!r}", where=where, field="capacity_factor")
     return LlmShape(d_ff=d_ff, experts=experts, top_k=top_k, expert_d_ff=expert_ff, shared_d_ff=shared,
-                    moe_every=every, **fields)
+                    moe_every=every, capacity_factor=float(capacity), **fields)
