@@ -214,3 +214,20 @@ def test_bad_serving_spec_is_a_dse_error():
     with pytest.raises(DseError, match="unknown serving parameter 'batch'"):
         parse_serving_spec("serve:batch=4")
     assert parse_serving_spec("serve:prompt_tokens=128-1024,rate=2").prompt_tokens == "128-1024"
+
+
+def test_disaggregated_adds_the_kv_transfer_at_low_rate(h100, tmp_path):
+    """Prefill on one chip, decode on another: alone on the chips, a request waits exactly for its
+    K,V to cross the link (prompt x KV bytes per token / link bandwidth) on top of the colocated run."""
+    p, o = 512, 32
+    trace = _trace(tmp_path, [(10.0 * i, p, o) for i in range(3)])
+    together = simulate_serving(h100, ServingSpec(trace=trace))
+    apart = simulate_serving(h100, ServingSpec(trace=trace, disaggregated=True, kv_link="50 GB/s"))
+    transfer = p * KV_PER_TOKEN / 50e9  # 1.34 ms
+    assert apart["chips"] == 2
+    assert apart.requests["ttft_s"].tolist() == pytest.approx(together.requests["ttft_s"].tolist(), rel=1e-9)
+    gap = (apart.requests["e2e_s"] - together.requests["e2e_s"]).to_numpy()
+    assert gap == pytest.approx([transfer] * 3, rel=0.01)
+    # two chips idle twice the static power
+    assert apart["static_energy_j"] == pytest.approx(2 * together["static_energy_j"] * apart["duration_s"]
+                                                     / together["duration_s"], rel=1e-6)

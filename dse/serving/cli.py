@@ -42,6 +42,9 @@ def serve(
     preemption: str = typer.Option("recompute", "--preemption", help="recompute | swap (to the next memory tier)."),
     slo_ttft: str = typer.Option("200 ms", "--slo-ttft", help="TTFT objective for goodput."),
     slo_tpot: str = typer.Option("50 ms", "--slo-tpot", help="TPOT objective for goodput."),
+    disaggregated: bool = typer.Option(False, "--disaggregated",
+                                       help="Prefill on one chip, decode on a second one of the same design."),
+    kv_link: str = typer.Option("450 GB/s", "--kv-link", help="Bandwidth carrying the KV cache between the two chips."),
     seed: int = typer.Option(0, "--seed", help="Seed of the arrival and length draws."),
     fmt: str = typer.Option("table", "--format", "-f", help="table | csv | json (the summary)."),
     out_file: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the per-request table to FILE.csv or FILE.parquet."),
@@ -59,7 +62,7 @@ def serve(
                        kv_precision=kv_precision, rate=rate, requests=requests, prompt_tokens=prompt_tokens,
                        output_tokens=output_tokens, trace=str(trace) if trace else None, seed=seed,
                        batch_cap=batch_cap, chunk_tokens=chunk_tokens, block_tokens=block_tokens,
-                       admission=admission, preemption=preemption,
+                       admission=admission, preemption=preemption, disaggregated=disaggregated, kv_link=kv_link,
                        slo_ttft_s=_seconds(slo_ttft, "--slo-ttft"), slo_tpot_s=_seconds(slo_tpot, "--slo-tpot"))
     a = load_architecture(arch)
     result = simulate_serving(a, spec)

@@ -13,7 +13,7 @@ layer count:
 
 Each part is simulated at grid points (powers of two and 1.5 x powers of two) and
 interpolated linearly between them (bilinearly over two sizes), so a run of thousands of
-iterations costs a few dozen engine runs. Ops of one layer run one after another in the
+iterations costs a few hundred engine runs at most. Ops of one layer run one after another in the
 engine (each depends on the previous), so the sum of the parts is the layer's time.
 """
 from __future__ import annotations

@@ -29,9 +29,9 @@ def request_table(log: RunLog) -> pd.DataFrame:
 
 
 def run_summary(log: RunLog, requests: pd.DataFrame, *, static_power_w: float, slo_ttft_s: float,
-                slo_tpot_s: float) -> dict:
+                slo_tpot_s: float, chips: int = 1) -> dict:
     """One row of run metrics. The run lasts from the first arrival to the last token; the
-    chip draws its static power all along, busy or idle."""
+    chips draw their static power (``static_power_w`` for all of them) all along, busy or idle."""
     start = float(requests["arrival_s"].min())
     span = log.end_s - start
     tokens = int(requests["output_tokens"].sum())
@@ -57,9 +57,10 @@ def run_summary(log: RunLog, requests: pd.DataFrame, *, static_power_w: float, s
     row[R.LATENCY] = span
     row[R.THROUGHPUT_SAMPLES] = row[REQUESTS_PER_S]
     row[R.ENERGY_PER_SAMPLE] = energy / len(requests)
-    row["busy_fraction"] = log.busy_s / span
+    row["busy_fraction"] = log.busy_s / span / chips
     row["iterations"] = len(log.iterations)
-    row["mean_decode_batch"] = (float(np.mean([it[2] for it in log.iterations])) if log.iterations else 0.0)
+    decoding = [it[2] for it in log.iterations if it[2]]
+    row["mean_decode_batch"] = float(np.mean(decoding)) if decoding else 0.0
     row["peak_running"] = log.peak_running
     row["kv_peak_blocks"] = log.peak_blocks
     row["preemptions"] = log.preemptions

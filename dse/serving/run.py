@@ -9,7 +9,7 @@ from dse.serving.budget import kv_blocks
 from dse.serving.cost import IterationCost
 from dse.serving.metrics import request_table, run_summary
 from dse.serving.requests import Request, check_context
-from dse.serving.scheduler import RunLog, SchedulerConfig, run_server
+from dse.serving.scheduler import RunLog, SchedulerConfig, run_disaggregated, run_server
 from dse.serving.spec import ServingSpec
 from dse.spec.architecture import Architecture
 from dse.tech.memory import BITS
@@ -76,13 +76,28 @@ def simulate_serving(arch: Architecture, spec: ServingSpec, cost: IterationCost 
             if len(_COSTS) >= 8:
                 _COSTS.pop(next(iter(_COSTS)))
             cost = _COSTS[key] = IterationCost(arch, shape, fmt)
-    log = run_server(cfg, cost, requests)
+    chips = 2 if spec.disaggregated else 1
+    if spec.disaggregated:
+        log = _merge(*run_disaggregated(cfg, cfg, cost, requests, spec.kv_link_bytes_per_s))
+    else:
+        log = run_server(cfg, cost, requests)
     table = request_table(log)
-    row = {"architecture": arch.name, "workload": spec.label}
-    row.update(run_summary(log, table, static_power_w=cost.static_power_w or arch.static_power_w,
+    row = {"architecture": arch.name, "workload": spec.label, "chips": chips}
+    static_w = cost.static_power_w if cost.static_power_w is not None else arch.static_power_w
+    row.update(run_summary(log, table, static_power_w=chips * static_w, chips=chips,
                            slo_ttft_s=spec.slo_ttft_s, slo_tpot_s=spec.slo_tpot_s))
     row["kv_blocks"] = blocks
     row["kv_budget_bytes"] = blocks * spec.block_tokens * shape.kv_bytes_per_token(fmt)
     row["weight_bytes"] = shape.weight_bytes(fmt)
-    row["area_mm2"] = arch.area_mm2
+    row["area_mm2"] = chips * arch.area_mm2
     return ServingResult(arch.name, spec, row, table, log, cost.engine_runs)
+
+
+def _merge(prefill: RunLog, decode: RunLog) -> RunLog:
+    """One log for a prefill chip and a decode chip: their work and energy added, the cache
+    figures of the decode chip (where sequences stay longest)."""
+    return RunLog(prefill.sequences, iterations=prefill.iterations + decode.iterations,
+                  peak_running=decode.peak_running, peak_blocks=decode.peak_blocks,
+                  preemptions=prefill.preemptions + decode.preemptions,
+                  dynamic_energy_j=prefill.dynamic_energy_j + decode.dynamic_energy_j,
+                  busy_s=prefill.busy_s + decode.busy_s, end_s=max(prefill.end_s, decode.end_s))

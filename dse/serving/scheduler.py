@@ -19,6 +19,7 @@ each copy holding the iteration for bytes / the slower tier's bandwidth.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 import simpy
 
@@ -77,30 +78,42 @@ class RunLog:
 
 
 class Server:
+    """One chip serving sequences. It is fed either by a request list (arrivals at their
+    times) or by ``submit`` from another server; with ``handoff`` it only prefills, handing
+    each sequence on once its prompt is in the cache (a disaggregated prefill chip)."""
+
     def __init__(self, env: simpy.Environment, cfg: SchedulerConfig, cost: IterationCost,
-                 requests: list[Request]):
+                 sequences: list[Sequence], *, expected: int | None = None, arrivals: bool = True,
+                 handoff: Callable[[Sequence], None] | None = None):
         self.env, self.cfg, self.cost = env, cfg, cost
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []
         self.free = cfg.total_blocks
-        self.log = RunLog([Sequence(r, target=r.prompt_tokens) for r in requests])
+        self.handoff = handoff
+        self.log = RunLog(sequences)
         self._arrived = env.event()
-        self._left = len(requests)
-        worst = max((self._blocks_for_full(s) for s in self.log.sequences), default=0)
+        #: sequences this server will still finish or hand on
+        self._left = len(sequences) if expected is None else expected
+        worst = max((self._blocks_for_full(s) for s in sequences), default=0)
         if worst > cfg.total_blocks:
             raise DesignError(f"a request of {worst * cfg.block_tokens} tokens needs {worst} KV blocks; "
                               f"the budget holds {cfg.total_blocks}")
-        env.process(self._arrivals())
+        if arrivals:
+            env.process(self._arrivals())
         env.process(self._serve())
+
+    def submit(self, seq: Sequence) -> None:
+        """A sequence joins the queue now."""
+        self.waiting.append(seq)
+        if not self._arrived.triggered:
+            self._arrived.succeed()
 
     # ---- processes ------------------------------------------------------------------
     def _arrivals(self):
         for seq in self.log.sequences:
             if seq.req.arrival_s > self.env.now:
                 yield self.env.timeout(seq.req.arrival_s - self.env.now)
-            self.waiting.append(seq)
-            if not self._arrived.triggered:
-                self._arrived.succeed()
+            self.submit(seq)
 
     def _serve(self):
         while self._left:
@@ -215,22 +228,52 @@ class Server:
             s.generated += 1
             if s.first_token_s is None:
                 s.first_token_s = now
-            if s.generated >= s.req.output_tokens:
+            finished = s.generated >= s.req.output_tokens
+            if finished:
                 s.finish_s = now
+            if finished or self.handoff is not None:
                 s.active = False
                 self.free += s.blocks
                 s.blocks = 0
                 self._left -= 1
                 done = True
+                if not finished:
+                    self.handoff(s)
         if done:
             self.running = [s for s in self.running if s.active]
 
 
 def run_server(cfg: SchedulerConfig, cost: IterationCost, requests: list[Request]) -> RunLog:
-    """Serve ``requests`` to the end and return what happened."""
+    """Serve ``requests`` to the end on one chip and return what happened."""
     env = simpy.Environment()
-    server = Server(env, cfg, cost, requests)
+    server = Server(env, cfg, cost, [Sequence(r, target=r.prompt_tokens) for r in requests])
     env.run()
     if server._left:
         raise DesignError(f"{server._left} requests never finished (scheduler stalled)")
     return server.log
+
+
+def run_disaggregated(prefill_cfg: SchedulerConfig, decode_cfg: SchedulerConfig, cost: IterationCost,
+                      requests: list[Request], link_bytes_per_s: float) -> tuple[RunLog, RunLog]:
+    """Prefill on one chip, decode on another (DistServe, OSDI 2024; Splitwise, ISCA 2024): a
+    prefilled sequence's K,V cross a link of ``link_bytes_per_s`` (one transfer at a time, FIFO)
+    and it joins the decode chip's queue; its first token comes from the prefill chip."""
+    env = simpy.Environment()
+    seqs = [Sequence(r, target=r.prompt_tokens) for r in requests]
+    link = simpy.Resource(env, capacity=1)
+    decode = Server(env, decode_cfg, cost, seqs, arrivals=False,
+                    expected=sum(1 for s in seqs if s.req.output_tokens > 1))
+
+    def transfer(seq: Sequence):
+        with link.request() as turn:
+            yield turn
+            yield env.timeout(seq.cached * decode_cfg.kv_bytes_per_token / link_bytes_per_s)
+        seq.target = seq.cached  # arrives prefilled: the decode chip only decodes it
+        decode.submit(seq)
+
+    prefill = Server(env, prefill_cfg, cost, seqs, handoff=lambda s: env.process(transfer(s)))
+    env.run()
+    left = prefill._left + decode._left
+    if left:
+        raise DesignError(f"{left} requests never finished (scheduler stalled)")
+    return prefill.log, decode.log

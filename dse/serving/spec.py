@@ -46,6 +46,11 @@ class ServingSpec:
     preemption: str = "recompute"
     slo_ttft_s: float = 0.2
     slo_tpot_s: float = 0.05
+    #: prefill on one chip and decode on a second chip of the same design, the KV cache of each
+    #: prompt crossing ``kv_link`` between them
+    disaggregated: bool = False
+    #: default: one direction of an H100's NVLink 4, 900 GB/s in total (H100 datasheet, 2023)
+    kv_link: str = "450 GB/s"
 
     def __post_init__(self):
         for name in ("rate", "slo_ttft_s", "slo_tpot_s"):
@@ -62,6 +67,21 @@ class ServingSpec:
         if self.preemption not in ("recompute", "swap"):
             raise SpecError(f"must be recompute or swap, got {self.preemption!r}", field="preemption")
         self.formats  # noqa: B018 - checks the format names
+        self.kv_link_bytes_per_s  # noqa: B018 - checks the link bandwidth
+        if not isinstance(self.disaggregated, bool):
+            raise SpecError(f"expects true or false, got {self.disaggregated!r}", field="disaggregated")
+
+    @property
+    def kv_link_bytes_per_s(self) -> float:
+        from dse.units import to_si
+
+        try:
+            bw = to_si(self.kv_link, "bandwidth")
+        except ValueError as exc:
+            raise SpecError(str(exc), field="kv_link") from None
+        if not bw > 0:
+            raise SpecError(f"must be positive, got {self.kv_link!r}", field="kv_link")
+        return bw
 
     @property
     def formats(self) -> Formats:
@@ -125,6 +145,8 @@ def from_dict(values: dict[str, Any]) -> ServingSpec:
             v = str(v)
         if default is None and v is not None:
             v = str(v)
+        if key == "kv_link" and isinstance(v, (int, float)) and not isinstance(v, bool):
+            v = f"{v} B/s"
         clean[key] = v
     return replace(ServingSpec(), **clean) if clean else ServingSpec()
 
