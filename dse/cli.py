@@ -63,6 +63,9 @@ def run(
         return run_system(arch, workload, batch, precision, parallel, fmt, out_file)
     if parallel is not None:
         fail("--parallel applies to a system file (chips and a topology), not to one chip")
+    if workload.startswith("serve:") or workload == "serve":  # a request stream: dse/serving/cli.py
+        from dse.serving.cli import run_serving_spec
+        return run_serving_spec(arch, workload, batch, precision, per_op, fmt, out_file)
     a = load_architecture(arch)
     w = load_workload(workload, batch=batch, precision=precision)
     result = simulate(a, w)

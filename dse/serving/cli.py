@@ -74,3 +74,29 @@ def serve(
         sys.stdout.write(json.dumps(result.summary_row, indent=2, default=str) + "\n")
     else:
         print_summary(result.summary_row, title=f"{a.name} · {spec.label}")
+
+
+def run_serving_spec(arch: str, workload: str, batch: int | None, precision: str | None, per_op: bool,
+                     fmt: str, out_file: Path | None) -> None:
+    """`dse run ARCH -w serve:...`: the serving summary, as `dse run` prints a workload's."""
+    from dse.cli import fail, print_summary, write_frame
+    from dse.serving import parse_serving_spec, simulate_serving
+    from dse.spec.loader import load_architecture
+
+    if batch is not None:
+        fail("--batch: a serving run has no batch; set batch_cap in the serve: spec")
+    if per_op:
+        fail("--per-op: a serving run has no per-op table (dse serve --out writes one row per request)")
+    spec = parse_serving_spec(workload)
+    if precision is not None:
+        spec = spec.with_values(precision=precision)
+    a = load_architecture(arch)
+    result = simulate_serving(a, spec)
+    if out_file is not None:
+        write_frame(result.summary, out_file)
+    if fmt == "csv":
+        sys.stdout.write(result.summary.to_csv(index=False))
+    elif fmt == "json":
+        sys.stdout.write(json.dumps([result.summary_row], indent=2, default=str) + "\n")
+    else:
+        print_summary(result.summary_row, title=f"{a.name} · {spec.label}")
