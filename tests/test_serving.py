@@ -231,3 +231,22 @@ def test_disaggregated_adds_the_kv_transfer_at_low_rate(h100, tmp_path):
     # two chips idle twice the static power
     assert apart["static_energy_j"] == pytest.approx(2 * together["static_energy_j"] * apart["duration_s"]
                                                      / together["duration_s"], rel=1e-6)
+
+
+def test_serving_validation_cases_never_beat_the_weight_stream():
+    """dse's TPOT in the shipped serving cases is never below one read of the weights at the
+    H100's peak 3.35 TB/s (every decode step streams them)."""
+    from dse.serving import parse_serving_spec
+    from dse.validate import load_cases
+    from dse.validate.kinds import kind_module
+
+    checked = 0
+    for case, base in load_cases():
+        if case.kind != "serving" or not case.metric.startswith("tpot"):
+            continue
+        spec = parse_serving_spec(case.serve)
+        shape = spec.shape()
+        streamed = shape.weight_bytes(spec.formats) * (1 - shape.vocab * shape.d_model / shape.params / 2)
+        assert kind_module("serving").evaluate(case, base) >= streamed / 3.35e12
+        checked += 1
+    assert checked >= 2

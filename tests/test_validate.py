@@ -178,7 +178,7 @@ def test_a_case_file_of_ones_own_runs(tmp_path):
     (("    memory: ddr4-3200\n", "    memroy: ddr4-3200\n"), ":7", "unknown field 'memroy'"),
     (("measured: 20 GB/s", "measured: 20 GHz"), ":9", "expected a bandwidth"),
     (("metric: achieved_bandwidth_bps", "metric: tops"), ":8", "not a metric of kind 'memory'"),
-    (("kind: memory", "kind: serving"), ":3", "unknown kind 'serving'"),
+    (("kind: memory", "kind: teleport"), ":3", "unknown kind 'teleport'"),
     (("measured: 20 GB/s", "measured: -1 GB/s"), ":9", "positive"),
 ])
 def test_bad_case_files_fail_with_file_line_and_field(tmp_path, edit, where, message):

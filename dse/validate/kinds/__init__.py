@@ -16,6 +16,7 @@ KINDS: dict[str, str] = {
     "workload": "dse.validate.kinds.workload",
     "memory": "dse.validate.kinds.memory",
     "collective": "dse.validate.kinds.collective",
+    "serving": "dse.validate.kinds.serving",
 }
 
 
