@@ -56,6 +56,9 @@ class IterationCost:
         for i in range(shape.layers):
             kinds.setdefault(shape.is_moe_layer(i), []).append(i)
         self.layer_kinds = [(idx[0], len(idx)) for idx in kinds.values()]
+        # the chip's static power, read from one fixed engine run (not whichever runs first, so
+        # that a run's energy does not depend on the order its iterations were costed in)
+        self._token_point(self.layer_kinds[0][0], 1)
 
     # ---- engine runs at grid points -------------------------------------------------
     def _run(self, key: tuple, build: Callable[[Graph], None]) -> tuple[float, float]:
