@@ -1,6 +1,6 @@
 """What the command line prints with: Rich consoles, one-line errors, tables, files.
 
-Only the command modules (dse/cli.py and the cli.py of search, report, system and validate)
+Only the command modules (dse/cli.py and the cli.py of search, report, system, validate and serving)
 import this; library code never prints or exits (an import-linter contract in pyproject.toml).
 """
 from __future__ import annotations

@@ -50,7 +50,7 @@ def serve(
     out_file: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the per-request table to FILE.csv or FILE.parquet."),
 ) -> None:
     """Serve a stream of LLM requests (continuous batching, chunked prefill, paged KV cache)."""
-    from dse.cli import fail, print_summary, write_frame
+    from dse.console import fail, print_summary, write_frame
     from dse.serving import ServingSpec, simulate_serving
     from dse.spec.loader import load_architecture
 
@@ -79,7 +79,7 @@ def serve(
 def run_serving_spec(arch: str, workload: str, batch: int | None, precision: str | None, per_op: bool,
                      fmt: str, out_file: Path | None) -> None:
     """`dse run ARCH -w serve:...`: the serving summary, as `dse run` prints a workload's."""
-    from dse.cli import fail, print_summary, write_frame
+    from dse.console import fail, print_summary, write_frame
     from dse.serving import parse_serving_spec, simulate_serving
     from dse.spec.loader import load_architecture
 
