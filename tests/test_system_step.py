@@ -138,3 +138,23 @@ def test_expert_parallel_all_to_all_and_uneven_experts():
     assert even["comm_bytes"] > 0
     # a skewed router loads one expert rank more: the step waits for it
     assert skewed["step_time_s"] > even["step_time_s"]
+
+
+def test_a_stage_of_two_designs_runs_at_the_pace_of_the_slower():
+    # data parallelism over an H100-class and an A100-class chip: both meet at every
+    # all-reduce, so the step is the A100-class one's; the reduced view (one chip per stage)
+    # must agree with simulating both
+    from dse.system import SystemSpec
+
+    spec = SystemSpec.model_validate({
+        "name": "mixed", "chips": [{"architecture": "h100-class", "count": 1},
+                                   {"architecture": "a100-class", "count": 1}],
+        "links": {"l": {"preset": "nvlink4", "lanes": 12}}, "topology": {"kind": "ring", "link": "l"},
+        "parallelism": {"data": 2}})
+    wl = "gpt:layers=2,d_model=1024,heads=16,seq=512,batch=1"
+    red = simulate_system(spec, wl).summary_row
+    full = simulate_system(spec, wl, full=True).summary_row
+    assert red["step_time_s"] == pytest.approx(full["step_time_s"], rel=1e-9)
+    h100 = simulate_system(system(2, {"kind": "ring", "link": "l"}, {"l": {"preset": "nvlink4", "lanes": 12}},
+                                  {"data": 2}), wl).summary_row
+    assert red["step_time_s"] > h100["step_time_s"]

@@ -190,10 +190,21 @@ def simulate_system(system: str | Path | System | SystemSpec, workload: str | Wo
 
     by_role: dict[tuple, Profile] = {}
 
+    def stage_designs(s: int) -> list[int]:
+        first = tp * dp * s
+        return sorted({sysm.design_of(x) for x in range(first, first + tp * dp)})
+
     def stage_profile(c: int, r: int, chip: int) -> Profile:
-        key = (c, r, sysm.design_of(chip))
+        """The chip's own profile (full view); in the reduced view, the slowest design of
+        the stage, since its chips meet at every collective and the slowest sets the pace."""
+        if full:
+            designs = [sysm.design_of(chip)]
+        else:
+            designs = stage_designs(c % p)
+        key = (c, r, tuple(designs))
         if key not in by_role:
-            by_role[key] = prof_of(key[2], chunks[c][r])
+            profs = [prof_of(di, chunks[c][r]) for di in designs]
+            by_role[key] = max(profs, key=lambda pr: pr.fwd_s + pr.bwd_s + pr.optimizer_s)
         return by_role[key]
 
     # ---- the step, in SimPy ----------------------------------------------------------
