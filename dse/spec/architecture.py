@@ -59,6 +59,9 @@ class SystolicArray(_Component):
     kind: Literal["systolic"]
     rows: int = Field(gt=0, le=MAX_COUNT)
     cols: int = Field(gt=0, le=MAX_COUNT)
+    #: Identical arrays that work on one op together, its folds dealt round-robin (as a GPU's
+    #: SMs share one kernel): they raise one op's peak, they do not run two ops at once. Units
+    #: that run different ops concurrently are listed as separate units with their own names.
     count: int = Field(default=1, gt=0, le=MAX_COUNT)
     clock: Hertz
     #: one dataflow, or several that the planner chooses from per GEMM (fastest wins), as a
@@ -111,6 +114,8 @@ class VectorUnit(_Component):
 
     kind: Literal["vector"]
     lanes: int = Field(gt=0, le=MAX_COUNT)
+    #: Identical vector units that work on one op together (lanes x count per cycle); list
+    #: separate units to run different ops concurrently.
     count: int = Field(default=1, gt=0, le=MAX_COUNT)
     clock: Hertz
     ops_per_lane_per_cycle: float = Field(default=1.0, gt=0, le=MAX_COUNT)
