@@ -122,6 +122,10 @@ def _marked(exc: yaml.MarkedYAMLError, name: str) -> SpecError:
     mark = exc.problem_mark or exc.context_mark
     line = f":{mark.line + 1}" if mark else ""
     problem = exc.problem or exc.context or "malformed YAML"
+    if "nesting depth" in problem:
+        # libyaml 0.2.5+ stops its scanner at ~1,000 flow levels, before our own limit is
+        # reached in the events: it is the same refusal, said the same way
+        return SpecError(f"nested more than {MAX_DEPTH} levels deep", where=f"{name}{line}")
     return SpecError(f"malformed YAML: {problem}", where=f"{name}{line}")
 
 
@@ -231,6 +235,14 @@ def _no_constant(word: str) -> Any:
     raise _NotFinite(word)
 
 
+def _scan(text: str, name: str) -> None:
+    """The event scan of a JSON text, its libyaml errors said as SpecErrors with the line."""
+    try:
+        check_events(text, name)
+    except yaml.MarkedYAMLError as exc:
+        raise _marked(exc, name) from None
+
+
 def parse_json_text(text: str, name: str) -> YamlDoc:
     """Load a JSON text with :mod:`json`; positions only once an error needs one."""
     try:
@@ -246,7 +258,7 @@ def parse_json_text(text: str, name: str) -> YamlDoc:
         where = f"{name}:{text.count(chr(10), 0, at_.start()) + 1}" if at_ else name
         raise SpecError(f"{word} is not a number dse accepts (values must be finite)", where=where) from None
     except RecursionError:
-        check_events(text, name)  # JSON is YAML: the event scan names the line
+        _scan(text, name)  # JSON is YAML: the event scan names the line
         raise SpecError(f"nested more than {MAX_DEPTH} levels deep", where=name) from None
     except ValueError as exc:
         long = re.search(rf"[0-9]{{{MAX_NUMBER_CHARS},}}", text)
@@ -254,7 +266,7 @@ def parse_json_text(text: str, name: str) -> YamlDoc:
         problem = "a number is out of range" if long else str(exc).splitlines()[0]
         raise SpecError(f"cannot read a value: {problem}", where=where) from None
     if isinstance(data, (dict, list)) and _depth(data) > MAX_DEPTH:
-        check_events(text, name)
+        _scan(text, name)
         raise SpecError(f"nested more than {MAX_DEPTH} levels deep", where=name)
     return YamlDoc(data, name, text)
 
