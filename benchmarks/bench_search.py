@@ -1,75 +1,114 @@
-"""Search throughput: trials per minute for the quick start and for an 8-parameter
-study on ResNet-50 batch 1 (the space of studies/tpu-v1-75w.yaml), with 1 and 2 jobs.
+"""Search throughput on the 8-parameter ResNet-50 study (the space of studies/tpu-v1-75w.yaml on
+ResNet-50 batch 1): per-trial cost against simulate(), and trials per minute with 1 and 2 jobs.
 
-    python benchmarks/bench_search.py                 # 1,000-trial ResNet-50 runs (a few minutes)
-    python benchmarks/bench_search.py --trials 200    # quicker
+    python benchmarks/bench_search.py                               # 1,000 trials, this checkout
+    python benchmarks/bench_search.py --trials 300 --baseline 35534f0   # and a git revision
 
-Wall times include resolving the study, the SQLite storage in a fresh output
-directory, worker start-up and writing the tables. Target: 1,000 trials of the
-ResNet-50 study in under 15 minutes on 2 cores.
+Each measurement runs in a fresh process with a fresh output directory (default storage),
+so wall times include opening the storage, starting workers and writing the tables. With
+one job, the process's CPU time is split into simulate() (timed around each call) and the
+rest. Targets (issue 13): a trial at most 1.5x a simulate(); --jobs 2 at least 1.8x the
+trials per minute of --jobs 1; 1,000 trials in at most 30 s with --jobs 2 on 2 cores.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import optuna
-
-from dse.search.resolve import load_spec
-from dse.search.study import run_study
-from dse.search.study_spec import StudySpec
-from dse.search.tables import ALL
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def resnet_study() -> StudySpec:
+def resnet_study():
     """tpu-v1-75w's eight parameters, on ResNet-50 batch 1 alone."""
+    from dse.search.resolve import load_spec
+    from dse.search.study_spec import StudySpec
+
     spec, _, _ = load_spec("tpu-v1-75w")
     return StudySpec.model_validate({**spec.model_dump(), "name": "bench-resnet50",
                                      "workloads": ["resnet50:batch=1"]})
 
 
-def run(study, name: str, n_trials: int | None, jobs: int) -> tuple[int, float, list[float]]:
-    """Trials run, wall seconds and each trial's completion time, in a fresh output directory."""
+def measure(trials: int, jobs: int) -> dict:
+    """One run of the study in this process (the child side of ``run``)."""
+    import optuna
+
+    import dse.search.objective as objective
+    from dse.search.resolve import resolve_study
+    from dse.search.study import run_study
+    from dse.search.tables import ALL
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    st = resolve_study(resnet_study())
+    sim = [0.0, 0]
+    simulate = objective.simulate
+
+    def timed(arch, workload):
+        t = time.process_time()
+        try:
+            return simulate(arch, workload)
+        finally:
+            sim[0] += time.process_time() - t
+            sim[1] += 1
+
+    objective.simulate = timed
     with tempfile.TemporaryDirectory(prefix="dse-bench-") as tmp:
-        t0 = time.perf_counter()
-        df = run_study(study, n_trials=n_trials, jobs=jobs, out_dir=Path(tmp))
-        wall = time.perf_counter() - t0
-        trials = optuna.load_study(study_name=name, storage=f"sqlite:///{tmp}/study.db").get_trials()
-        ends = sorted(t.datetime_complete.timestamp() for t in trials if t.datetime_complete)
-    return int((df["workload"] == ALL).sum()), wall, ends
+        wall, cpu = time.perf_counter(), time.process_time()
+        df = run_study(st, n_trials=trials, jobs=jobs, out_dir=Path(tmp))
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"trials": int((df["workload"] == ALL).sum()), "wall_s": wall, "cpu_s": cpu,
+            "sim_s": sim[0], "sims": sim[1]}
 
 
-def rate_by_segment(ends: list[float], size: int) -> list[float]:
-    """Trials per minute over consecutive segments of ``size`` trials (shows TPE's growing cost)."""
-    out = []
-    for i in range(size, len(ends) + 1, size):
-        span = ends[i - 1] - (ends[i - size - 1] if i > size else ends[0])
-        out.append((size if i > size else size - 1) / span * 60 if span > 0 else float("nan"))
-    return out
+def run(src: Path, trials: int, jobs: int) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    out = subprocess.run([sys.executable, __file__, "--child", str(trials), str(jobs)], env=env, cwd=src,
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def checkout(rev: str, into: Path) -> Path:
+    into.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--trials", type=int, default=1000, help="trials of the ResNet-50 study")
+    ap.add_argument("--trials", type=int, default=1000, help="trials per run of this checkout")
+    ap.add_argument("--baseline", help="git revision to measure in the same run")
+    ap.add_argument("--baseline-trials", type=int, default=200, help="trials per run of the baseline")
+    ap.add_argument("--child", nargs=2, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    print(f"cores: {os.cpu_count()}")
-    print(f"{'study':<28}{'jobs':>5}{'trials':>8}{'wall s':>9}{'trials/min':>12}")
-    rows = []
-    for jobs in (1, 2):
-        n, wall, _ = run("quickstart", "quickstart", None, jobs)
-        rows.append(("quickstart (mlp, 3 params)", jobs, n, wall))
-        print(f"{rows[-1][0]:<28}{jobs:>5}{n:>8}{wall:>9.1f}{n / wall * 60:>12.0f}", flush=True)
-    study = resnet_study()
-    for jobs in (1, 2):
-        n, wall, ends = run(study, study.name, args.trials, jobs)
-        print(f"{'resnet50 b1 (8 params)':<28}{jobs:>5}{n:>8}{wall:>9.1f}{n / wall * 60:>12.0f}", flush=True)
-        segs = rate_by_segment(ends, max(args.trials // 5, 1))
-        print(f"{'':<28}trials/min per fifth of the run: {', '.join(f'{r:.0f}' for r in segs)}")
-        print(f"{'':<28}projected 1,000 trials: {1000 / n * wall / 60:.1f} min", flush=True)
+    if args.child:
+        print(json.dumps(measure(*args.child)))
+        return
+    print(f"cores: {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}")
+    print(f"{'tree':<16}{'jobs':>5}{'trials':>8}{'wall s':>9}{'trials/min':>12}{'ms CPU/trial':>14}"
+          f"{'ms/simulate':>13}{'trial/sim':>11}")
+    with tempfile.TemporaryDirectory(prefix="dse-bench-") as tmp:
+        trees = [("this checkout", ROOT, args.trials)]
+        if args.baseline:
+            trees.insert(0, (args.baseline, checkout(args.baseline, Path(tmp) / "base"), args.baseline_trials))
+        for name, src, n in trees:
+            rates = {}
+            for jobs in (1, 2):
+                r = run(src, n, jobs)
+                rates[jobs] = r["trials"] / r["wall_s"] * 60
+                per = sim = ratio = ""
+                if jobs == 1 and r["sims"]:
+                    per_s, sim_s = r["cpu_s"] / r["trials"], r["sim_s"] / r["sims"]
+                    per, sim, ratio = f"{per_s * 1e3:.1f}", f"{sim_s * 1e3:.1f}", f"{per_s / sim_s:.2f}x"
+                print(f"{name[:15]:<16}{jobs:>5}{r['trials']:>8}{r['wall_s']:>9.1f}{rates[jobs]:>12.0f}"
+                      f"{per:>14}{sim:>13}{ratio:>11}", flush=True)
+            print(f"{'':<16}--jobs 2 / --jobs 1: {rates[2] / rates[1]:.2f}x trials per minute; "
+                  f"1,000 trials with --jobs 2: {1000 / rates[2] * 60:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,12 @@ SpecError naming the construct.
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import operator
 from typing import Any, Callable
+
+import numpy as np
 
 from dse.errors import SpecError
 
@@ -216,3 +219,30 @@ def _bounded(v: Any) -> Any:
     if isinstance(v, complex):
         raise ValueError("the result is a complex number (e.g. a fractional power of a negative number)")
     raise ValueError(f"the result {v!r} is not a number")
+
+
+#: The functions of FUNCTIONS applied elementwise, for evaluate_arrays.
+_ARRAY_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "min": lambda *a: functools.reduce(np.minimum, a), "max": lambda *a: functools.reduce(np.maximum, a),
+    "abs": np.abs, "round": np.round, "ceil": np.ceil, "floor": np.floor, "sqrt": np.sqrt, "log2": np.log2,
+}
+
+
+def evaluate_arrays(expr: Expression, values: dict[str, Any]) -> Any:
+    """``expr`` over numpy arrays of parameter values (one element per design), elementwise;
+    used to screen many designs at once (dse.search.screen)."""
+    def ev(node: ast.AST) -> Any:
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, (ast.Name, ast.Attribute)):
+            return np.asarray(values[_dotted(node)], dtype=float)
+        if isinstance(node, ast.BinOp):
+            return _BINARY[type(node.op)](ev(node.left), ev(node.right))
+        if isinstance(node, ast.UnaryOp):
+            return _UNARY[type(node.op)](ev(node.operand))
+        if isinstance(node, ast.Call):
+            return _ARRAY_FUNCTIONS[node.func.id](*(ev(a) for a in node.args))
+        raise SpecError(f"'{expr.text}': cannot evaluate {_construct(node)}")
+
+    with np.errstate(all="ignore"):
+        return ev(expr._tree)

@@ -30,8 +30,10 @@ from dse.search.study_spec import StudySpec
 from dse.search.tables import study_info, trial_table, write_outputs
 
 FINGERPRINT_ATTR = "dse_fingerprint"
-#: Tables are rewritten at most this often while trials run (and always at the end).
+#: Tables are rewritten at most this often while trials run (and always at the end) ...
 WRITE_EVERY_S = 5.0
+#: ... and never more often than keeps their writing under 1/WRITE_SHARE of the run.
+WRITE_SHARE = 20
 _FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
 
 
@@ -235,21 +237,30 @@ def run_study(study: str | Path | StudySpec | Study, n_trials: int | None = None
     seed = None if spec.seed is None else (spec.seed + done_before) % 2**32
     ostudy = _open_study(st, store, make_sampler(st, seed, target))
     info = study_info(st, sampler_name(st), _storage.without_password(url), st.name)
-    t0 = time.monotonic()
-    last_write = [t0]
+    if spec.screen is not None:  # two-stage: the trials are the designs the screen ranks best
+        from dse.search.screen import promising
 
-    def write() -> pd.DataFrame:
+        designs, info["screen"] = promising(st, spec.screen.candidates, spec.screen.simulate, spec.seed)
+        target = min(target, len(designs)) if n_trials else len(designs)
+        for params in designs[done_before:target]:  # waiting trials, taken by every process
+            ostudy.enqueue_trial(params)
+    t0 = time.monotonic()
+    last_write = [t0, 0.0]  # when, and how long the last write took
+
+    def write(final: bool = True) -> pd.DataFrame:
         df = trial_table(ostudy.get_trials(deepcopy=False), st)
-        if out is not None:
-            write_outputs(out, df, st, info)
+        if out is not None:  # the best designs' per-op detail (a simulation each) only at the end
+            write_outputs(out, df, st, info, detail=final)
         return df
 
     def after_trial(s: optuna.Study) -> None:
         if progress is not None:
             progress(_progress(s, st, target, done_before, t0, timeout))
-        if out is not None and time.monotonic() - last_write[0] > WRITE_EVERY_S:
-            write()
-            last_write[0] = time.monotonic()
+        since = time.monotonic() - last_write[0]
+        if out is not None and since > max(WRITE_EVERY_S, WRITE_SHARE * last_write[1]):
+            start = time.monotonic()
+            write(final=False)
+            last_write[:] = [time.monotonic(), time.monotonic() - start]
 
     procs: list[mp.process.BaseProcess] = []
     try:

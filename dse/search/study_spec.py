@@ -26,6 +26,7 @@ names mean (architecture fields, metrics, expressions) against the base design.
     n_trials: 200                         # total, earlier runs included; and/or timeout: 10 min
     jobs: 1                               # worker processes sharing the storage
     best_designs: 5                       # architecture files written to <out>/best/
+    screen: {candidates: 100000, simulate: 20}  # two-stage: estimate many, simulate the best
 """
 from __future__ import annotations
 
@@ -180,6 +181,15 @@ class ObjectiveSpec(_Strict):
     direction: Literal["maximize", "minimize"] | None = None
 
 
+class ScreenSpec(_Strict):
+    """Two-stage study: ``candidates`` designs drawn from the space are estimated by the
+    analytic screen (dse/search/screen.py, numpy, no simulation); the ``simulate`` most
+    promising are then simulated as the study's trials."""
+
+    candidates: int = Field(default=100_000, gt=0, le=100_000_000)
+    simulate: int = Field(default=20, gt=0)
+
+
 class StudySpec(_Strict):
     """A whole study file."""
 
@@ -199,6 +209,7 @@ class StudySpec(_Strict):
     timeout: float | None = None
     jobs: int = Field(default=1, gt=0, le=1024)
     best_designs: int = Field(default=5, ge=0, le=1000)
+    screen: ScreenSpec | None = None
 
     @field_validator("workloads", mode="before")
     @classmethod
@@ -255,8 +266,9 @@ class StudySpec(_Strict):
 
     @model_validator(mode="after")
     def _budget(self) -> "StudySpec":
-        if self.n_trials is None and self.timeout is None and self.sampler != "grid":
-            raise ValueError("give n_trials or timeout (only the grid sampler knows when it is done)")
+        if self.n_trials is None and self.timeout is None and self.sampler != "grid" and self.screen is None:
+            raise ValueError("give n_trials or timeout (only the grid sampler and a screen know when "
+                             "they are done)")
         labels = [w.label for w in self.workloads]
         dupes = sorted({x for x in labels if labels.count(x) > 1})
         if dupes:

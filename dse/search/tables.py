@@ -248,8 +248,9 @@ def study_info(st: "Study", sampler: str, storage_url: str | None, optuna_name: 
     }
 
 
-def write_outputs(out_dir: Path, df: pd.DataFrame, st: "Study", info: dict) -> None:
-    """trials.parquet, trials.csv, study.json and best/*.yaml in ``out_dir``."""
+def write_outputs(out_dir: Path, df: pd.DataFrame, st: "Study", info: dict, detail: bool = True) -> None:
+    """trials.parquet, trials.csv, study.json and best/*.yaml in ``out_dir``; with ``detail``,
+    also each best design's per-op rows and timeline (one simulation per new best design)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files = _for_files(df)
     units = column_units(df, st)
@@ -268,7 +269,8 @@ def write_outputs(out_dir: Path, df: pd.DataFrame, st: "Study", info: dict) -> N
         stem = f"{int(row['pareto_rank'])}-trial{int(row['trial'])}"
         _atomic_write(best_dir / f"{stem}.yaml", lambda p, text=text: p.write_text(text))
         keep.add(stem)
-        _write_detail(best_dir, stem, text, st)
+        if detail:
+            _write_detail(best_dir, stem, text, st)
     for old in best_dir.glob("*.parquet"):
         if old.name.split(".", 1)[0] not in keep:
             old.unlink()

@@ -1,0 +1,101 @@
+"""Screening: candidate designs estimated per second, and the two-stage study (screen, then
+simulate the best) against the full study on every bundled study.
+
+    python benchmarks/bench_screen.py                 # all bundled studies (a few minutes)
+    python benchmarks/bench_screen.py --only quickstart
+
+For each study the full study runs as its file says; the two-stage run adds
+``screen: {simulate: K}`` with K a tenth of the full study's trials (at least 1), so that it
+simulates at most a tenth as many designs. simulate() calls are counted around each call.
+Targets (issue 13): at least 100,000 candidates per second; a best design within 1% of the
+full study's best objective with at least 10x fewer simulate() calls.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import optuna
+
+from dse.search import objective
+from dse.search.resolve import bundled_studies, load_spec, resolve_study
+from dse.search.screen import Screen, sample
+from dse.search.study import run_study
+from dse.search.study_spec import StudySpec
+from dse.search.tables import ALL
+
+CALLS = [0]
+_simulate = objective.simulate
+
+
+def _counted(arch, workload):
+    CALLS[0] += 1
+    return _simulate(arch, workload)
+
+
+def throughput(name: str, n: int) -> tuple[float, float]:
+    """Candidates per second of CPU and of wall time (sampling included)."""
+    st = resolve_study(name)
+    screen = Screen(st)
+    screen.evaluate(sample(st, 1000, 1))  # build the per-combination designs once
+    wall, cpu = time.perf_counter(), time.process_time()
+    screen.evaluate(sample(st, n, 0))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return n / cpu, n / wall
+
+
+def best(df, st) -> float:
+    o = st.objectives[0]
+    feasible = df[(df["workload"] == ALL) & df["feasible"]][o.metric]
+    if feasible.empty:
+        return float("nan")
+    return float(feasible.max() if o.direction == "maximize" else feasible.min())
+
+
+def compare(name: str) -> None:
+    spec, _, _ = load_spec(name)
+    if spec.screen is not None:
+        print(f"{name:<18}(already two-stage: the screened form of another study)")
+        return
+    st = resolve_study(spec)
+    o = st.objectives[0]
+    CALLS[0] = 0
+    t = time.perf_counter()
+    full = run_study(spec)
+    full_s, full_calls = time.perf_counter() - t, CALLS[0]
+    trials = int((full["workload"] == ALL).sum())
+    keep = max(1, trials // 10)
+    CALLS[0] = 0
+    t = time.perf_counter()
+    two = run_study(StudySpec.model_validate({**spec.model_dump(), "screen": {"simulate": keep}}))
+    two_s, two_calls = time.perf_counter() - t, CALLS[0]
+    b_full, b_two = best(full, st), best(two, st)
+    gap = (b_full - b_two) / abs(b_full) if o.direction == "maximize" else (b_two - b_full) / abs(b_full)
+    print(f"{name:<18}{o.direction[:3]} {o.metric:<22}{trials:>6}{full_calls:>7}{b_full:>12.5g}{full_s:>8.1f}"
+          f"{keep:>6}{two_calls:>7}{b_two:>12.5g}{two_s:>8.1f}{full_calls / max(two_calls, 1):>8.1f}x"
+          f"{100 * gap:>+9.2f}%", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", help="one bundled study")
+    ap.add_argument("--candidates", type=int, default=100_000)
+    args = ap.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    objective.simulate = _counted
+    names = [args.only] if args.only else bundled_studies()
+    print(f"cores: {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}")
+    print(f"{'study':<18}{'candidates/s (CPU)':>20}{'candidates/s (wall)':>21}")
+    for name in names:
+        cpu, wall = throughput(name, args.candidates)
+        print(f"{name:<18}{cpu:>20,.0f}{wall:>21,.0f}", flush=True)
+    print("\nfull study vs two-stage (gap: how much worse the two-stage best is; negative = better)")
+    print(f"{'study':<18}{'objective':<26}{'trials':>6}{'sims':>7}{'best':>12}{'s':>8}"
+          f"{'keep':>6}{'sims':>7}{'best':>12}{'s':>8}{'fewer':>9}{'gap':>10}")
+    for name in names:
+        compare(name)
+
+
+if __name__ == "__main__":
+    main()
