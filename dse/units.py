@@ -121,6 +121,12 @@ class _Cache:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:  # keep what other processes added since this one read the file
+                data = json.loads(self.path.read_text())
+                if data.get("key") == self.key and isinstance(data.get("entries"), dict):
+                    entries.update({k: v for k, v in data["entries"].items() if k not in entries})
+            except (OSError, ValueError):
+                pass
             tmp.write_text(json.dumps({"key": self.key, "entries": entries}))
             os.replace(tmp, self.path)
         except OSError:
