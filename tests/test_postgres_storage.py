@@ -6,10 +6,8 @@ machines would, and checks that they share one budget and one set of trials.
 """
 from __future__ import annotations
 
-import glob
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,16 +19,7 @@ import pytest
 
 pytest.importorskip("psycopg2")
 
-
-def _pg_bin(name: str) -> str | None:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return found[-1] if found else shutil.which(name)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from pg_server import _free_port, _pg_bin  # noqa: E402 (one home for the server helpers)
 
 
 @pytest.fixture
