@@ -33,7 +33,7 @@ MAX_COUNT = 2**24
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
 
 
 class _Component(_Strict):
@@ -317,7 +317,7 @@ class Prefetch(_Strict):
     """Tensors of ``role`` live on tier ``from`` and are copied to tier ``to`` the first time
     an op reads them (e.g. weights kept in NVM, used from DRAM); later reads hit ``to``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
     role: str
     source: str = Field(alias="from")
     target: str = Field(alias="to")

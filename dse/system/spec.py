@@ -30,7 +30,7 @@ from dse.system.links import link_preset, switch_preset
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 def _fill(data: Any, preset_of) -> Any:

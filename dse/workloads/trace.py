@@ -26,7 +26,7 @@ KINDS = ("matmul", "conv2d", "vector")
 
 
 class _OpSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, defer_build=True)
 
     name: Annotated[str, Field(min_length=1)]
     precision: Precision | None = None
@@ -85,7 +85,7 @@ OpSpec = Annotated[Union[MatmulSpec, Conv2dSpec, VectorSpec], Field(discriminato
 class TraceSpec(BaseModel):
     """A whole trace file."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     name: Annotated[str, Field(min_length=1)]
     description: str = ""
