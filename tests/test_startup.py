@@ -90,3 +90,14 @@ def test_a_corrupt_or_foreign_cache_file_is_ignored(fresh_cache):
     fresh_cache.write_text(json.dumps(data))
     units._cache = units._Cache()
     assert units.to_si("2 KiB", "bytes") == 2048
+
+
+def test_run_of_a_bundled_design_on_resnet50_imports_no_numpy(tmp_path):
+    # numpy's import alone is ~0.1 s of CPU; the tiling search of a ResNet-50 runs in Python.
+    # (The first run reads unit strings through Pint, which imports numpy; later runs do not.)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DSE_CACHE_DIR": str(tmp_path)}
+    probe = _PROBE.format(heavy=("numpy",))
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-c", probe, "run", "h100-class", "-w", "resnet50"], env=env,
+                              capture_output=True, text=True, timeout=120)
+    assert "latency_s" in proc.stdout and "HEAVY=\n" in proc.stderr

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from math import ceil
 
-import numpy as np
-
 #: tiles an op is cut into at least (when it is that large), so load, compute and store overlap
 PIPELINE_TILES = 64
 #: smallest tile worth a transfer of its own (a DMA descriptor moving less is overhead-bound);
@@ -37,13 +35,22 @@ class Tiling:
     reads_b: int
 
 
-def _candidates(d: int, floor: int = 1) -> np.ndarray:
+#: Tile grids searched in pure Python before the search moves to numpy. Python costs about
+#: 0.5 us per candidate tiling and numpy about 0.1 us plus 70 us a call, but importing numpy
+#: costs ~90 ms of CPU: a whole ResNet-50 plans ~2 ms of grids, so `dse run` never imports it,
+#: while a workload with thousands of large distinct GEMMs spends at most this budget
+#: (~50 ms) in Python before numpy takes over. Both searches give the same tiling.
+PYTHON_SEARCH_BUDGET = 100_000
+_python_searched = 0
+
+
+def _candidates(d: int, floor: int = 1) -> list[int]:
     vals = {d}
     v = d
     while v > floor:
         v = max(floor, ceil(v / 2))
         vals.add(v)
-    return np.array(sorted(vals), dtype=np.int64)
+    return sorted(vals)
 
 
 @lru_cache(maxsize=8192)
@@ -54,12 +61,62 @@ def tile_gemm(m: int, n: int, k: int, elem_bytes: float, free_bytes: float,
 
     ``min_kt``/``min_nt`` are the smallest useful tile (one fold of the array).
     """
+    global _python_searched
     if not (stream_a or stream_b or stream_out):
         return Tiling(m, n, k, 1, 1, 1)
     min_kt, min_nt = min(min_kt, k), min(min_nt, n)
-    M = _candidates(m)[:, None, None]
-    N = _candidates(n, min_nt)[None, :, None]
-    K = _candidates(k, min_kt)[None, None, :]
+    grid = (_candidates(m), _candidates(n, min_nt), _candidates(k, min_kt))
+    streamed = elem_bytes * (stream_a * m * k + stream_b * k * n + stream_out * m * n)
+    target = max(1, min(PIPELINE_TILES, int(streamed // min_tile_bytes)))
+    size = len(grid[0]) * len(grid[1]) * len(grid[2])
+    search = _search_numpy
+    if _python_searched + size <= PYTHON_SEARCH_BUDGET:
+        _python_searched += size
+        search = _search_python
+    return search(m, n, k, elem_bytes, free_bytes, stream_a, stream_b, stream_out, grid, target)
+
+
+def _search_python(m: int, n: int, k: int, elem_bytes: float, free_bytes: float,
+                   stream_a: bool, stream_b: bool, stream_out: bool,
+                   grid: tuple[list[int], list[int], list[int]], target: int) -> Tiling | None:
+    """The search of :func:`_search_numpy`, one candidate at a time (same order, same ties)."""
+    size_a, size_b = m * k * stream_a, k * n * stream_b
+    Ks = grid[2]
+    tks = [-(-k // K) for K in Ks]
+    best = None
+    for M in grid[0]:
+        tm = -(-m // M)
+        for N in grid[1]:
+            tn = -(-n // N)
+            out_elems, tmn = stream_out * M * N, tm * tn
+            for K, tk in zip(Ks, tks):
+                if not 2.0 * elem_bytes * (stream_a * M * K + stream_b * K * N + out_elems) <= free_bytes:
+                    continue
+                if K == k:  # m outer: a[m, :] stays; n outer: b[:, n] stays
+                    a1, b1 = 1, (1 if N == n else tm)
+                    a2, b2 = (1 if M == m else tn), 1
+                else:
+                    a1, b1, a2, b2 = tn, tm, tn, tm
+                t1, t2 = a1 * size_a + b1 * size_b, a2 * size_a + b2 * size_b
+                order1 = t1 <= t2
+                tiles = tmn * tk
+                key = (float(t1 if order1 else t2), tiles if tiles >= target else 2**62 - tiles)
+                if best is None or key < best[0]:
+                    best = (key, M, N, K, tiles, a1 if order1 else a2, b1 if order1 else b2)
+    if best is None:
+        return None
+    _, mt, nt, kt, tiles, ra, rb = best
+    return Tiling(mt, nt, kt, tiles, ra, rb)
+
+
+def _search_numpy(m: int, n: int, k: int, elem_bytes: float, free_bytes: float,
+                  stream_a: bool, stream_b: bool, stream_out: bool,
+                  grid: tuple[list[int], list[int], list[int]], target: int) -> Tiling | None:
+    import numpy as np
+
+    M = np.array(grid[0], dtype=np.int64)[:, None, None]
+    N = np.array(grid[1], dtype=np.int64)[None, :, None]
+    K = np.array(grid[2], dtype=np.int64)[None, None, :]
     need = 2.0 * elem_bytes * (stream_a * M * K + stream_b * K * N + stream_out * M * N)
     fits = need <= free_bytes
     if not fits.any():
@@ -80,8 +137,6 @@ def tile_gemm(m: int, n: int, k: int, elem_bytes: float, free_bytes: float,
     tiles = np.broadcast_to(tm * tn * tk, traffic.shape)
     traffic = np.where(fits, traffic, np.inf)
     # least traffic, then the fewest tiles that still fill the pipeline; lexsort keys go last-primary
-    streamed = elem_bytes * (stream_a * m * k + stream_b * k * n + stream_out * m * n)
-    target = max(1, min(PIPELINE_TILES, int(streamed // min_tile_bytes)))
     enough = np.where(tiles >= target, tiles, np.int64(2**62) - tiles)
     flat = np.lexsort((enough.ravel(), traffic.ravel()))[0]
     i, j, l = np.unravel_index(flat, traffic.shape)
