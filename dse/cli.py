@@ -51,13 +51,14 @@ def run(
 ) -> None:
     """Simulate one workload on one architecture (or one training step on a system) and print the summary."""
     from dse.sim.engine import simulate
-    from dse.spec.loader import load_architecture
+    from dse.spec.cache import cached_architecture, load_architecture_cached
     from dse.system.cli import is_system_file, run_system
     from dse.workloads import load_workload
 
     if fmt not in ("table", "csv", "json"):
         fail(f"--format: '{fmt}' is not one of table, csv, json")
-    if is_system_file(arch):
+    a = cached_architecture(arch)  # a chip validated before (so not a system file), or None
+    if a is None and is_system_file(arch):
         if per_op:
             fail("--per-op: a system has no per-op table")
         return run_system(arch, workload, batch, precision, parallel, fmt, out_file)
@@ -66,7 +67,8 @@ def run(
     if workload.startswith("serve:") or workload == "serve":  # a request stream: dse/serving/cli.py
         from dse.serving.cli import run_serving_spec
         return run_serving_spec(arch, workload, batch, precision, per_op, fmt, out_file)
-    a = load_architecture(arch)
+    if a is None:
+        a = load_architecture_cached(arch)
     w = load_workload(workload, batch=batch, precision=precision)
     result = simulate(a, w)
     if fmt == "table" and not per_op and out_file is None:  # the common case needs no pandas

@@ -15,6 +15,8 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dse.diskcache import cache_dir
+
 if TYPE_CHECKING:
     import pint
 
@@ -99,9 +101,7 @@ class _Cache:
             defs = Path(spec.origin).parent / "default_en.txt"  # type: ignore[union-attr, arg-type]
             d, m = defs.stat(), Path(__file__).stat()
             self.key = f"{d.st_size}-{d.st_mtime_ns}-{m.st_size}-{m.st_mtime_ns}"
-            root = os.environ.get("DSE_CACHE_DIR") or os.path.join(
-                os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "dse")
-            self.path = Path(root) / "quantities.json"
+            self.path = cache_dir() / "quantities.json"
             data = json.loads(self.path.read_text())
             if data.get("key") == self.key and isinstance(data.get("entries"), dict):
                 self.entries = data["entries"]

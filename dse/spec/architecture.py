@@ -23,13 +23,20 @@ from dse.spec.quantities import (
     SquareMillimetres,
     Watts,
 )
-from dse.spec.yaml_io import at
 from dse.datatypes import PRECISION_BYTES, ROLES
 
 
 #: Largest count (rows, cols, lanes, channels, copies) accepted: far beyond any chip, and
 #: small enough that products of counts stay exact in floats and int64 columns.
 MAX_COUNT = 2**24
+
+
+def at(path: str, message: str) -> str:
+    """:func:`dse.spec.yaml_io.at` (imported on the error path only: YAML is not needed to
+    use an architecture that was validated before, see dse.spec.cache)."""
+    from dse.spec import yaml_io
+
+    return yaml_io.at(path, message)
 
 
 class _Strict(BaseModel):

@@ -3,14 +3,18 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from dse.errors import SpecError, SpecWarning
 from dse.spec.architecture import Architecture
-from dse.spec.variants import apply_edits, build_variant, canonical_doc
-from dse.spec.yaml_io import YamlDoc, read_yaml, spec_error_from_validation
+
+if TYPE_CHECKING:
+    from dse.spec.yaml_io import YamlDoc
+
+# YAML, the variant builder and the technology tables are imported where a file is read, not
+# here: `dse run` of a design validated before only resolves its name (see dse.spec.cache).
 
 
 def bundled_dir(kind: str) -> Path:
@@ -47,6 +51,9 @@ def resolve(path_or_name: str | Path, kind: str) -> Path:
 def architecture_from_doc(doc: YamlDoc, overrides: dict[str, Any] | None = None) -> Architecture:
     """Validate a parsed file, with overrides applied by the variant builder (errors name the
     file and line of the field where it has one)."""
+    from dse.spec.variants import apply_edits
+    from dse.spec.yaml_io import spec_error_from_validation
+
     data = doc.data
     if not isinstance(data, dict):
         raise SpecError("expected a mapping of architecture fields at the top level", where=doc.name)
@@ -92,6 +99,9 @@ def warn_implausible(arch: Architecture, raw: Any, doc: YamlDoc | None) -> None:
 def load_architecture(path_or_name: str | Path | Architecture,
                       overrides: dict[str, Any] | None = None) -> Architecture:
     """Load and validate an architecture file (or bundled name), applying overrides."""
+    from dse.spec.variants import build_variant, canonical_doc
+    from dse.spec.yaml_io import read_yaml
+
     if isinstance(path_or_name, Architecture):
         if not overrides:
             return path_or_name

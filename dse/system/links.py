@@ -9,8 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib import resources
 
-import yaml
-
+from dse.diskcache import bundled_yaml
 from dse.errors import SpecError
 
 LINK_FIELDS = ("kind", "bandwidth", "latency", "energy_per_bit", "static_power")
@@ -19,9 +18,7 @@ SWITCH_FIELDS = ("bandwidth", "latency", "energy_per_bit", "static_power")
 
 @lru_cache(maxsize=1)
 def _table() -> dict:
-    text = (resources.files("dse.tech") / "data" / "links.yaml").read_text(encoding="utf-8")
-    # libyaml's C loader where PyYAML has it: the pure-Python one takes ~45 ms on memories.yaml
-    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    return bundled_yaml(resources.files("dse.tech") / "data" / "links.yaml")
 
 
 def link_presets() -> dict[str, dict]:

@@ -16,8 +16,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-import yaml
-
+from dse.diskcache import bundled_yaml
 from dse.tech.memory import SECONDS_PER_YEAR  # a Julian year (365.25 days)
 from dse.units import to_si
 
@@ -132,9 +131,7 @@ class CrossbarParams:
 
 @lru_cache(maxsize=None)
 def _imc_table() -> dict[str, Any]:
-    text = resources.files("dse.tech.data").joinpath("imc.yaml").read_text(encoding="utf-8")
-    # libyaml's C loader where PyYAML has it: the pure-Python one takes ~45 ms on memories.yaml
-    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))["technologies"]
+    return bundled_yaml(resources.files("dse.tech.data").joinpath("imc.yaml"))["technologies"]
 
 
 def _library_defaults(name: str) -> dict[str, Any]:

@@ -11,17 +11,14 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-import yaml
-
+from dse.diskcache import bundled_yaml
 from dse.errors import SpecError
 from dse.units import to_si
 
 
 @lru_cache(maxsize=None)
 def _table(name: str) -> dict[str, Any]:
-    text = resources.files("dse.tech.data").joinpath(name).read_text(encoding="utf-8")
-    # libyaml's C loader where PyYAML has it: the pure-Python one takes ~45 ms on memories.yaml
-    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    return bundled_yaml(resources.files("dse.tech.data").joinpath(name))
 
 
 def memory_technologies() -> dict[str, dict[str, Any]]:
