@@ -1,6 +1,13 @@
 """Errors that the CLI turns into one clear line and exit status 2."""
 from __future__ import annotations
 
+import re
+
+#: A run of this many non-blank characters in a message (a value echoed from the input:
+#: 3,000 minus signs, a 5,000-digit number) is shortened, so the line stays readable.
+LONG_TOKEN = 120
+_LONG = re.compile(r"\S{%d,}" % LONG_TOKEN)
+
 
 class DseError(Exception):
     """A user-facing error: bad input, an impossible design, a missing file.
@@ -20,8 +27,8 @@ class DseError(Exception):
         if self.where:
             parts.append(self.where)
         if self.field:
-            parts.append(self.field)
-        parts.append(self.message)
+            parts.append(shorten(self.field))
+        parts.append(shorten(self.message))
         return printable(": ".join(parts))
 
 
@@ -51,3 +58,10 @@ def printable(text: str) -> str:
         else:
             out.append(ascii(ch)[1:-1])
     return "".join(out)
+
+
+def shorten(text: str) -> str:
+    """``text`` with each very long run of non-blank characters cut to its start and length."""
+    if len(text) < LONG_TOKEN:
+        return text
+    return _LONG.sub(lambda m: f"{m[0][:40]}... ({len(m[0]):,} characters)", text)

@@ -146,3 +146,14 @@ def test_a_result_that_would_be_infinite_is_an_error(tmp_path):
     out = dse("run", str(p), "-w", "gemm:m=64,n=64,k=64")
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "would be inf" in out.stderr.splitlines()[-1]
+
+
+def test_a_long_value_echoed_in_an_error_is_cut_to_its_start_and_length():
+    from dse.workloads.trace import parse_trace
+
+    with pytest.raises(SpecError) as info:
+        parse_trace("name: t\nops:\n  - {name: a, kind: '" + "1" * 3000 + "', m: 8, n: 8, k: 8}\n", "t.yaml")
+    line = str(info.value)
+    # the 3,000 ones inside pydantic's quotes: 3,002 characters, shown as their first 40
+    assert "'" + "1" * 39 + "... (3,002 characters)" in line and len(line) < 300
+    assert info.value.where == "t.yaml:3" and info.value.field == "ops[0].kind"

@@ -67,6 +67,38 @@ def test_other_impossible_parameters(tmp_path, param, words):
     assert words in error_of(tmp_path, parameters={"compute.pe.rows": param})
 
 
+@pytest.mark.parametrize("changes, words", [
+    ({"seed": 2**64}, "seed: Input should be less than 2147483648"),          # numpy's seed range
+    ({"objectives": []}, "objectives: List should have at least 1 item"),
+    ({"parameters": {"compute.pe.rows": {"low": 32, "high": 512, "step": float("nan")}}},
+     "parameters.compute.pe.rows.step: nan is not a finite number"),
+    ({"parameters": {"compute.pe.rows": {"low": 32, "high": 512, "step": 1e-300}}},
+     "more than 1,000,000,000 values"),
+])
+def test_seeds_objectives_and_steps_out_of_range_name_their_field(tmp_path, changes, words):
+    assert words in error_of(tmp_path, **changes)
+
+
+def test_a_sweep_in_which_every_trial_failed_exits_2_with_the_first_reason(tmp_path, monkeypatch, capsys):
+    # (-8) ** 0.5 is complex: every trial's derived area fails, none is a design
+    path = fx.write(tmp_path, fx.study(derived={"compute.pe.cols": "rows", "compute.pe.area": "(-8)**0.5"},
+                                       n_trials=2))
+    code, err = sweep_exit(monkeypatch, capsys, [str(path), "--out", str(tmp_path / "out")])
+    assert code == 2 and err.count("\n") == 1
+    assert "every one of the 2 trials failed" in err and "complex number" in err
+    assert "compute.pe.area" in err
+
+
+def test_a_workload_that_cannot_load_names_its_study_line_or_its_trace_line(tmp_path):
+    path = fx.write(tmp_path, fx.study(workloads=["[/]"]))
+    # lines of fx.study's file: name, architecture, `workloads:`, then the entry on line 4
+    assert error_of(tmp_path, workloads=["[/]"]).startswith(f"{path}:4: workloads[0]: workload '[/]'")
+    assert f"{path}:4: workloads[0].m: " in error_of(tmp_path, workloads=["gemm:m=0"])
+    trace = tmp_path / "bad.yaml"
+    trace.write_text("name: t\nops:\n  - {name: a, kind: matmul, m: -8, n: 8, k: 8}\n")
+    assert error_of(tmp_path, workloads=[str(trace)]).startswith(f"{trace}:3: ops[0].m: ")
+
+
 def test_objective_naming_no_metric(tmp_path, monkeypatch, capsys):
     path = fx.write(tmp_path, fx.study(objectives=["maximize tops_per_watt"]))
     code, err = sweep_exit(monkeypatch, capsys, [str(path)])
@@ -122,6 +154,51 @@ def test_arithmetic_evaluates_like_the_maths():
 def test_runaway_exponent_is_refused_when_evaluated():
     with pytest.raises(ValueError):
         parse_expression("2 ** (rows * 1000)", {"rows"}).evaluate({"rows": 100})
+
+
+def _bits(v) -> int:
+    return v.bit_length() if isinstance(v, int) else 0
+
+
+@pytest.mark.parametrize("text, env", [
+    ("((2**1000)**1000)**1000", {}),       # 10^9 bits if computed: minutes, then MemoryError
+    ("9**9**9", {}),                        # 9^387420489: hours
+    ("((rows ** 99) ** 99) ** 99", {"rows": 3}),
+    ("2**255 * 2**255 * 2**255 * 2**255", {}),
+    ("10.0 ** 400 ** 2", {}),
+    ("round(2**255, -10**9)", {}),          # 10^(10^9): a billion-digit power of ten
+])
+def test_an_expression_that_would_run_long_is_refused_before_any_big_operation(monkeypatch, text, env):
+    import dse.search.expressions as E
+
+    sizes: list[int] = []  # bits of the operands and result of every operation that ran
+
+    def spy(fn):
+        def op(a, b):
+            sizes.append(max(_bits(a), _bits(b)))
+            result = fn(a, b)
+            sizes.append(_bits(result))
+            return result
+        return op
+
+    for node, fn in list(E._BINARY.items()):
+        monkeypatch.setitem(E._BINARY, node, spy(fn))
+    monkeypatch.setitem(E.FUNCTIONS, "round", spy(round))
+    with pytest.raises(ValueError, match="out of range|too large|out of the float range|digits"):
+        parse_expression(text, set(env)).evaluate(env)
+    # every operation that ran had operands of at most 256 bits and a result of at most 512
+    # (a 256-bit multiply is ~100 ns): the big one was refused from its operands' sizes before
+    # it ran; refusing its result afterwards would have meant computing 10^9 bits first
+    assert max(sizes, default=0) <= 2 * E.MAX_INT_BITS
+
+
+def test_an_expression_with_too_many_operations_is_refused_when_parsed():
+    # 160 groups "(1+1)" joined by "+": 160 x 3 nodes + 159 additions = 639 > 500; 959 characters
+    text = "+".join(["(1+1)"] * 160)
+    assert len(text) < 1000
+    with pytest.raises(SpecError, match="639 terms and operators"):
+        parse_expression(text)
+    assert parse_expression("+".join(["(1+1)"] * 80)).evaluate({}) == 160
 
 
 def test_unknown_sampler_and_missing_budget(tmp_path):

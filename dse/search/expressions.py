@@ -5,6 +5,14 @@ Parsed with Python's ``ast`` and checked against a whitelist, never ``eval``-ed:
 numbers, parameter names (or full dotted paths), ``+ - * / // % **``, unary
 ``-``/``+``, parentheses and the calls in ``FUNCTIONS``. Anything else is a
 SpecError naming the construct.
+
+Evaluation is bounded in time as well as in size: an expression has at most ``MAX_STEPS``
+nodes (checked when parsed), every value it holds is a float or an integer of at most
+``MAX_INT_BITS`` bits, and every operation whose result could be larger (``**``, ``*``,
+``round`` to many digits, a float power past the float range) is refused *before* it runs,
+from the sizes of its operands. So an evaluation is at most ``MAX_STEPS`` operations on
+256-bit numbers: microseconds, whatever the text (``((2**1000)**1000)**1000`` or ``9**9**9``
+would otherwise run for minutes or exhaust memory).
 """
 from __future__ import annotations
 
@@ -37,6 +45,10 @@ MAX_EXPONENT = 1024
 MAX_CHARS = 1000
 MAX_DEPTH = 100
 MAX_INT_BITS = 256
+#: Most nodes (numbers, names, operators, calls) in one expression: the operation budget.
+MAX_STEPS = 500
+#: log2 of the largest float (1.8e308): a float power past it is refused before it runs.
+_FLOAT_LOG2_MAX = 1024
 
 _NAMES = {
     ast.Attribute: "attribute access", ast.Subscript: "indexing", ast.Compare: "a comparison",
@@ -104,6 +116,10 @@ def parse_expression(text: str | int | float, known: set[str] | None = None,
         raise SpecError(f"'{text}' is not an arithmetic expression (syntax error)", where=where) from None
     except (RecursionError, MemoryError):
         raise SpecError(f"'{text[:40]}...' is nested too deeply", where=where) from None
+    steps = sum(isinstance(n, ast.expr) for n in ast.walk(tree))
+    if steps > MAX_STEPS:
+        raise SpecError(f"'{text[:40]}...' has {steps:,} terms and operators (at most {MAX_STEPS:,})",
+                        where=where)
     names: list[str] = []
     try:
         _check(tree, text, names, known, where, 0)
@@ -186,10 +202,13 @@ def _eval(node: ast.AST, values: dict[str, Any]) -> Any:
         left, right = _eval(node.left, values), _eval(node.right, values)
         if isinstance(node.op, ast.Pow):
             if abs(right) > MAX_EXPONENT:
-                raise ValueError(f"exponent {right} is too large")
+                raise ValueError(f"exponent {_short(right)} is too large (at most {MAX_EXPONENT})")
             if isinstance(left, int) and isinstance(right, int) and right > 0 \
                     and (left.bit_length() - 1) * right > MAX_INT_BITS:
-                raise ValueError(f"{left} ** {right} is out of range")
+                raise ValueError(f"{_short(left)} ** {right} is out of range (more than {MAX_INT_BITS} bits)")
+            if left and math.log2(abs(left)) * right >= _FLOAT_LOG2_MAX \
+                    and not (isinstance(left, int) and isinstance(right, int) and right > 0):
+                raise ValueError(f"{_short(left)} ** {right} is out of the float range")
         elif isinstance(node.op, ast.Mult) and isinstance(left, int) and isinstance(right, int) \
                 and left.bit_length() + right.bit_length() > MAX_INT_BITS + 1:
             raise ValueError("a product is out of range")
@@ -202,6 +221,13 @@ def _eval(node: ast.AST, values: dict[str, Any]) -> Any:
             raise ValueError("round() to more than 400 digits")
         return _bounded(FUNCTIONS[node.func.id](*args))
     raise ValueError(f"unexpected node {type(node).__name__}")  # unreachable after _check
+
+
+def _short(v: Any) -> str:
+    """A number for a message: ints of more than 20 digits as 2**N."""
+    if isinstance(v, int) and abs(v) > 10**20:
+        return f"{'-' if v < 0 else ''}2**{math.log2(abs(v)):.1f}"
+    return repr(v)
 
 
 def _bounded(v: Any) -> Any:

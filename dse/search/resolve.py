@@ -237,8 +237,13 @@ def _workloads(spec: StudySpec, doc) -> list[WorkloadItem]:
             else:
                 wl = load_workload(w.spec, batch=w.batch, precision=w.precision)
         except SpecError as exc:
+            # an error inside a trace file names that file's line and field; any other (no such
+            # file or generator, a bad parameter) names the study's line and entry
+            inside = exc.where is not None and exc.where != w.spec
             raise SpecError(f"workload '{w.spec}': {exc.message}",
-                            where=exc.where or _where(doc, "workloads", i)) from None
+                            where=exc.where if inside else _where(doc, "workloads", i),
+                            field=exc.field if inside else ".".join(filter(None, [f"workloads[{i}]", exc.field]))
+                            ) from None
         out.append(WorkloadItem(w.label, w.spec, w.weight / total, wl))
     return out
 
