@@ -94,12 +94,22 @@ def _load(data: dict):
     ("compute.0.rows", 10**52, "compute[0].rows"),
     ("compute.0.dataflow", [], "compute[0].dataflow"),
     ("memories.0.channels", 2**64, "memories[0].channels"),
+    ("compute.0.cols", 7.4e19, "compute[0].cols"),           # a float past 2**63 for a count
     ("compute.0.macs_per_cycle", {"int8": float("inf")}, "compute[0].macs_per_cycle.int8"),
 ])
 def test_counts_out_of_range_are_errors_naming_the_field(path, value, field):
     with pytest.raises(SpecError) as info:
         _load(_arch(**{path: value}))
     assert info.value.field == field
+
+
+def test_a_design_a_study_derives_names_its_field_as_a_file_would():
+    from dse.spec.variants import build_variant
+
+    name = BASE["compute"][0]["name"]
+    with pytest.raises(SpecError) as info:
+        build_variant(copy.deepcopy(BASE), {f"compute.{name}.cols": 7.4e19})  # `cols: rows * 2**60`
+    assert info.value.field == "compute[0].cols" and "7.4e+19 is too large" in info.value.message
 
 
 def test_bare_numbers_and_implausible_values_warn_naming_the_field():

@@ -200,10 +200,10 @@ def validate(doc: dict, *, where: str | None = None) -> Architecture:
     try:
         return Architecture.model_validate(doc)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
-        msg = str(err["msg"]).replace("Value error, ", "").replace("\x00at:", "")
-        raise SpecError(f"{loc}: {msg}" if loc else msg, where=where) from None
+        from dse.spec.yaml_io import YamlDoc, spec_error_from_validation
+
+        # the same line as a file's error (compute[0].cols: ...), without a line to point at
+        raise spec_error_from_validation(exc, YamlDoc(doc, {}, where), Architecture) from None
 
 
 def build_variant(doc: dict, overrides: Mapping[str, Any] | None = None) -> Variant:

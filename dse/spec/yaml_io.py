@@ -370,6 +370,8 @@ def spec_error_from_validation(exc: ValidationError, doc: YamlDoc, model: type |
         return SpecError(f"'{ctx.get('tag')}' is not a {key}; expected one of {', '.join(expected)}{hint}",
                          where=doc.where(loc + (key,)), field=dotted(loc + (key,)))
     msg = err["msg"]
+    if kind == "int_parsing_size":  # pydantic's words for a float past 2**63 given to an int field
+        msg = f"{err.get('input')!r} is too large for a whole number"
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
             msg = msg[len(prefix):]
