@@ -282,8 +282,12 @@ class Evaluator:
         rows: dict[str, dict] = {}
         skip_capacity = any(c.metric is None for c in st.constraints)
         for w in st.workloads:
-            margin = capacity_margin(arch, w.workload)
-            if skip_capacity and margin > 0:
+            # An engine run plans memory first and reports the allocator's margin in its row, so
+            # the margin is asked of the allocator alone only where the run cannot report it (a
+            # serving run, a system) or did not get that far (a design that does not fit).
+            alone = not (isinstance(arch, Architecture) and isinstance(w.workload, Workload))
+            margin = capacity_margin(arch, w.workload) if alone else None
+            if skip_capacity and margin is not None and margin > 0:
                 rows[w.label] = {R.AREA: getattr(arch, "area_mm2", math.nan), CAPACITY_MARGIN: margin}
                 continue
             try:
@@ -294,10 +298,16 @@ class Evaluator:
                 else:
                     summary = run_workload(arch, w.workload, serving)
             except Exception as exc:  # noqa: BLE001 - any failure of one design is recorded, not fatal
+                if margin is None:
+                    margin = capacity_margin(arch, w.workload)
+                    if skip_capacity and margin > 0:
+                        rows[w.label] = {R.AREA: getattr(arch, "area_mm2", math.nan), CAPACITY_MARGIN: margin}
+                        continue
                 kind = "" if isinstance(exc, DseError) else f"{type(exc).__name__}: "
                 self._fail(trial, f"{w.label}: {kind}{exc}", derived)
             row = {k: v for k, v in summary.items() if k not in ("architecture", "workload")}
-            row[CAPACITY_MARGIN] = margin
+            if margin is not None or CAPACITY_MARGIN not in row:
+                row[CAPACITY_MARGIN] = capacity_margin(arch, w.workload) if margin is None else margin
             rows[w.label] = row
         agg = aggregate(list(rows.values()), [w.weight for w in st.workloads])
         cons = constraint_values(st.constraints, list(rows.values()))
