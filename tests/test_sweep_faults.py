@@ -3,7 +3,8 @@
 A worker killed with SIGKILL in the middle of a trial: its trial is failed (its heartbeat
 went silent) and retried once with the same parameters, the study still ends with exactly
 N completed trials and nothing RUNNING, and the tables equal the storage. The same on a
-real PostgreSQL server. A sweep whose parent is killed takes its workers with it.
+real PostgreSQL server. A sweep whose parent is killed takes its workers with it, and one
+that ends normally leaves no process of its own behind (workers, multiprocessing's tracker).
 """
 from __future__ import annotations
 
@@ -172,6 +173,53 @@ def test_killing_the_parent_of_jobs_2_leaves_no_worker_alive(study_file, tmp_pat
     proc.communicate()
     time.sleep(3.0)
     assert not [w for w in workers if _alive(w)]
+
+
+#: Runs a command as a child subreaper (Linux prctl PR_SET_CHILD_SUBREAPER): every process the
+#: command leaves behind when it exits, even one that ends a moment later, is adopted by this
+#: one, which counts them (zombies included) and prints the command's exit status and the count.
+_ADOPT = r"""
+import ctypes, os, signal, subprocess, sys, time
+if ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) != 0:
+    sys.exit("prctl(PR_SET_CHILD_SUBREAPER) failed")
+with open(sys.argv[1], "w") as log:
+    code = subprocess.Popen(sys.argv[2:], stdout=log, stderr=subprocess.STDOUT).wait()
+time.sleep(1.0)
+left = []
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        continue
+    if int(stat[1]) == os.getpid() and stat[0] != "Z":
+        left.append(cmd)
+        os.kill(int(pid), signal.SIGKILL)
+adopted = 0
+while True:
+    try:
+        pid, _ = os.waitpid(-1, 0)
+    except ChildProcessError:
+        break
+    adopted += 1
+print(code, adopted, left)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a child subreaper is Linux's")
+def test_no_process_outlives_a_sweep_that_ends(study_file, tmp_path):
+    out = tmp_path / "out"
+    log = tmp_path / "log"
+    run = subprocess.run([sys.executable, "-c", _ADOPT, str(log), sys.executable, "-m", "dse", "sweep",
+                          str(study_file), "--jobs", "3", "-o", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    code, adopted, left = run.stdout.split(" ", 2)
+    assert code == "0", log.read_text()
+    # nothing the sweep started (workers, multiprocessing's resource tracker) outlived it
+    assert (int(adopted), left.strip()) == (0, "[]")
+    trials = optuna.load_study(study_name="faults", storage=f"sqlite:///{out / 'study.db'}").trials
+    assert [t.state for t in trials].count(optuna.trial.TrialState.COMPLETE) == N
 
 
 def test_a_worker_killed_mid_trial_on_postgres_is_failed_retried_and_the_budget_met(study_file, tmp_path,

@@ -219,12 +219,11 @@ def build_architecture(base_doc: dict, overrides: dict[str, Any]) -> Architectur
     return build_variant(base_doc, overrides).arch
 
 
-def _store_constraints(trial: optuna.Trial, cons: list[float]) -> None:
-    """Constraint values where Optuna keeps them: the trial's ``constraints`` system attribute
-    (what ``constraints_func`` writes), which the samplers and optuna-dashboard both read.
-    A value no workload could report counts as met (Optuna allows no NaN)."""
-    trial.storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_SYSTEM_ATTR,
-                                        [0.0 if math.isnan(v) else float(v) for v in cons])
+def stored_constraints(cons: list[float]) -> list[float]:
+    """Constraint values as Optuna keeps them (the trial's ``constraints`` system attribute, which
+    the samplers and optuna-dashboard read): a value no workload could report counts as met
+    (Optuna allows no NaN)."""
+    return [0.0 if math.isnan(v) else float(v) for v in cons]
 
 
 def design_doc(base_doc: dict, overrides: dict[str, Any]) -> dict:
@@ -238,38 +237,48 @@ def design_doc(base_doc: dict, overrides: dict[str, Any]) -> dict:
     return build_variant(base_doc, overrides).doc
 
 
+@dataclass
+class Outcome:
+    """What one design gave: objective values (None: the design failed, ``error`` says why), the
+    trial's user attributes (result, error, duplicate_of) and its constraint values."""
+
+    values: list[float] | None
+    user_attrs: dict[str, Any]
+    constraints: list[float] | None = None
+
+    @property
+    def error(self) -> str | None:
+        return self.user_attrs.get(ERROR_ATTR)
+
+
 class Evaluator:
-    """The Optuna objective of a resolved study (picklable, so workers can rebuild it)."""
+    """A resolved study's designs evaluated: parameter values -> :class:`Outcome` (picklable, so
+    workers can rebuild it). Calling it on an Optuna trial makes it an Optuna objective."""
 
     def __init__(self, study):
         """``study``: a resolved study (dse.search.resolve.Study, which imports this module)."""
         self.study = study
-        #: design (its parameter values) -> an earlier completed trial's number, result and values;
-        #: filled from the storage on the first call, so a resumed study knows its old designs too
-        self._seen: dict[tuple, tuple[int, dict, list[float]]] | None = None
+        #: design (its parameter values) -> an earlier completed trial's number, result and values
+        self._seen: dict[tuple, tuple[int, dict, list[float]]] = {}
 
     @staticmethod
     def _key(params: dict[str, Any]) -> tuple:
         return tuple(sorted((k, repr(v)) for k, v in params.items()))
 
-    def _earlier(self, trial: optuna.Trial, params: dict[str, Any]) -> tuple[int, dict, list[float]] | None:
-        if self._seen is None:
-            self._seen = {}
-            for t in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-                if RESULT_ATTR in t.user_attrs and t.values is not None:
-                    self._seen.setdefault(self._key(t.params), (t.number, t.user_attrs[RESULT_ATTR], list(t.values)))
-        return self._seen.get(self._key(params))
+    def remember(self, t: optuna.trial.FrozenTrial) -> None:
+        """A finished trial (of any process or earlier run) whose design need not be simulated again."""
+        if t.state == optuna.trial.TrialState.COMPLETE and RESULT_ATTR in t.user_attrs and t.values is not None:
+            self._seen.setdefault(self._key(t.params), (t.number, t.user_attrs[RESULT_ATTR], list(t.values)))
 
-    def __call__(self, trial: optuna.Trial) -> tuple[float, ...] | float:
+    def evaluate(self, params: dict[str, Any], number: int | None = None) -> Outcome:
+        """The design of these searched values, simulated on every workload (or, when trial
+        ``number`` is not the first to propose it, the earlier trial's result again)."""
         st = self.study
-        params = st.space.suggest(trial)
-        earlier = self._earlier(trial, params)
+        earlier = self._seen.get(self._key(params))
         if earlier is not None:  # a sampler proposing a design again (NSGA-II does): reuse, not re-simulate
-            number, result, values = earlier
-            trial.set_user_attr(RESULT_ATTR, result)
-            trial.set_user_attr(DUPLICATE_ATTR, number)
-            _store_constraints(trial, result.get("constraints", []))
-            return values[0] if len(values) == 1 else tuple(values)
+            first, result, values = earlier
+            return Outcome(list(values), {RESULT_ATTR: result, DUPLICATE_ATTR: first},
+                           stored_constraints(result.get("constraints", [])))
         derived: dict[str, Any] = {}
         from dse.serving.spec import split_serving
 
@@ -278,7 +287,7 @@ class Evaluator:
             design, serving = split_serving({**params, **derived})
             arch = build_architecture(st.base_raw, design)
         except (DseError, ValueError) as exc:
-            self._fail(trial, f"invalid design: {exc}", derived)
+            return self._failed(f"invalid design: {exc}", derived)
         rows: dict[str, dict] = {}
         skip_capacity = any(c.metric is None for c in st.constraints)
         for w in st.workloads:
@@ -304,7 +313,7 @@ class Evaluator:
                         rows[w.label] = {R.AREA: getattr(arch, "area_mm2", math.nan), CAPACITY_MARGIN: margin}
                         continue
                 kind = "" if isinstance(exc, DseError) else f"{type(exc).__name__}: "
-                self._fail(trial, f"{w.label}: {kind}{exc}", derived)
+                return self._failed(f"{w.label}: {kind}{exc}", derived)
             row = {k: v for k, v in summary.items() if k not in ("architecture", "workload")}
             if margin is not None or CAPACITY_MARGIN not in row:
                 row[CAPACITY_MARGIN] = capacity_margin(arch, w.workload) if margin is None else margin
@@ -312,20 +321,31 @@ class Evaluator:
         agg = aggregate(list(rows.values()), [w.weight for w in st.workloads])
         cons = constraint_values(st.constraints, list(rows.values()))
         result = {"metrics": rows, "derived": derived, "constraints": cons}
-        trial.set_user_attr(RESULT_ATTR, result)
-        _store_constraints(trial, cons)
         values = []
         for o in st.objectives:
             v = agg.get(o.metric)
             values.append(float(v) if isinstance(v, (int, float)) and not math.isnan(v) else o.worst())
-        if self._seen is not None:
-            self._seen.setdefault(self._key(params), (trial.number, result, values))
-        return values[0] if len(values) == 1 else tuple(values)
+        if number is not None:
+            self._seen.setdefault(self._key(params), (number, result, values))
+        return Outcome(values, {RESULT_ATTR: result}, stored_constraints(cons))
 
     @staticmethod
-    def _fail(trial: optuna.Trial, message: str, derived: dict[str, Any]) -> None:
-        if derived:
-            trial.set_user_attr(RESULT_ATTR, {"derived": derived})
-        trial.set_user_attr(ERROR_ATTR, message)
-        raise TrialFailed(message)
+    def _failed(message: str, derived: dict[str, Any]) -> Outcome:
+        attrs: dict[str, Any] = {RESULT_ATTR: {"derived": derived}} if derived else {}
+        attrs[ERROR_ATTR] = message
+        return Outcome(None, attrs)
 
+    def __call__(self, trial: optuna.Trial) -> tuple[float, ...] | float:
+        """The Optuna objective: a failed design raises :class:`TrialFailed` (its reason in the
+        trial's ``error`` attribute)."""
+        if not self._seen:  # a resumed study knows its old designs too
+            for t in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+                self.remember(t)
+        outcome = self.evaluate(self.study.space.suggest(trial), trial.number)
+        for key, value in outcome.user_attrs.items():
+            trial.set_user_attr(key, value)
+        if outcome.values is None:
+            raise TrialFailed(outcome.error)
+        trial.storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_SYSTEM_ATTR, outcome.constraints)
+        values = outcome.values
+        return values[0] if len(values) == 1 else tuple(values)

@@ -7,6 +7,7 @@ continues towards its trial budget instead of starting over.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import multiprocessing as mp
 import os
@@ -23,7 +24,8 @@ import pandas as pd
 from dse.errors import SpecError
 from dse.search import storage as _storage
 from dse.search.storage import storage_url_for  # noqa: F401  (the CLI's default storage)
-from dse.search.objective import ERROR_ATTR, Evaluator, TrialFailed
+from dse.search.record import counted
+from dse.search.runner import Runner
 from dse.search.resolve import Study, resolve_study
 from dse.search.samplers import make_sampler, sampler_name
 from dse.search.study_spec import StudySpec
@@ -34,7 +36,6 @@ FINGERPRINT_ATTR = "dse_fingerprint"
 WRITE_EVERY_S = 5.0
 #: ... and never more often than keeps their writing under 1/WRITE_SHARE of the run.
 WRITE_SHARE = 20
-_FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
 
 
 @dataclass(frozen=True)
@@ -57,13 +58,6 @@ def open_storage(url: str | None):
     return _storage.open_storage(url)
 
 
-def counted(t: optuna.trial.FrozenTrial) -> bool:
-    """A trial that used up budget: finished, and not a FAIL left by an interruption."""
-    if t.state not in _FINISHED:
-        return False
-    return t.state != optuna.trial.TrialState.FAIL or ERROR_ATTR in t.user_attrs
-
-
 def _open_study(st: Study, storage, sampler) -> optuna.Study:
     study = optuna.create_study(study_name=st.name, storage=storage, sampler=sampler,
                                 directions=st.directions, load_if_exists=True)
@@ -83,8 +77,7 @@ def _open_study(st: Study, storage, sampler) -> optuna.Study:
     return study
 
 
-def _progress(study: optuna.Study, st: Study, target, done_before, t0, timeout) -> Progress:
-    trials = study.get_trials(deepcopy=False)
+def _progress(trials: list[optuna.trial.FrozenTrial], st: Study, target, done_before, t0, timeout) -> Progress:
     done = [t for t in trials if counted(t)]
     first = st.objectives[0]
     best = best_trial = None
@@ -104,27 +97,20 @@ def _progress(study: optuna.Study, st: Study, target, done_before, t0, timeout) 
                     time.monotonic() - t0, timeout)
 
 
-class _Budget:
-    """Optuna callback: stop this worker once the study's counted + running trials reach the
-    budget (so that workers sharing a storage share one budget). A trial left RUNNING by a
-    dead process is failed by its silent heartbeat and retried; ``_settle`` then runs what
-    the budget still lacks."""
-
-    def __init__(self, target: int | None, after: Callable[[optuna.Study], None] | None = None):
-        self.target = target
-        self.after = after
-
-    # Also used by a single process: another machine's sweep on the same storage spends the
-    # same budget (tests/test_postgres_storage.py).
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if self.after is not None:
-            self.after(study)
-        if self.target is None:
-            return
-        trials = study.get_trials(deepcopy=False)
-        used = sum(counted(t) or t.state == optuna.trial.TrialState.RUNNING for t in trials)
-        if used >= self.target:
-            study.stop()
+def _runner_progress(runner: Runner, st: Study, target, done_before, t0, timeout) -> Progress:
+    """Progress from what a runner knows: the storage's count, and the trials it has seen finish."""
+    maximize = st.objectives[0].direction == "maximize"
+    best = best_trial = None
+    feasible = failed = 0
+    for number, (state, is_counted, first, ok) in runner.known.items():
+        failed += state == optuna.trial.TrialState.FAIL and is_counted
+        if not ok:
+            continue
+        feasible += 1
+        if best is None or (first > best if maximize else first < best):
+            best, best_trial = first, number
+    return Progress(max(runner.done, len([k for k in runner.known.values() if k[1]])), target, done_before,
+                    best, best_trial, feasible, failed, time.monotonic() - t0, timeout)
 
 
 def _worker(st: Study, url: str, seed: int | None, target: int | None, timeout: float | None,
@@ -134,10 +120,9 @@ def _worker(st: Study, url: str, seed: int | None, target: int | None, timeout: 
     optuna.logging.set_verbosity(verbosity)  # the parent's setting, not a new one
     lock = _storage.hold_shared(url)  # noqa: F841 - held until this process ends
     try:
-        study = optuna.load_study(study_name=st.name, storage=open_storage(url),
-                                  sampler=make_sampler(st, seed, target))
-        study.optimize(Evaluator(st), n_trials=None, timeout=timeout, catch=(TrialFailed,),
-                       callbacks=[_Budget(target)])
+        study = optuna.load_study(study_name=st.name, storage=open_storage(url))
+        Runner(st, study, make_sampler(st, seed, target), target).run(
+            deadline=None if timeout is None else time.monotonic() + timeout)
     except KeyboardInterrupt:
         pass  # the parent writes the tables; completed trials are in the storage
     except Exception as exc:  # noqa: BLE001 - a process entry point: one line, no secret
@@ -171,25 +156,68 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="dse-parent-watch", daemon=True).start()
 
 
-def _settle(ostudy: optuna.Study, st: Study, target: int | None, deadline: float | None,
-            callback: "_Budget") -> None:
+def _settle(ostudy: optuna.Study, runner: Runner, target: int | None, deadline: float | None) -> None:
     """Bring the budget to exactly ``target`` counted trials after the workers are done: wait
     for trials still running elsewhere, fail (and retry) those whose process died, and run
-    what is missing here (retries first: Optuna runs waiting trials before new ones)."""
+    what is missing here (retries first)."""
     if target is None or not _storage.has_heartbeat(ostudy._storage):
         return
     for _ in range(2 * target + 10):  # bounded: each pass runs a trial or waits for one
-        trials = ostudy.get_trials(deepcopy=False)
-        done = sum(counted(t) for t in trials)
+        done, running, waiting, _rows = runner.record.tally()
         if done >= target or (deadline is not None and time.monotonic() >= deadline):
             return
-        if any(t.state == optuna.trial.TrialState.RUNNING for t in trials):
+        if running:
             _storage.fail_stale(ostudy)
             time.sleep(1.0)
             continue
-        left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-        ostudy.optimize(Evaluator(st), n_trials=target - done, timeout=left, catch=(TrialFailed,),
-                        callbacks=[callback])
+        runner.run(n_trials=target - done, deadline=deadline)
+
+
+def _enqueue(ostudy: optuna.Study, st: Study, designs: list[dict]) -> None:
+    """Queue the designs (waiting trials, taken by every process) that no earlier run has
+    finished or queued already."""
+    from dse.search.objective import Evaluator
+    from dse.search.record import Record
+
+    key = Evaluator._key
+    have = {key(t.params) or key(t.system_attrs.get("fixed_params", {}))
+            for t in ostudy.get_trials(deepcopy=False)
+            if counted(t) or t.state == optuna.trial.TrialState.WAITING}
+    Record(ostudy._storage, ostudy._study_id).enqueue([d for d in designs if key(d) not in have])
+
+
+def _start_workers(st: Study, url: str, seed: int | None, target: int | None, timeout: float | None,
+                   n: int) -> list[mp.process.BaseProcess]:
+    """``n`` worker processes (spawned: a fresh interpreter each, never a fork of this one's threads)."""
+    ctx = mp.get_context("spawn")
+    procs = []
+    for i in range(1, n + 1):
+        wseed = None if seed is None else (seed + 7919 * i) % 2**32
+        p = ctx.Process(target=_worker, daemon=True,
+                        args=(st, url, wseed, target, timeout, optuna.logging.get_verbosity(), os.getpid()))
+        p.start()
+        procs.append(p)
+    return procs
+
+
+def _stop_workers(procs: list[mp.process.BaseProcess]) -> None:
+    """Wait for the workers (terminate any that outlives its budget by two seconds), then stop
+    the resource tracker that spawning started, so that no process outlives the sweep."""
+    for p in procs:
+        if p.is_alive():
+            p.join(2.0)
+        if p.is_alive():
+            p.terminate()
+            p.join()
+    if procs:
+        from multiprocessing import resource_tracker
+
+        stop = getattr(resource_tracker._resource_tracker, "_stop", None)
+        if stop is not None:
+            try:
+                stop()
+            except Exception:  # noqa: BLE001 - already gone
+                pass
 
 
 def run_study(study: str | Path | StudySpec | Study, n_trials: int | None = None, jobs: int | None = None,
@@ -235,16 +263,23 @@ def run_study(study: str | Path | StudySpec | Study, n_trials: int | None = None
     done_before = sum(counted(t) for t in probe.get_trials(deepcopy=False))
     # a resumed run draws new points (numpy takes seeds below 2^32)
     seed = None if spec.seed is None else (spec.seed + done_before) % 2**32
-    ostudy = _open_study(st, store, make_sampler(st, seed, target))
+    ostudy = probe
     info = study_info(st, sampler_name(st), _storage.without_password(url), st.name)
     if spec.screen is not None:  # two-stage: the trials are the designs the screen ranks best
         from dse.search.screen import promising
 
         designs, info["screen"] = promising(st, spec.screen.candidates, spec.screen.simulate, spec.seed)
         target = min(target, len(designs)) if n_trials else len(designs)
-        for params in designs[done_before:target]:  # waiting trials, taken by every process
-            ostudy.enqueue_trial(params)
+        _enqueue(ostudy, st, designs[:target])
+    elif sampler_name(st) == "grid":  # every point once, in an order of the seed's, whichever process runs it
+        import random
+
+        points = [dict(zip(st.space.grid(), values)) for values in itertools.product(*st.space.grid().values())]
+        random.Random(spec.seed).shuffle(points)
+        target = min(target, len(points))
+        _enqueue(ostudy, st, points[:target])
     t0 = time.monotonic()
+    deadline = None if timeout is None else t0 + timeout
     last_write = [t0, 0.0]  # when, and how long the last write took
 
     def write(final: bool = True) -> pd.DataFrame:
@@ -252,6 +287,40 @@ def run_study(study: str | Path | StudySpec | Study, n_trials: int | None = None
         if out is not None:  # the best designs' per-op detail (a simulation each) only at the end
             write_outputs(out, df, st, info, detail=final)
         return df
+
+    def after_trial(runner: Runner) -> None:
+        if progress is not None:
+            progress(_runner_progress(runner, st, target, done_before, t0, timeout))
+        since = time.monotonic() - last_write[0]
+        if out is not None and since > max(WRITE_EVERY_S, WRITE_SHARE * last_write[1]):
+            start = time.monotonic()
+            write(final=False)
+            last_write[:] = [time.monotonic(), time.monotonic() - start]
+
+    procs: list[mp.process.BaseProcess] = []
+    try:
+        runner = Runner(st, ostudy, make_sampler(st, seed, target), target, after_trial)
+        if progress is not None:
+            progress(_progress(ostudy.get_trials(deepcopy=False), st, target, done_before, t0, timeout))
+        remaining = None if target is None else target - done_before
+        if remaining is None or remaining > 0:
+            if jobs > 1:
+                procs = _start_workers(st, url, seed, target, timeout, jobs - 1)
+            runner.run(deadline=deadline)
+            for p in procs:
+                while p.is_alive():
+                    p.join(0.5)
+                    if progress is not None:
+                        runner.pull()
+                        progress(_runner_progress(runner, st, target, done_before, t0, timeout))
+            _settle(ostudy, runner, target, deadline)
+    finally:
+        _stop_workers(procs)
+        df = write()  # from the storage: every worker's and every machine's trials
+        lock.close()
+        if tmp is not None:
+            tmp.cleanup()
+    return df
 
     def after_trial(s: optuna.Study) -> None:
         if progress is not None:
