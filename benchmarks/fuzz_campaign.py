@@ -1,6 +1,8 @@
 """Fuzz campaign (issue 14): mutated architectures, traces and studies (tests/fuzz_inputs.py)
 through `dse check`, `dse run` and `dse sweep`, each in its own forked process with a 20 s limit
-(and an address-space cap, so that a bomb cannot take the machine down). Prints the runs per
+of CPU time (and a 60 s limit of wall time, for a run that blocks without computing: on a
+machine shared with other work, wall time measures the load more than the run), and an
+address-space cap, so that a bomb cannot take the machine down. Prints the runs per
 input kind and command, exit codes, tracebacks, hangs, runs that grew past 1 GB, and exit-2
 messages that name neither a line nor a field ("unclear"), with examples of each.
 
@@ -41,10 +43,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import fuzz_inputs as F  # noqa: E402
 
-LIMIT_S = 20.0
+LIMIT_S = 20.0         # CPU seconds: a run that computes this long is a hang
+WALL_LIMIT_S = 60.0    # wall seconds: a run that waits this long is a hang too
 GB = 2**30
 LABELS = ("accepted (exit 0)", "clear one-line error", "unclear exit-2 message", "exit 2, not one line",
-          "traceback", "hang over 20 s", "grew past 1 GB")
+          "traceback", "hang (20 s CPU, 60 s wall)", "grew past 1 GB")
 # which command each input kind goes through, with its share of that kind's runs
 ROUTES = {"arch": (("check", 0.4), ("run", 0.4), ("sweep", 0.2)),
           "trace": (("run", 0.75), ("sweep", 0.25)),
@@ -122,6 +125,7 @@ def _child(argv: list[str], w: int) -> None:
     soft = int(os.environ.get("DSE_FUZZ_AS_BYTES", "0"))
     if soft:
         resource.setrlimit(resource.RLIMIT_AS, (soft, soft))
+    resource.setrlimit(resource.RLIMIT_CPU, (int(LIMIT_S) + 1, int(LIMIT_S) + 2))  # SIGXCPU, then SIGKILL
     from dse.cli import main
 
     err = io.StringIO()
@@ -153,7 +157,7 @@ def run(argv: list[str]) -> dict:
     chunks = []
     hang = False
     while True:
-        left = LIMIT_S - (time.monotonic() - t0)
+        left = WALL_LIMIT_S - (time.monotonic() - t0)
         if left <= 0:
             hang = True
             os.kill(pid, signal.SIGKILL)
@@ -172,9 +176,11 @@ def run(argv: list[str]) -> dict:
             out = json.loads(b"".join(chunks))
         except ValueError:
             pass
-    out["hang"] = hang
     out["maxrss"] = usage.ru_maxrss * 1024
     out["seconds"] = time.monotonic() - t0
+    out["cpu_s"] = usage.ru_utime + usage.ru_stime
+    killed_by_cpu = os.WIFSIGNALED(status) and os.WTERMSIG(status) in (signal.SIGXCPU, signal.SIGKILL)
+    out["hang"] = hang or killed_by_cpu or out["cpu_s"] > LIMIT_S
     if out["code"] is None and not hang:
         out["code"] = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
     return out
@@ -230,9 +236,11 @@ def chunk(total: int, seed: int, keep: Path | None, log=None, log_all: bool = Fa
     counts: collections.Counter = collections.Counter()
     examples: dict[str, list[str]] = collections.defaultdict(list)
     distinct: set[int] = set()
+    worst = {"cpu_s": 0.0, "wall_s": 0.0, "rss_gb": 0.0}
     t_start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="dse-fuzz-") as tmp:
         tmpdir = Path(tmp)
+        os.environ["DSE_CACHE_DIR"] = str(tmpdir / "cache")  # not the user's cache
         try:
             for i, kind in enumerate(plan):
                 argv, path, cmd = _inputs(kind, rng, tmpdir, i)
@@ -245,7 +253,7 @@ def chunk(total: int, seed: int, keep: Path | None, log=None, log_all: bool = Fa
                 stderr = res["stderr"]
                 lines = [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("warning:")]
                 if res["hang"]:
-                    label = "hang over 20 s"
+                    label = "hang (20 s CPU, 60 s wall)"
                 elif res["code"] == 99 or "Traceback" in stderr:
                     label = "traceback"
                 elif res["code"] == 0:
@@ -259,6 +267,11 @@ def chunk(total: int, seed: int, keep: Path | None, log=None, log_all: bool = Fa
                 counts[label] += 1
                 counts[f"{key} {label}"] += 1
                 counts[f"exit code {res['code'] if not res['hang'] else 'killed'}"] += 1
+                if res["seconds"] > LIMIT_S:
+                    counts["over 20 s of wall time (load)"] += 1
+                worst["cpu_s"] = max(worst["cpu_s"], res["cpu_s"])
+                worst["wall_s"] = max(worst["wall_s"], res["seconds"])
+                worst["rss_gb"] = max(worst["rss_gb"], (res["maxrss"] - base_rss) / GB)
                 big = res["maxrss"] - base_rss > GB
                 if big:
                     counts["grew past 1 GB"] += 1
@@ -285,7 +298,7 @@ def chunk(total: int, seed: int, keep: Path | None, log=None, log_all: bool = Fa
             print("\ninterrupted: the figures below cover the runs done so far")
     counts["distinct inputs"] = len(distinct)
     return {"seeds": [seed], "wall_s": time.monotonic() - t_start, "counts": dict(counts),
-            "examples": dict(examples)}
+            "examples": dict(examples), "worst": worst}
 
 
 def add(results: list[dict]) -> dict:
@@ -295,8 +308,9 @@ def add(results: list[dict]) -> dict:
         counts.update(r["counts"])
         for k, v in r["examples"].items():
             examples[k].extend(v[: max(0, 8 - len(examples[k]))])
+    worst = {k: max(r["worst"][k] for r in results) for k in results[0]["worst"]} if results else {}
     return {"seeds": [s for r in results for s in r["seeds"]], "wall_s": sum(r["wall_s"] for r in results),
-            "counts": dict(counts), "examples": dict(examples)}
+            "counts": dict(counts), "examples": dict(examples), "worst": worst}
 
 
 def report(result: dict) -> None:
@@ -311,6 +325,11 @@ def report(result: dict) -> None:
         print(f"  {key:<24} {c.get(key, 0):>6,}")
     for key in sorted(k for k in c if k.startswith("exit code ")):
         print(f"  {key:<24} {c[key]:>6,}")
+    w = result.get("worst") or {}
+    if w:
+        print(f"  slowest run: {w['cpu_s']:.1f} s of CPU; longest: {w['wall_s']:.1f} s of wall time "
+              f"({c.get('over 20 s of wall time (load)', 0):,} runs over 20 s of wall time); "
+              f"most memory: {w['rss_gb']:.2f} GB above the parent's")
     for label, items in result["examples"].items():
         print(f"\n{label} (examples):")
         for item in items:
@@ -336,10 +355,12 @@ def main() -> None:
         lo, _, hi = part.partition("-")
         seeds += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
 
-    import dse.cli  # noqa: F401 - loaded once, before forking
-    import dse.search.study  # noqa: F401
-    import dse.sim.engine  # noqa: F401
-    import dse.workloads  # noqa: F401
+    import importlib
+
+    for module in ("dse.cli", "dse.search.cli", "dse.search.study", "dse.search.resolve", "dse.search.objective",
+                   "dse.search.tables", "dse.sim.engine", "dse.workloads", "dse.workloads.trace", "dse.spec.loader",
+                   "dse.spec.variants", "optuna", "pandas", "pyarrow", "yaml"):  # loaded once, before forking
+        importlib.import_module(module)
 
     SCHEMA_KEYS.update(_schema_keys())
     with open("/proc/self/status") as fh:

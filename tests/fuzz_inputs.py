@@ -5,6 +5,7 @@ markup and control characters in names, deleted and mistyped fields, truncated t
 from __future__ import annotations
 
 import copy
+import datetime
 import json
 import random
 from pathlib import Path
@@ -24,6 +25,9 @@ HOSTILE: list[Any] = [
     "0.2 pJ", "-5 ns", "1e52", "1 fm", "256", "4", "12 parsecs", "2**64", "x" * 200,
     "weight_stationary", ["weight_stationary"], "(-8)**0.5", "((2**1000)**1000)**1000",
     "-" * 3000 + "1", "+".join(["1"] * 3000), "rows * 2**60", "1e-300", 4096, 65536, 1e9, 3.5,
+    # YAML's other types (a date, binary, a set) and keys that are not strings
+    datetime.date(2020, 1, 1), b"\x00\xff", {1, 2}, {1: "a", None: "b"}, "fc1", "-1 GB/s", "1e-30 s",
+    "0x10", "1_000", ".inf", "yes", "☃ chip",
 ]
 MISTYPED = ["bandwith", "capcity", "clok", "rows_", "dataflw", "n_trail", "objective", "nme", "kind_"]
 
@@ -67,8 +71,12 @@ def mutate_data(base: Any, rng: random.Random, n_edits: int | None = None) -> An
             del parent[key]
         elif op < 0.85 and isinstance(parent, dict):
             parent[rng.choice(MISTYPED)] = rng.choice([None, 1, "x"])
-        elif op < 0.92:
+        elif op < 0.88:
             parent[key] = [parent[key]] * rng.choice([0, 2, 40])
+        elif op < 0.92:  # a value that belongs elsewhere: a unit string on a count, a name in deps
+            source = rng.choice(paths)
+            if source[: len(path)] != path:
+                parent[key] = copy.deepcopy(_parent(data, source)[source[-1]])
         else:
             deep: Any = 1
             for _ in range(rng.choice([10, 70, 300])):
