@@ -36,9 +36,10 @@ def plan_memory(arch: Architecture, workload: Workload) -> Allocation:
 
 
 def simulate(arch: Architecture, workload: Workload, *, max_chunks: int | None = MAX_CHUNKS,
-             streaming: bool = False) -> R.Result:
+             streaming: bool = False, closed_form: bool = True) -> R.Result:
     """Run ``workload`` on ``arch``; ``max_chunks=None`` simulates every tile as its own event;
-    ``streaming``: elementwise ops start on their producer's first tiles of output."""
+    ``streaming``: elementwise ops start on their producer's first tiles of output;
+    ``closed_form=False``: every op event by event, even where it runs alone (same tables)."""
     t_start = time.perf_counter()
     (program,) = partition(build_program(System.of(arch), workload, streaming=streaming))
     alloc = allocate(program)
@@ -48,7 +49,7 @@ def simulate(arch: Architecture, workload: Workload, *, max_chunks: int | None =
     mapping = map_tasks(program, alloc, coster)
     migrations = migration_plans(program, models)
     t_run = time.perf_counter()
-    run = execute(program, mapping, migrations, models, max_chunks)
+    run = execute(program, mapping, migrations, models, max_chunks, closed_form)
     row = summary(program, alloc, run, models)
     for unit, frac in imc_utilisation(arch, workload.ops, mapping.imc, mapping.imc_copies).items():
         row[f"imc_utilisation_{unit}"] = frac

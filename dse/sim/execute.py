@@ -1,12 +1,22 @@
 """The execute pass: one SimPy executor over the machine's resources (units, memory buses,
 SRAM ports; links later) running every task of a program by its plan.
 
-A task waits for its dependencies, copies any prefetched tensors it reads first, takes the
-first free unit among those the mapper allowed, and runs its op as the chunked pipeline of
-dse/sim/pipeline.py. SimPy decides queuing and overlap; the plans decided every cost.
+A task starts once its dependencies have (a process is made for it then, not before),
+copies any prefetched tensors it reads first, takes the first free unit among those the
+mapper allowed, and runs its op as the chunked pipeline of dse/sim/pipeline.py. SimPy
+decides queuing and overlap; the plans decided every cost.
+
+Where a task is the only one running (every other started task waits for a unit it holds,
+and every other task for a dependency), nothing can contend with it until it ends, so its
+op runs in closed form
+(``pipeline.solo_end``: one timeout instead of a process per stage and an event per chunk)
+and the same process goes on with its successor when that is again the only one. Where
+several run at once, their ops go through SimPy event by event. ``closed_form=False`` runs
+every op event by event; the tables are the same (tests/test_closed_form.py).
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import simpy
@@ -15,7 +25,7 @@ from dse.errors import DesignError
 from dse.sim.cost import OpPlan
 from dse.sim.machine import Machine
 from dse.sim.map import Mapping
-from dse.sim.pipeline import run_op
+from dse.sim.pipeline import run_op, solo_end
 from dse.sim.program import Program
 
 
@@ -34,57 +44,125 @@ class Run:
 
 
 def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPlan]], models: dict,
-            max_chunks: int | None) -> Run:
+            max_chunks: int | None, closed_form: bool = True) -> Run:
     """Run every task on a fresh SimPy machine; raises DesignError if some never ran."""
-    import time
-
     arch = program.arch
     env = simpy.Environment()
     machine = Machine(env, arch, models)
-    done: dict[str, simpy.Event] = {t.name: env.event() for t in program.tasks}
-    streamed = {d.task for t in program.tasks for d in t.deps if d.streaming}
-    first_out: dict[str, simpy.Event] = {name: env.event() for name in streamed}
+    tasks = program.tasks
+    index = {t.name: i for i, t in enumerate(tasks)}
+    # consumers of each task, and how many of its dependencies each task still waits for
+    after: list[list[int]] = [[] for _ in tasks]
+    streams_to: list[list[int]] = [[] for _ in tasks]
+    waiting = [len(t.deps) for t in tasks]
+    for i, t in enumerate(tasks):
+        for d in t.deps:
+            (streams_to if d.streaming else after)[index[d.task]].append(i)
+    streaming = any(streams_to)
+    closed_form = closed_form and not streaming
+    # a streaming consumer waits for its producer's end too: those producers keep an event
+    done = {tasks[i].name: env.event() for i, s in enumerate(streams_to) if s}
     pending = {name: list(plans) for name, plans in migrations.items()}
     run = Run(machine, 0.0, 0)
+    finished = 0
+    active = 0  # tasks whose process exists and has not finished
 
-    def task_process(task):
-        # a streaming dependency lets the task start on its producer's first tile of output;
-        # it still cannot end before the producer has, plus one tile of its own
-        deps = [first_out[d.task] if d.streaming else done[d.task] for d in task.deps]
-        if deps:
-            yield env.all_of(deps)
-        for mig in pending.pop(task.name, []):  # first use of prefetched tensors: copy them over
-            t0 = env.now
-            yield env.process(run_op(env, machine, mig, max_chunks))
-            run.migrations.append(mig)
-            run.ran[mig.op.name] = (mig, t0, env.now)
-            run.timeline.append({"op": mig.op.name, "resource": "dma", "start_s": t0, "end_s": env.now})
-        allowed = mapping.choices[task.name]
-        unit = yield machine.units.get(allowed)
-        plan = mapping.plans[(task.name, unit)]
-        start = env.now
-        yield env.process(run_op(env, machine, plan, max_chunks, first_out.get(task.name)))
-        upstream = [done[d.task] for d in task.deps if d.streaming]
-        if upstream:
-            yield env.all_of(upstream)
-            ends = max(e.value for e in upstream) + plan.compute_s / plan.n_tiles
-            if ends > env.now:
-                yield env.timeout(ends - env.now)
-        machine.unit_busy_s[unit] += plan.compute_s
-        machine.units.put(unit)
-        run.ran[task.name] = (plan, start, env.now)
-        run.timeline.append({"op": task.name, "resource": unit, "start_s": start, "end_s": env.now})
-        done[task.name].succeed(env.now)
+    starting: set[int] = set()  # made ready, their process not yet begun
 
-    for task in program.tasks:
-        env.process(task_process(task))
+    def solo() -> bool:
+        """Whether the calling task runs alone until it ends: every other started task waits
+        for a unit (theirs are all busy, and this task is the only one holding any) or is
+        about to, and no unit is being handed over."""
+        units = machine.units
+        if not closed_form or units.releasing:
+            return False
+        others = active - units.waiting - 1
+        for j in starting:
+            name = tasks[j].name
+            if name in pending or any(u in units.free for u in mapping.choices[name]):
+                return False
+            others -= 1
+        return others == 0
+
+    def ready(i: int) -> None:
+        nonlocal active
+        active += 1
+        starting.add(i)
+        env.process(task_process(i))
+
+    def satisfied(consumers: list[int]) -> list[int]:
+        out = []
+        for j in consumers:
+            waiting[j] -= 1
+            if waiting[j] == 0:
+                out.append(j)
+        return out
+
+    def run_plan(plan: OpPlan, first_out: simpy.Event | None):
+        """The op's pipeline: in closed form where it runs alone, else as SimPy processes."""
+        end = solo_end(machine, plan, max_chunks, env.now) if solo() else None
+        if end is None:
+            yield env.process(run_op(env, machine, plan, max_chunks, first_out))
+        elif end > env.now:
+            yield env.timeout(end - env.now)
+
+    def task_process(i: int):
+        nonlocal active, finished
+        starting.discard(i)
+        while True:
+            task = tasks[i]
+            for mig in pending.pop(task.name, []):  # first use of prefetched tensors: copy them over
+                t0 = env.now
+                yield from run_plan(mig, None)
+                run.migrations.append(mig)
+                run.ran[mig.op.name] = (mig, t0, env.now)
+                run.timeline.append({"op": mig.op.name, "resource": "dma", "start_s": t0, "end_s": env.now})
+            allowed = mapping.choices[task.name]
+            unit = machine.units.take(allowed)
+            if unit is None:
+                unit = yield machine.units.get(allowed)
+            plan = mapping.plans[(task.name, unit)]
+            start = env.now
+            first_out = None
+            if streams_to[i]:
+                # a streaming consumer may start on this task's first tile of output
+                first_out = env.event()
+                first_out.callbacks.append(lambda _, i=i: [ready(j) for j in satisfied(streams_to[i])])
+            yield from run_plan(plan, first_out)
+            upstream = [done[d.task] for d in task.deps if d.streaming]
+            if upstream:
+                # it still cannot end before the producer has, plus one tile of its own
+                yield env.all_of(upstream)
+                ends = max(e.value for e in upstream) + plan.compute_s / plan.n_tiles
+                if ends > env.now:
+                    yield env.timeout(ends - env.now)
+            machine.unit_busy_s[unit] += plan.compute_s
+            machine.units.put(unit)
+            run.ran[task.name] = (plan, start, env.now)
+            run.timeline.append({"op": task.name, "resource": unit, "start_s": start, "end_s": env.now})
+            finished += 1
+            active -= 1
+            if task.name in done:
+                done[task.name].succeed(env.now)
+            nxt = satisfied(after[i])
+            if len(nxt) == 1 and closed_form and active == 0:
+                i = nxt[0]  # the one task it made ready runs alone: go on in this process
+                active += 1
+                continue
+            for j in nxt:
+                ready(j)
+            return
+
+    for i, n in enumerate(waiting):
+        if n == 0:
+            ready(i)
     eid_before = next(env._eid)  # SimPy numbers every scheduled event from one counter
     t0 = time.perf_counter()
     env.run()
     run.run_s = time.perf_counter() - t0
     run.events = next(env._eid) - eid_before
-    missing = [n for n, e in done.items() if not e.triggered]
-    if missing:
+    if finished < len(tasks):
+        missing = [t.name for t in tasks if t.name not in run.ran]
         raise DesignError(f"ops never ran (dependency cycle?): {', '.join(missing[:5])}")
     run.makespan_s = env.now
     return run

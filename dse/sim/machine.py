@@ -48,6 +48,18 @@ class UnitPool:
         self.free = list(names)
         self._waiting: dict[frozenset, deque] = {}
         self._order = itertools.count()
+        #: tasks waiting for a unit, and units freed but not yet handed to one of them
+        self.waiting = 0
+        self.releasing = 0
+
+    def take(self, allowed) -> str | None:
+        """The first free unit among ``allowed``, taken now; None if all are busy (then
+        ``get``). Taking directly is what ``get`` would do: nobody waits for a free unit."""
+        for name in self.free:
+            if name in allowed:
+                self.free.remove(name)
+                return name
+        return None
 
     def get(self, allowed) -> simpy.Event:
         """An event that succeeds with the name of the unit taken."""
@@ -58,22 +70,28 @@ class UnitPool:
                 event.succeed(name)
                 return event
         self._waiting.setdefault(frozenset(allowed), deque()).append((next(self._order), event))
+        self.waiting += 1
         return event
 
     def put(self, name: str) -> None:
         """Free a unit; a waiting task gets it once this release is processed (as with a Store)."""
         self.free.append(name)
+        if not self.waiting:
+            return  # nobody waits: a later get finds it free, as it would after the release
+        self.releasing += 1
         release = self.env.event()
         release.callbacks.append(lambda _: self._hand_over(name))
         release.succeed()
 
     def _hand_over(self, name: str) -> None:
+        self.releasing -= 1
         if name not in self.free:
             return  # taken meanwhile by a task that asked after the release
         queues = [q for key, q in self._waiting.items() if q and name in key]
         if queues:
             first = min(queues, key=lambda q: q[0][0])
             self.free.remove(name)
+            self.waiting -= 1
             first.popleft()[1].succeed(name)
 
 

@@ -7,6 +7,11 @@ upstream chunk is ready and cannot finish before the upstream's last tile plus
 one tile of its own: with these two endpoint rules, chunks reproduce the
 tile-by-tile schedule of an uncontended op exactly (tests/test_pipeline.py
 compares both). Contention is resolved at chunk granularity on the buses.
+
+Where nothing else runs while an op does (the executor knows), ``solo_end`` computes the
+same schedule in closed form, chunk by chunk with the processes' own arithmetic, without
+SimPy events: the op then costs the executor one timeout (tests/test_closed_form.py checks
+it against the event-by-event run on every bundled design and workload).
 """
 from __future__ import annotations
 
@@ -161,3 +166,90 @@ def _store(env, chunks: list[_Chunk], writes):
         end = computed + s_tile
         if end > env.now:
             yield env.timeout(end - env.now)
+
+
+def solo_end(machine: Machine, plan: OpPlan, max_chunks: int | None, t0: float) -> float | None:
+    """When the op started at ``t0`` would end if nothing else used its buses and ports, as
+    ``run_op``'s processes would find it, with the same side effects (bus turnarounds and
+    busy time, SRAM port busy time). None where the op alone contends with itself (one bus
+    both read and written, or several buses per direction): those run event by event.
+
+    Each line mirrors a step of ``_load``, ``_compute`` or ``_store``; a process resumed by
+    an event continues at max(its clock, the event's time), and a wait until ``x`` lands at
+    ``now + (x - now)``, as a SimPy timeout does."""
+    reads = [(t, s) for t, s in plan.read_s.items() if s > 0]
+    writes = [(t, s) for t, s in plan.write_s.items() if s > 0]
+    if len(reads) > 1 or len(writes) > 1 or (reads and writes and reads[0][0] == writes[0][0]):
+        return None
+    n = plan.n_tiles
+    sizes = chunk_sizes(n, max_chunks)
+    c_tile = plan.compute_s / n
+    # load: chunk j's first tile (event time, value) and its whole chunk (event time, value)
+    if reads:
+        bus = machine.buses[reads[0][0]]
+        l_tile = reads[0][1] / n
+        latency = bus.latency
+        period = max(l_tile, c_tile, (latency + l_tile + c_tile) / 2)
+    ports = [(name, t / n) for name, t in plan.sram_s.items() if t > 0]
+    sram_busy = machine.sram_busy_s
+    computed_first: list[tuple[float, float]] = []
+    computed: list[float] = []
+    p_load = next_start = p_comp = t0
+    for j, g in enumerate(sizes):
+        if reads:
+            if j >= 2 and computed[j - 2] > p_load:
+                p_load = computed[j - 2]
+            if next_start > p_load:
+                p_load = p_load + (next_start - p_load)
+            turn = bus.turn("read")
+            if turn:
+                p_load = p_load + turn
+            start = p_load
+            first = (start, start + bus.latency + l_tile)
+            p_load = p_load + g * l_tile
+            bus.busy_s += g * l_tile
+            done = max(p_load + bus.latency, start + (g - 1) * period + l_tile + latency)
+            next_start = start + g * period
+            loaded = (p_load, done)
+        else:
+            first = loaded = (t0, t0)
+        # compute
+        if first[0] > p_comp:
+            p_comp = first[0]
+        if first[1] > p_comp:
+            p_comp = p_comp + (first[1] - p_comp)
+        computed_first.append((p_comp, p_comp + c_tile))
+        end = p_comp + g * c_tile
+        for name, t in ports:  # the array and the ports side by side; the slower sets the pace
+            sram_busy[name] += g * t
+            if p_comp + g * t > end:
+                end = p_comp + g * t
+        p_comp = end
+        if loaded[0] > p_comp:
+            p_comp = loaded[0]
+        end = loaded[1] + c_tile
+        if end > p_comp:
+            p_comp = p_comp + (end - p_comp)
+        computed.append(p_comp)
+    if not writes:
+        return p_comp
+    wbus = machine.buses[writes[0][0]]
+    w_tile = writes[0][1] / n
+    p = t0
+    for j, g in enumerate(sizes):
+        fired, first_out = computed_first[j]
+        if fired > p:
+            p = fired
+        if first_out > p:
+            p = p + (first_out - p)
+        turn = wbus.turn("write")
+        if turn:
+            p = p + turn
+        p = p + g * w_tile
+        wbus.busy_s += g * w_tile
+        if computed[j] > p:
+            p = computed[j]
+        end = computed[j] + w_tile
+        if end > p:
+            p = p + (end - p)
+    return p

@@ -1,0 +1,86 @@
+"""An op that runs alone is computed in closed form (dse/sim/pipeline.py: solo_end); the
+tables must equal those of the event-by-event run (``closed_form=False``), on every bundled
+design and every bundled workload, and on programs built to contend."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from dse.errors import DseError
+from dse.sim.engine import simulate
+from dse.spec.loader import bundled_names, load_architecture
+from dse.workloads import list_generators, load_workload
+from dse.workloads.ops import Op, Workload
+
+from archs import toy
+
+#: every generator at its defaults, training steps, LLM configs in both phases, the example file
+WORKLOADS = ([g.name for g in list_generators()]
+             + ["mlp:train=true", "resnet50:train=true", "bert:layers=2,train=true", "lstm:seq=8,train=true",
+                "llm:model=mixtral-8x7b,phase=prefill,seq=64", "llm:model=qwen1.5-moe-a2.7b,phase=decode",
+                "llm:model=llama-3-70b,phase=decode,seq=512", "gpt:phase=decode,layers=4",
+                "dse/workloads/examples/two_layer_mlp.yaml"])
+
+
+def same(fast, slow) -> list[str]:
+    """Columns of the summary and per-op times that differ beyond rounding."""
+    diffs = []
+    for key, value in slow.summary_row.items():
+        other = fast.summary_row[key]
+        if key == "sim_events":
+            continue
+        if isinstance(value, float):
+            if not (math.isclose(other, value, rel_tol=1e-9, abs_tol=1e-30)
+                    or (math.isnan(other) and math.isnan(value))):
+                diffs.append(f"{key}: {other!r} vs {value!r}")
+        elif other != value:
+            diffs.append(f"{key}: {other!r} vs {value!r}")
+    ends = {r["op"]: (r["start_s"], r["end_s"], r["resource"]) for r in slow.timeline}
+    for r in fast.timeline:
+        s, e, unit = ends[r["op"]]
+        if unit != r["resource"] or not (math.isclose(r["start_s"], s, rel_tol=1e-9, abs_tol=1e-18)
+                                         and math.isclose(r["end_s"], e, rel_tol=1e-9, abs_tol=1e-18)):
+            diffs.append(f"{r['op']}: {r['resource']} {r['start_s']}-{r['end_s']} vs {unit} {s}-{e}")
+    return diffs
+
+
+@pytest.mark.parametrize("design", bundled_names("architectures"))
+def test_the_closed_form_equals_the_event_by_event_run_on_every_bundled_design_and_workload(design):
+    arch = load_architecture(design)
+    ran = 0
+    for spec in WORKLOADS:
+        wl = load_workload(spec)
+        try:
+            slow = simulate(arch, wl, closed_form=False)
+        except DseError:
+            continue  # the design cannot run it (no tile fits, ...): same in both modes
+        fast = simulate(arch, wl)
+        assert same(fast, slow) == [], spec
+        assert fast["sim_events"] <= slow["sim_events"]
+        ran += 1
+    assert ran >= 5  # (the edge NPU runs 7: its SRAM holds no tile of the large models)
+
+
+def test_ops_that_run_side_by_side_go_event_by_event_and_still_agree():
+    # 60 independent ops on two arrays and a vector unit: most of them contend (units, the
+    # buffer's port, the DRAM bus); only the last to run may be alone
+    units = toy().model_dump()["compute"]
+    two = toy(compute=[*units, {**units[0], "name": "pe2"}])
+    many = Workload("many", [Op(f"g{i}", "matmul", m=64, n=64, k=64 * (1 + i % 3)) for i in range(40)]
+                    + [Op(f"v{i}", "vector", elements=4096 * (1 + i % 5)) for i in range(20)])
+    slow, fast = simulate(two, many, closed_form=False), simulate(two, many)
+    assert same(fast, slow) == []
+    # the makespan is that of contended work: below the serial sum of the op latencies
+    assert fast["latency_s"] < sum(r["end_s"] - r["start_s"] for r in fast.timeline)
+
+
+def test_a_chain_costs_a_few_events_per_op_in_closed_form():
+    # a chain of 50 GEMMs: each runs alone, so each is one timeout in SimPy, not a pipeline
+    # of processes with an event per chunk (the event-by-event run has dozens per op)
+    chain = Workload("chain", [Op(f"g{i}", "matmul", m=256, n=256, k=256, deps=(f"g{i - 1}",) if i else ())
+                               for i in range(50)])
+    arch = toy(placement={"weights": "dram", "activations": "buf"})
+    slow, fast = simulate(arch, chain, closed_form=False), simulate(arch, chain)
+    assert same(fast, slow) == []
+    assert fast["sim_events"] <= 2 * 50 < slow["sim_events"] / 5
