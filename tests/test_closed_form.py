@@ -84,3 +84,19 @@ def test_a_chain_costs_a_few_events_per_op_in_closed_form():
     slow, fast = simulate(arch, chain, closed_form=False), simulate(arch, chain)
     assert same(fast, slow) == []
     assert fast["sim_events"] <= 2 * 50 < slow["sim_events"] / 5
+
+
+@pytest.mark.parametrize("bw", [0.2e9, 2e9, 50e9])
+@pytest.mark.parametrize("max_chunks", [None, 8])
+def test_loads_and_stores_queueing_on_one_bus_agree(bw, max_chunks):
+    # everything in DRAM: an op's loads and stores take turns on one bus (FIFO, with DRAM's
+    # read/write turnaround); the closed form must order them as SimPy does
+    arch = toy(placement={"weights": "dram", "activations": "dram"})
+    dram = arch.memories[0].model_copy(update={"bandwidth_per_channel": bw})
+    arch = arch.model_copy(update={"memories": [dram], "sram": [arch.sram[0].model_copy(update={"capacity": 64 * 1024})]})
+    wl = Workload("g", [Op("a", "matmul", m=256, n=256, k=256),
+                        Op("b", "vector", elements=65536, deps=("a",))])
+    slow = simulate(arch, wl, max_chunks=max_chunks, closed_form=False)
+    fast = simulate(arch, wl, max_chunks=max_chunks)
+    assert same(fast, slow) == []
+    assert fast["sim_events"] < slow["sim_events"]

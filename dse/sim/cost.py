@@ -43,6 +43,13 @@ class OpPlan:
     read_s: dict[str, float] = field(default_factory=dict)
     write_s: dict[str, float] = field(default_factory=dict)
 
+    def for_op(self, op: Op) -> "OpPlan":
+        """The same plan for another op of the same shape (costs are shared, not copied)."""
+        plan = object.__new__(OpPlan)
+        plan.__dict__.update(self.__dict__)
+        plan.op = op
+        return plan
+
     def _bytes(self, kind: str) -> dict[str, float]:
         out: dict[str, float] = {}
         for tier, k, nbytes, *_ in self.transfers:
@@ -118,6 +125,8 @@ class Coster:
         self.memories = {m.name: m for m in arch.memories}
         self.srams = {s.name: s for s in arch.sram}
         self.units = {u.name: u for u in arch.compute}
+        #: plans made so far, by what they depend on (dse/sim/compute: plan_op)
+        self.planned: dict[tuple, OpPlan] = {}
 
     def context(self, op: Op, unit_name: str, homes: dict[str, Home], resident: dict[str, float]) -> OpContext:
         unit = self.units[unit_name]

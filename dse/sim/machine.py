@@ -24,12 +24,12 @@ class MemoryBus:
         self.latency = model.latency_s
         self.resource = simpy.Resource(env, capacity=1)
         self.busy_s = 0.0
-        self._last: str | None = None
+        self.last: str | None = None
 
     def turn(self, kind: str) -> float:
         """Bus turnaround when the direction changes (read <-> write); counted as busy."""
-        t = self.model.turnaround_s(self._last, kind)
-        self._last = kind
+        t = self.model.turnaround_s(self.last, kind)
+        self.last = kind
         self.busy_s += t
         return t
 

@@ -171,85 +171,127 @@ def _store(env, chunks: list[_Chunk], writes):
 def solo_end(machine: Machine, plan: OpPlan, max_chunks: int | None, t0: float) -> float | None:
     """When the op started at ``t0`` would end if nothing else used its buses and ports, as
     ``run_op``'s processes would find it, with the same side effects (bus turnarounds and
-    busy time, SRAM port busy time). None where the op alone contends with itself (one bus
-    both read and written, or several buses per direction): those run event by event.
+    busy time, SRAM port busy time). None where the op reads or writes several buses per
+    direction, or where its loads and stores ask for one bus at the same instant (SimPy's
+    event order would decide who goes first): those run event by event.
 
-    Each line mirrors a step of ``_load``, ``_compute`` or ``_store``; a process resumed by
-    an event continues at max(its clock, the event's time), and a wait until ``x`` lands at
-    ``now + (x - now)``, as a SimPy timeout does."""
+    Each line mirrors a step of ``_load``, ``_compute`` or ``_store``: a process resumed by an
+    event continues at max(its clock, the event's time), a wait until ``x`` lands at ``now +
+    (x - now)`` as a SimPy timeout does, and loads and stores that share a bus take it in the
+    order they ask for it (FIFO), each from when the other releases it."""
     reads = [(t, s) for t, s in plan.read_s.items() if s > 0]
     writes = [(t, s) for t, s in plan.write_s.items() if s > 0]
-    if len(reads) > 1 or len(writes) > 1 or (reads and writes and reads[0][0] == writes[0][0]):
+    if len(reads) > 1 or len(writes) > 1:
         return None
     n = plan.n_tiles
     sizes = chunk_sizes(n, max_chunks)
+    chunks = len(sizes)
     c_tile = plan.compute_s / n
-    # load: chunk j's first tile (event time, value) and its whole chunk (event time, value)
-    if reads:
-        bus = machine.buses[reads[0][0]]
-        l_tile = reads[0][1] / n
-        latency = bus.latency
-        period = max(l_tile, c_tile, (latency + l_tile + c_tile) / 2)
     ports = [(name, t / n) for name, t in plan.sram_s.items() if t > 0]
-    sram_busy = machine.sram_busy_s
-    computed_first: list[tuple[float, float]] = []
+    # the machine's state changes only once the schedule is known (it may still prove ambiguous)
+    sram_busy = {name: machine.sram_busy_s[name] for name, _ in ports}
+    buses = [machine.buses[t] for t, _ in reads + writes]
+    busy = {bus: bus.busy_s for bus in buses}
+    last = {bus: bus.last for bus in buses}
+
+    def turn(bus, kind: str) -> float:  # MemoryBus.turn on the copies
+        t = bus.model.turnaround_s(last[bus], kind)
+        last[bus] = kind
+        busy[bus] += t
+        return t
+
+    computed_first: list[tuple[float, float]] = []  # (event time, value)
     computed: list[float] = []
-    p_load = next_start = p_comp = t0
-    for j, g in enumerate(sizes):
-        if reads:
-            if j >= 2 and computed[j - 2] > p_load:
-                p_load = computed[j - 2]
-            if next_start > p_load:
-                p_load = p_load + (next_start - p_load)
-            turn = bus.turn("read")
-            if turn:
-                p_load = p_load + turn
-            start = p_load
-            first = (start, start + bus.latency + l_tile)
-            p_load = p_load + g * l_tile
-            bus.busy_s += g * l_tile
-            done = max(p_load + bus.latency, start + (g - 1) * period + l_tile + latency)
-            next_start = start + g * period
-            loaded = (p_load, done)
-        else:
-            first = loaded = (t0, t0)
-        # compute
-        if first[0] > p_comp:
-            p_comp = first[0]
-        if first[1] > p_comp:
-            p_comp = p_comp + (first[1] - p_comp)
-        computed_first.append((p_comp, p_comp + c_tile))
-        end = p_comp + g * c_tile
+    p_comp = t0
+
+    def compute(g: int, first: tuple[float, float], loaded: tuple[float, float]) -> None:
+        nonlocal p_comp
+        p = p_comp
+        if first[0] > p:
+            p = first[0]
+        if first[1] > p:
+            p = p + (first[1] - p)
+        computed_first.append((p, p + c_tile))
+        end = p + g * c_tile
         for name, t in ports:  # the array and the ports side by side; the slower sets the pace
             sram_busy[name] += g * t
-            if p_comp + g * t > end:
-                end = p_comp + g * t
-        p_comp = end
-        if loaded[0] > p_comp:
-            p_comp = loaded[0]
+            if p + g * t > end:
+                end = p + g * t
+        p = end
+        if loaded[0] > p:
+            p = loaded[0]
         end = loaded[1] + c_tile
-        if end > p_comp:
-            p_comp = p_comp + (end - p_comp)
-        computed.append(p_comp)
-    if not writes:
-        return p_comp
-    wbus = machine.buses[writes[0][0]]
-    w_tile = writes[0][1] / n
-    p = t0
-    for j, g in enumerate(sizes):
-        fired, first_out = computed_first[j]
-        if fired > p:
-            p = fired
-        if first_out > p:
-            p = p + (first_out - p)
-        turn = wbus.turn("write")
-        if turn:
-            p = p + turn
-        p = p + g * w_tile
-        wbus.busy_s += g * w_tile
-        if computed[j] > p:
-            p = computed[j]
-        end = computed[j] + w_tile
         if end > p:
             p = p + (end - p)
-    return p
+        computed.append(p)
+        p_comp = p
+
+    if not reads:
+        for g in sizes:
+            compute(g, (t0, t0), (t0, t0))
+    else:
+        rbus = machine.buses[reads[0][0]]
+        l_tile = reads[0][1] / n
+        latency = rbus.latency
+        period = max(l_tile, c_tile, (latency + l_tile + c_tile) / 2)
+    wbus = machine.buses[writes[0][0]] if writes else None
+    w_tile = writes[0][1] / n if writes else 0.0
+    shared = bool(reads) and rbus is wbus
+    free = {}  # bus -> when its holder releases it
+    p_load = next_start = p_store = t0
+    j = i = 0  # next chunk to load, to store
+    while (reads and j < chunks) or (writes and i < chunks):
+        asks_load = asks_store = None
+        if reads and j < chunks:
+            p = p_load
+            if j >= 2 and computed[j - 2] > p:
+                p = computed[j - 2]
+            if next_start > p:
+                p = p + (next_start - p)
+            asks_load = p
+        if writes and i < len(computed):  # (store i asks after load i has started)
+            p = p_store
+            fired, first_out = computed_first[i]
+            if fired > p:
+                p = fired
+            if first_out > p:
+                p = p + (first_out - p)
+            asks_store = p
+        if shared and asks_load == asks_store:
+            return None
+        if asks_store is None or (asks_load is not None and asks_load < asks_store):
+            g = sizes[j]
+            p = max(asks_load, free.get(rbus, asks_load))
+            t = turn(rbus, "read")
+            if t:
+                p = p + t
+            start = p
+            first = (start, start + rbus.latency + l_tile)
+            p = p + g * l_tile
+            busy[rbus] += g * l_tile
+            free[rbus] = p
+            done = max(p + rbus.latency, start + (g - 1) * period + l_tile + latency)
+            next_start = start + g * period
+            p_load = p
+            compute(g, first, (p, done))
+            j += 1
+        else:
+            g = sizes[i]
+            p = max(asks_store, free.get(wbus, asks_store))
+            t = turn(wbus, "write")
+            if t:
+                p = p + t
+            p = p + g * w_tile
+            busy[wbus] += g * w_tile
+            free[wbus] = p
+            if computed[i] > p:
+                p = computed[i]
+            end = computed[i] + w_tile
+            if end > p:
+                p = p + (end - p)
+            p_store = p
+            i += 1
+    for bus in buses:
+        bus.busy_s, bus.last = busy[bus], last[bus]
+    machine.sram_busy_s.update(sram_busy)
+    return p_store if writes else p_comp

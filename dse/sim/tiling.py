@@ -158,3 +158,9 @@ def tile_vector(elements: int, bytes_per_element: float, free_bytes: float,
         return None
     target = min(PIPELINE_TILES, elements, int(elements * bytes_per_element // min_tile_bytes))
     return max(ceil(elements / per_tile), target, 1)
+
+
+def clear_caches() -> None:
+    """Forget every tiling (benchmarks time a new design's planning from scratch)."""
+    tile_gemm.cache_clear()
+    tile_vector.cache_clear()

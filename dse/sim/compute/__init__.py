@@ -7,9 +7,13 @@ class in dse/spec/architecture.py, one module here and one entry in ``KINDS``.
 """
 from __future__ import annotations
 
+from dataclasses import fields
+from operator import attrgetter
+
 from dse.sim.compute.imc import ImcKind
 from dse.sim.compute.systolic import SystolicKind
 from dse.sim.compute.vector import VectorKind
+from dse.workloads.ops import Op
 
 KINDS = {"systolic": SystolicKind(), "vector": VectorKind(), "imc": ImcKind()}
 
@@ -19,7 +23,21 @@ def kind_of(unit):
     return KINDS[unit.kind]
 
 
+#: what an op's plan depends on: every field but its name, dependencies and weight identity
+_shape = attrgetter(*(f.name for f in fields(Op) if f.name not in ("name", "deps", "weight_id")))
+
+
 def plan_op(coster, op, unit_name: str, homes: dict, resident: dict):
-    """``op``'s plan on a unit, its operands where the allocator put them (the cost pass)."""
-    unit = coster.units[unit_name]
-    return coster.finish(kind_of(unit).plan(coster, unit, coster.context(op, unit_name, homes, resident)))
+    """``op``'s plan on a unit, its operands where the allocator put them (the cost pass).
+
+    Ops of the same shape with operands in the same places, beside the same resident bytes,
+    cost the same (a transformer's layers, a ResNet stage's blocks): the plan is made once
+    per design and reused with the op's own name."""
+    key = (_shape(op), unit_name, tuple(homes.items()), tuple(resident.items()),
+           coster.imc_copies.get(op.name))
+    plan = coster.planned.get(key)
+    if plan is None:
+        unit = coster.units[unit_name]
+        plan = coster.finish(kind_of(unit).plan(coster, unit, coster.context(op, unit_name, homes, resident)))
+        coster.planned[key] = plan
+    return plan if plan.op is op else plan.for_op(op)
