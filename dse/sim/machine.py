@@ -104,3 +104,5 @@ class Machine:
         #: one port per SRAM with its bandwidth: units reading an SRAM at once queue for it
         self.sram_ports = {s.name: simpy.Resource(env, capacity=1) for s in arch.sram}
         self.sram_busy_s = {s.name: 0.0 for s in arch.sram}
+        #: schedules of ops run alone, by what they depend on (pipeline.solo_end)
+        self.solo_schedules: dict[tuple, tuple | None] = {}

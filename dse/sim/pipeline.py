@@ -175,10 +175,36 @@ def solo_end(machine: Machine, plan: OpPlan, max_chunks: int | None, t0: float) 
     direction, or where its loads and stores ask for one bus at the same instant (SimPy's
     event order would decide who goes first): those run event by event.
 
+    The schedule depends only on the plan's costs and on which way each of its buses last
+    turned, so it is worked out once per run for each (a transformer's layers share it) and
+    shifted to ``t0``."""
+    key = (plan.compute_s, plan.n_tiles, tuple(plan.read_s.items()), tuple(plan.write_s.items()),
+           tuple(plan.sram_s.items()), max_chunks, tuple(machine.buses[t].last for t in plan.read_s),
+           tuple(machine.buses[t].last for t in plan.write_s))
+    known = machine.solo_schedules.get(key, False)
+    if known is False:
+        known = machine.solo_schedules[key] = _solo_schedule(machine, plan, max_chunks)
+    if known is None:
+        return None
+    duration, busy, last, sram_busy = known
+    for name, b in busy.items():
+        bus = machine.buses[name]
+        bus.busy_s += b
+        bus.last = last[name]
+    for name, b in sram_busy.items():
+        machine.sram_busy_s[name] += b
+    return t0 + duration
+
+
+def _solo_schedule(machine: Machine, plan: OpPlan, max_chunks: int | None):
+    """(duration, busy time added per bus, the way each bus last turned, busy time added per
+    SRAM port) of the op run alone from time 0, or None (see ``solo_end``).
+
     Each line mirrors a step of ``_load``, ``_compute`` or ``_store``: a process resumed by an
     event continues at max(its clock, the event's time), a wait until ``x`` lands at ``now +
     (x - now)`` as a SimPy timeout does, and loads and stores that share a bus take it in the
     order they ask for it (FIFO), each from when the other releases it."""
+    t0 = 0.0
     reads = [(t, s) for t, s in plan.read_s.items() if s > 0]
     writes = [(t, s) for t, s in plan.write_s.items() if s > 0]
     if len(reads) > 1 or len(writes) > 1:
@@ -188,10 +214,9 @@ def solo_end(machine: Machine, plan: OpPlan, max_chunks: int | None, t0: float) 
     chunks = len(sizes)
     c_tile = plan.compute_s / n
     ports = [(name, t / n) for name, t in plan.sram_s.items() if t > 0]
-    # the machine's state changes only once the schedule is known (it may still prove ambiguous)
-    sram_busy = {name: machine.sram_busy_s[name] for name, _ in ports}
+    sram_busy = {name: 0.0 for name, _ in ports}
     buses = [machine.buses[t] for t, _ in reads + writes]
-    busy = {bus: bus.busy_s for bus in buses}
+    busy = {bus: 0.0 for bus in buses}
     last = {bus: bus.last for bus in buses}
 
     def turn(bus, kind: str) -> float:  # MemoryBus.turn on the copies
@@ -291,7 +316,5 @@ def solo_end(machine: Machine, plan: OpPlan, max_chunks: int | None, t0: float) 
                 p = p + (end - p)
             p_store = p
             i += 1
-    for bus in buses:
-        bus.busy_s, bus.last = busy[bus], last[bus]
-    machine.sram_busy_s.update(sram_busy)
-    return p_store if writes else p_comp
+    return ((p_store if writes else p_comp), {b.name: busy[b] for b in buses}, {b.name: last[b] for b in buses},
+            sram_busy)
