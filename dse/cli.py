@@ -283,9 +283,15 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def main() -> None:
     """Entry point: run the app, turning user errors into one line and exit status 2."""
+    import atexit
+    import gc
     import warnings
 
     warnings.showwarning = _show_warning
+    # At exit Python looks once more for reference cycles among every object the imports made
+    # (~5% of a `dse run`); dse leaves none that need finalising (files are closed by `with`).
+    # Frozen objects are skipped; atexit handlers registered later still run before this one.
+    atexit.register(gc.freeze)
     try:
         code = app(standalone_mode=False)
         if isinstance(code, int) and code:

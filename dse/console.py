@@ -51,8 +51,8 @@ def print_summary(row: dict, title: str) -> None:
     from dse.columns import human_column
 
     table = Table(title=text(title))
-    table.add_column("metric")
-    table.add_column("value", justify="right")
+    table.add_column(text("metric"))  # Text, not str: no markup/emoji pass (Rich's emoji table is ~2 ms to import)
+    table.add_column(text("value"), justify="right")
     for k, v in row.items():
         table.add_row(text(k), text(human_column(k, v)))
     out.print(table)

@@ -223,3 +223,28 @@ def test_training_keeps_no_kv_cache():
     step = load_workload("gpt:layers=1,seq=16,train=true")
     roles = {r for op in step.ops for r in (op.a_role, op.b_role, op.out_role, op.in_role)}
     assert "kv_cache" not in roles and "gradients" in roles
+
+
+def test_each_generator_is_found_by_loading_only_its_own_module():
+    # a fresh interpreter: dse.workloads.models.MODULES names, for each generator, the one
+    # module that registers it (what a run imports), and lists every generator there is
+    import subprocess
+    import sys
+
+    probe = """
+import sys
+from dse.workloads import models, registry
+models.load("resnet50")
+assert "dse.workloads.models.llm_config" not in sys.modules and "dse.workloads.models.gpt" not in sys.modules
+for name, module in models.MODULES.items():
+    models.load(name)
+    assert name in registry.generators(), name
+    assert f"dse.workloads.models.{module}" in sys.modules, name
+models.load()
+assert set(registry.generators()) == set(models.MODULES), sorted(set(registry.generators()) ^ set(models.MODULES))
+print("ok")
+"""
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(root), "PATH": ""})
+    assert proc.stdout.strip() == "ok", proc.stderr

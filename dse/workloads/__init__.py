@@ -12,12 +12,11 @@ import os
 from pathlib import Path
 
 from dse.errors import SpecError
-from dse.workloads import models as _models  # noqa: F401  (registers the generators)
+from dse.workloads import models as _models
 from dse.workloads.builder import check_precision
 from dse.workloads.ops import Op, Workload, check_sizes
 from dse.workloads.registry import GeneratorInfo, build, generators, parse_spec
 from dse.workloads.table import op_table
-from dse.workloads.trace import load_trace, parse_trace
 from dse.workloads.training import training_workload
 
 __all__ = ["GeneratorInfo", "Op", "Workload", "WorkloadImportWarning", "list_generators",
@@ -60,6 +59,8 @@ def load_workload(spec: str, *, batch: int | None = None, precision: str | None 
                             where=spec)
         if batch is not None:
             raise SpecError("a trace file has fixed shapes; batch cannot be overridden", where=spec)
+        from dse.workloads.trace import load_trace
+
         return load_trace(path, precision=precision)
     w = _generated(spec, batch, precision)
     check_sizes(w)
@@ -68,6 +69,7 @@ def load_workload(spec: str, *, batch: int | None = None, precision: str | None 
 
 def _generated(spec: str, batch: int | None, precision: str | None) -> Workload:
     name, params = parse_spec(spec)
+    _models.load(name)
     known = generators()
     if name in known:
         if batch is not None:
@@ -85,4 +87,14 @@ def _generated(spec: str, batch: int | None, precision: str | None) -> Workload:
 
 def list_generators() -> list[GeneratorInfo]:
     """Every generator with its one-line description and parameters (with defaults), by name."""
+    _models.load()
     return [generators()[n] for n in sorted(generators())]
+
+
+def __getattr__(name: str):
+    # trace files are read by their own module (pydantic models), imported on first use
+    if name in ("load_trace", "parse_trace"):
+        from dse.workloads import trace
+
+        return getattr(trace, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

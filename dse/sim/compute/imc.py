@@ -6,7 +6,6 @@ from __future__ import annotations
 from math import ceil
 
 from dse.sim.cost import OpPlan, add
-from dse.tech.imc import imc_gemm_cost, program_cost
 
 
 class ImcKind:
@@ -14,6 +13,8 @@ class ImcKind:
         return None                       # only the layers the mapper assigns to the tile
 
     def plan(self, coster, unit, ctx) -> OpPlan:
+        from dse.tech.imc import imc_gemm_cost, program_cost  # IMC designs only (its import is ~3 ms)
+
         op = ctx.op
         params = unit.params()
         m, n, k, reps = op.gemm()
