@@ -79,34 +79,52 @@ def tile_gemm(m: int, n: int, k: int, elem_bytes: float, free_bytes: float,
 def _search_python(m: int, n: int, k: int, elem_bytes: float, free_bytes: float,
                    stream_a: bool, stream_b: bool, stream_out: bool,
                    grid: tuple[list[int], list[int], list[int]], target: int) -> Tiling | None:
-    """The search of :func:`_search_numpy`, one candidate at a time (same order, same ties)."""
+    """The search of :func:`_search_numpy` in plain Python (same order, same ties), by tile
+    pairs (Mt, Nt): a pair's full-K tiling has the least traffic it can have, so a pair whose
+    full-K traffic exceeds the best found is skipped; K-tiles that fit are a prefix of the
+    candidates (the buffer need grows with Kt) and all move the same traffic."""
     size_a, size_b = m * k * stream_a, k * n * stream_b
-    Ks = grid[2]
-    tks = [-(-k // K) for K in Ks]
+    Ks = grid[2]  # ascending, k last
+    partial_ks = Ks[:-1]
+    tks = [-(-k // K) for K in partial_ks]
+    twice = 2.0 * elem_bytes
+    best_key: tuple[float, int] | None = None
     best = None
     for M in grid[0]:
         tm = -(-m // M)
         for N in grid[1]:
             tn = -(-n // N)
+            # K = k: m outer keeps a[m, :], n outer keeps b[:, n]
+            b1 = 1 if N == n else tm
+            a2 = 1 if M == m else tn
+            t1, t2 = size_a + b1 * size_b, a2 * size_a + size_b
+            order1 = t1 <= t2
+            t_full = float(t1 if order1 else t2)
+            if best_key is not None and t_full > best_key[0]:
+                continue
             out_elems, tmn = stream_out * M * N, tm * tn
-            for K, tk in zip(Ks, tks):
-                if not 2.0 * elem_bytes * (stream_a * M * K + stream_b * K * N + out_elems) <= free_bytes:
-                    continue
-                if K == k:  # m outer: a[m, :] stays; n outer: b[:, n] stays
-                    a1, b1 = 1, (1 if N == n else tm)
-                    a2, b2 = (1 if M == m else tn), 1
-                else:
-                    a1, b1, a2, b2 = tn, tm, tn, tm
-                t1, t2 = a1 * size_a + b1 * size_b, a2 * size_a + b2 * size_b
-                order1 = t1 <= t2
-                tiles = tmn * tk
-                key = (float(t1 if order1 else t2), tiles if tiles >= target else 2**62 - tiles)
-                if best is None or key < best[0]:
-                    best = (key, M, N, K, tiles, a1 if order1 else a2, b1 if order1 else b2)
+            fit = 0
+            for K in Ks:
+                if not twice * (stream_a * M * K + stream_b * K * N + out_elems) <= free_bytes:
+                    break
+                fit += 1
+            if not fit:
+                continue
+            if partial_ks:  # K < k: both loop orders refetch a per n-tile and b per m-tile
+                t_part = float(tn * size_a + tm * size_b)
+                if best_key is None or t_part <= best_key[0]:
+                    for K, tk in zip(partial_ks[:fit], tks):
+                        tiles = tmn * tk
+                        key = (t_part, tiles if tiles >= target else 2**62 - tiles)
+                        if best_key is None or key < best_key:
+                            best_key, best = key, (M, N, K, tiles, tn, tm)
+            if fit == len(Ks):
+                key = (t_full, tmn if tmn >= target else 2**62 - tmn)
+                if best_key is None or key < best_key:
+                    best_key, best = key, (M, N, k, tmn, 1 if order1 else a2, b1 if order1 else 1)
     if best is None:
         return None
-    _, mt, nt, kt, tiles, ra, rb = best
-    return Tiling(mt, nt, kt, tiles, ra, rb)
+    return Tiling(*best)
 
 
 def _search_numpy(m: int, n: int, k: int, elem_bytes: float, free_bytes: float,
