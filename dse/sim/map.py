@@ -40,15 +40,20 @@ def crossbars_for(params, op: Op) -> int:
     return _crossbars(params, m, n, k, reps, weight_bits=int(8 * op.elem_bytes))
 
 
-def compatible_units(arch: Architecture, op: Op, imc: dict[str, str] | None = None) -> list[str]:
-    """Units that can run an op: the IMC tile holding its weights, else the best-ranked units."""
+def compatible_units(arch: Architecture, op: Op, imc: dict[str, str] | None = None,
+                     memo: dict | None = None) -> list[str]:
+    """Units that can run an op: the IMC tile holding its weights, else the best-ranked units
+    (a unit's rank depends on the op's kind and precision alone: ``memo`` keeps them)."""
     if imc and op.name in imc:
         return [imc[op.name]]
+    if memo is not None and (op.kind, op.precision) in memo:
+        return memo[(op.kind, op.precision)]
     ranked = [(r, u.name) for u in arch.compute if (r := kind_of(u).rank(u, op)) is not None]
-    if not ranked:
-        return []
-    best = min(r for r, _ in ranked)
-    return [name for r, name in ranked if r == best]
+    best = min((r for r, _ in ranked), default=None)
+    units = [name for r, name in ranked if r == best]
+    if memo is not None:
+        memo[(op.kind, op.precision)] = units
+    return units
 
 
 def map_tasks(program: Program, alloc: Allocation, coster: Coster) -> Mapping:
@@ -60,11 +65,12 @@ def map_tasks(program: Program, alloc: Allocation, coster: Coster) -> Mapping:
     coster.imc_copies = copies
     choices: dict[str, list[str]] = {}
     plans: dict[tuple[str, str], OpPlan] = {}
+    ranked: dict = {}
     for task in program.tasks:
         op = task.op
         homes = {key: alloc.home(tid) for key, tid in program.operands[task.name].items()}
         resident = alloc.resident[task.name]
-        units = compatible_units(arch, op, imc)
+        units = compatible_units(arch, op, imc, ranked)
         if not units:
             raise DesignError(f"no compute unit can run op '{op.name}' ({op.kind})")
         for u in units:

@@ -10,26 +10,34 @@ from dse.spec.architecture import Architecture, component_leakage
 from dse.tech.memory import AccessStats
 
 
-def op_row(arch: Architecture, plan: OpPlan, start: float, end: float) -> dict:
-    op = plan.op
-    times = {"compute": plan.unit_s or plan.compute_s, **plan.transfer_s()}
-    bound = max(times, key=lambda k: times[k])
-    row = {
-        "op": op.name, "kind": op.kind, "unit": plan.unit, "precision": op.precision,
-        "start_s": start, "end_s": end, R.LATENCY: end - start,
-        "macs": plan.macs, "ops": op.ops, "compute_s": plan.compute_s, "n_tiles": plan.n_tiles,
-        R.BOUND: bound, "dynamic_energy_j": sum(plan.energy.values()),
-    }
-    for m in arch.memories:
-        row[R.bytes_read_col(m.name)] = plan.reads.get(m.name, 0.0)
-        row[R.bytes_written_col(m.name)] = plan.writes.get(m.name, 0.0)
+def op_row(arch: Architecture, plan: OpPlan, start: float, end: float, static: dict | None = None) -> dict:
+    """One op's row; ``static``, if given, caches what depends on the plan's costs alone
+    (shared by ops of one shape, whose plans share their cost dicts)."""
+    key = id(plan.transfers)
+    part = static.get(key) if static is not None else None
+    if part is None:
+        op = plan.op
+        times = {"compute": plan.unit_s or plan.compute_s, **plan.transfer_s()}
+        reads, writes = plan.reads, plan.writes
+        part = {"kind": op.kind, "unit": plan.unit, "precision": op.precision, "macs": plan.macs, "ops": op.ops,
+                "compute_s": plan.compute_s, "n_tiles": plan.n_tiles, R.BOUND: max(times, key=lambda k: times[k]),
+                "dynamic_energy_j": sum(plan.energy.values())}
+        for m in arch.memories:
+            part[R.bytes_read_col(m.name)] = reads.get(m.name, 0.0)
+            part[R.bytes_written_col(m.name)] = writes.get(m.name, 0.0)
+        if static is not None:
+            static[key] = part
+    row = {"op": plan.op.name, "kind": None, "unit": None, "precision": None, "start_s": start, "end_s": end,
+           R.LATENCY: end - start}
+    row.update(part)
     return row
 
 
 def op_rows(program: Program, run: Run) -> list[dict]:
     arch = program.arch
-    rows = [op_row(arch, *run.ran[t.name]) for t in program.tasks]
-    return rows + [op_row(arch, *run.ran[m.op.name]) for m in run.migrations]
+    static: dict[int, dict] = {}
+    rows = [op_row(arch, *run.ran[t.name], static) for t in program.tasks]
+    return rows + [op_row(arch, *run.ran[m.op.name], static) for m in run.migrations]
 
 
 def summary(program: Program, alloc: Allocation, run: Run, models: dict) -> dict:

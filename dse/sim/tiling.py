@@ -79,20 +79,24 @@ def tile_gemm(m: int, n: int, k: int, elem_bytes: float, free_bytes: float,
 def _search_python(m: int, n: int, k: int, elem_bytes: float, free_bytes: float,
                    stream_a: bool, stream_b: bool, stream_out: bool,
                    grid: tuple[list[int], list[int], list[int]], target: int) -> Tiling | None:
-    """The search of :func:`_search_numpy` in plain Python (same order, same ties), by tile
-    pairs (Mt, Nt): a pair's full-K tiling has the least traffic it can have, so a pair whose
-    full-K traffic exceeds the best found is skipped; K-tiles that fit are a prefix of the
+    """The search of :func:`_search_numpy` in plain Python, with the same answer: the least
+    (traffic, pipeline fill) key, the first in (Mt, Nt, Kt) order among equals.
+
+    Candidates are visited last to first and a key replaces the best when it is no greater,
+    so the first in order wins ties; large tiles come first, which makes the bound below
+    bite early. For a tile pair (Mt, Nt) the full-K tiling moves the least traffic, and no
+    tiling of the pair can have fewer tiles than the full-K one: a pair whose (traffic,
+    fill) bound exceeds the best key is skipped. K-tiles that fit are a prefix of the
     candidates (the buffer need grows with Kt) and all move the same traffic."""
     size_a, size_b = m * k * stream_a, k * n * stream_b
     Ks = grid[2]  # ascending, k last
-    partial_ks = Ks[:-1]
-    tks = [-(-k // K) for K in partial_ks]
+    partial = [(K, -(-k // K)) for K in Ks[:-1]]
     twice = 2.0 * elem_bytes
-    best_key: tuple[float, int] | None = None
+    best_key: tuple[float, int] = (float("inf"), 2**63)
     best = None
-    for M in grid[0]:
+    for M in reversed(grid[0]):
         tm = -(-m // M)
-        for N in grid[1]:
+        for N in reversed(grid[1]):
             tn = -(-n // N)
             # K = k: m outer keeps a[m, :], n outer keeps b[:, n]
             b1 = 1 if N == n else tm
@@ -100,28 +104,27 @@ def _search_python(m: int, n: int, k: int, elem_bytes: float, free_bytes: float,
             t1, t2 = size_a + b1 * size_b, a2 * size_a + size_b
             order1 = t1 <= t2
             t_full = float(t1 if order1 else t2)
-            if best_key is not None and t_full > best_key[0]:
+            tmn = tm * tn
+            if (t_full, tmn if tmn >= target else target) > best_key:
                 continue
-            out_elems, tmn = stream_out * M * N, tm * tn
+            out_elems = stream_out * M * N
             fit = 0
             for K in Ks:
                 if not twice * (stream_a * M * K + stream_b * K * N + out_elems) <= free_bytes:
                     break
                 fit += 1
-            if not fit:
-                continue
-            if partial_ks:  # K < k: both loop orders refetch a per n-tile and b per m-tile
-                t_part = float(tn * size_a + tm * size_b)
-                if best_key is None or t_part <= best_key[0]:
-                    for K, tk in zip(partial_ks[:fit], tks):
-                        tiles = tmn * tk
-                        key = (t_part, tiles if tiles >= target else 2**62 - tiles)
-                        if best_key is None or key < best_key:
-                            best_key, best = key, (M, N, K, tiles, tn, tm)
             if fit == len(Ks):
                 key = (t_full, tmn if tmn >= target else 2**62 - tmn)
-                if best_key is None or key < best_key:
+                if key <= best_key:
                     best_key, best = key, (M, N, k, tmn, 1 if order1 else a2, b1 if order1 else 1)
+            if partial and fit:  # K < k: both loop orders refetch a per n-tile and b per m-tile
+                t_part = float(tn * size_a + tm * size_b)
+                if t_part <= best_key[0]:
+                    for K, tk in reversed(partial[:fit]):
+                        tiles = tmn * tk
+                        key = (t_part, tiles if tiles >= target else 2**62 - tiles)
+                        if key <= best_key:
+                            best_key, best = key, (M, N, K, tiles, tn, tm)
     if best is None:
         return None
     return Tiling(*best)
@@ -179,6 +182,9 @@ def tile_vector(elements: int, bytes_per_element: float, free_bytes: float,
 
 
 def clear_caches() -> None:
-    """Forget every tiling (benchmarks time a new design's planning from scratch)."""
+    """Forget every tiling, as a new process would (benchmarks time a new design's planning
+    from scratch)."""
+    global _python_searched
     tile_gemm.cache_clear()
     tile_vector.cache_clear()
+    _python_searched = 0

@@ -1,7 +1,8 @@
 """Compute kinds: how each kind of unit runs an op, chosen by the unit's ``kind:`` in YAML.
 
 A kind is one module with one class: ``rank(unit, op)`` says how well the unit suits an op
-(lower is better, None: cannot run it; the mapper takes the best-ranked units) and
+(lower is better, None: cannot run it; it may depend on the op's kind and precision only;
+the mapper takes the best-ranked units) and
 ``plan(coster, unit, ctx)`` returns the op's plan on the unit. Adding a kind is its spec
 class in dse/spec/architecture.py, one module here and one entry in ``KINDS``.
 """
