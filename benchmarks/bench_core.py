@@ -15,7 +15,7 @@ import time
 import simpy
 
 from dse.sim.engine import simulate
-from dse.sim.tiling import tile_gemm, tile_vector
+from dse.sim.tiling import clear_caches
 from dse.spec.loader import bundled_names, load_architecture
 from dse.workloads import load_workload
 
@@ -43,8 +43,7 @@ def bare_simpy_rate(n: int = 200_000) -> float:
 def bench(arch, workload) -> tuple[float, float, int]:
     walls, runs = [], []
     for _ in range(REPEATS):
-        tile_gemm.cache_clear()  # a new design in a sweep plans from scratch
-        tile_vector.cache_clear()
+        clear_caches()  # a new design in a sweep plans from scratch
         t0 = time.perf_counter()
         r = simulate(arch, workload)
         walls.append(time.perf_counter() - t0)
