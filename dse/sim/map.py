@@ -18,7 +18,6 @@ from dse.sim.compute import kind_of, plan_op
 from dse.sim.cost import Coster, OpPlan
 from dse.sim.program import Program
 from dse.spec.architecture import Architecture
-from dse.tech.imc import crossbars_for as _crossbars
 from dse.workloads.ops import Op
 
 
@@ -36,6 +35,8 @@ class Mapping:
 
 def crossbars_for(params, op: Op) -> int:
     """Crossbars one copy of an op's weights needs (every group of a grouped conv included)."""
+    from dse.tech.imc import crossbars_for as _crossbars  # IMC designs only
+
     m, n, k, reps = op.gemm()
     return _crossbars(params, m, n, k, reps, weight_bits=int(8 * op.elem_bytes))
 
@@ -103,10 +104,10 @@ def allocate_imc_replicated(arch: Architecture, ops: list[Op]) -> dict[str, tupl
     """op -> (IMC unit, copies of its weights). Crossbars left over after every layer that
     fits has one copy hold extra copies of all of them (as ISAAC replicates layers), so
     copies of a layer process different input vectors side by side."""
-    from dse.tech.imc import map_gemm
-
     out: dict[str, tuple[str, int]] = {}
     for unit in (u for u in arch.compute if u.kind == "imc"):
+        from dse.tech.imc import map_gemm  # IMC designs only
+
         params = unit.params()
         left, mine = params.crossbars, []
         held: dict[str, str] = {}  # weight tensor -> the op whose crossbars hold it
