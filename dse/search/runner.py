@@ -95,12 +95,14 @@ class Runner:
             while n_trials is None or ran < n_trials:
                 if deadline is not None and time.monotonic() >= deadline:
                     break
-                now = time.monotonic()
-                if beat is not None and now - self._last_stale >= _storage.HEARTBEAT_S:
-                    _storage.fail_stale(self.shared)
-                    self._last_stale = now
                 done, running, waiting, rows = self.record.tally()
                 self.done = done
+                now = time.monotonic()
+                # (between two of its trials, whatever runs is another process's)
+                if beat is not None and running and now - self._last_stale >= _storage.HEARTBEAT_S:
+                    _storage.fail_stale(self.shared)
+                    self._last_stale = now
+                    done, running, waiting, rows = self.record.tally()
                 if rows != self.rows and now - self._last_pull >= PULL_S:
                     self.pull()
                 if self.target is not None and done + running >= self.target:
