@@ -84,6 +84,8 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=1000, help="trials per run of this checkout")
     ap.add_argument("--baseline", help="git revision to measure in the same run")
     ap.add_argument("--baseline-trials", type=int, default=200, help="trials per run of the baseline")
+    ap.add_argument("--jobs", default="1,2", help="comma-separated --jobs values to run (default 1,2)")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each (the machine is shared: repeat)")
     ap.add_argument("--child", nargs=2, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -97,18 +99,20 @@ def main() -> None:
         if args.baseline:
             trees.insert(0, (args.baseline, checkout(args.baseline, Path(tmp) / "base"), args.baseline_trials))
         for name, src, n in trees:
-            rates = {}
-            for jobs in (1, 2):
-                r = run(src, n, jobs)
-                rates[jobs] = r["trials"] / r["wall_s"] * 60
-                per = sim = ratio = ""
-                if jobs == 1 and r["sims"]:
-                    per_s, sim_s = r["cpu_s"] / r["trials"], r["sim_s"] / r["sims"]
-                    per, sim, ratio = f"{per_s * 1e3:.1f}", f"{sim_s * 1e3:.1f}", f"{per_s / sim_s:.2f}x"
-                print(f"{name[:15]:<16}{jobs:>5}{r['trials']:>8}{r['wall_s']:>9.1f}{rates[jobs]:>12.0f}"
-                      f"{per:>14}{sim:>13}{ratio:>11}", flush=True)
-            print(f"{'':<16}--jobs 2 / --jobs 1: {rates[2] / rates[1]:.2f}x trials per minute; "
-                  f"1,000 trials with --jobs 2: {1000 / rates[2] * 60:.0f} s", flush=True)
+            for _ in range(args.repeat):
+                rates = {}
+                for jobs in [int(j) for j in args.jobs.split(",")]:
+                    r = run(src, n, jobs)
+                    rates[jobs] = r["trials"] / r["wall_s"] * 60
+                    per = sim = ratio = ""
+                    if jobs == 1 and r["sims"]:
+                        per_s, sim_s = r["cpu_s"] / r["trials"], r["sim_s"] / r["sims"]
+                        per, sim, ratio = f"{per_s * 1e3:.1f}", f"{sim_s * 1e3:.1f}", f"{per_s / sim_s:.2f}x"
+                    print(f"{name[:15]:<16}{jobs:>5}{r['trials']:>8}{r['wall_s']:>9.1f}{rates[jobs]:>12.0f}"
+                          f"{per:>14}{sim:>13}{ratio:>11}   (load {os.getloadavg()[0]:.1f})", flush=True)
+                if 1 in rates and 2 in rates:
+                    print(f"{'':<16}--jobs 2 / --jobs 1: {rates[2] / rates[1]:.2f}x trials per minute; "
+                          f"1,000 trials with --jobs 2: {1000 / rates[2] * 60:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -72,8 +72,6 @@ def _now_stored(models) -> datetime.datetime:
 
 
 class Record:
-    """Writes trials of one study in ``storage`` (the study's ``_storage``)."""
-class Record:
     """Writes the trials of one study in ``storage`` (the study's ``_storage``)."""
 
     def __init__(self, storage, study_id: int):

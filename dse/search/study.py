@@ -34,8 +34,9 @@ from dse.search.tables import study_info, trial_table, write_outputs
 FINGERPRINT_ATTR = "dse_fingerprint"
 #: Tables are rewritten at most this often while trials run (and always at the end) ...
 WRITE_EVERY_S = 5.0
-#: ... and never more often than keeps their writing under 1/WRITE_SHARE of the run.
-WRITE_SHARE = 20
+#: ... and never more often than keeps their writing under 1/WRITE_SHARE of the run (each
+#: write rebuilds the whole table, so it costs more as the study grows).
+WRITE_SHARE = 50
 
 
 @dataclass(frozen=True)
@@ -316,52 +317,6 @@ def run_study(study: str | Path | StudySpec | Study, n_trials: int | None = None
             _settle(ostudy, runner, target, deadline)
     finally:
         _stop_workers(procs)
-        df = write()  # from the storage: every worker's and every machine's trials
-        lock.close()
-        if tmp is not None:
-            tmp.cleanup()
-    return df
-
-    def after_trial(s: optuna.Study) -> None:
-        if progress is not None:
-            progress(_progress(s, st, target, done_before, t0, timeout))
-        since = time.monotonic() - last_write[0]
-        if out is not None and since > max(WRITE_EVERY_S, WRITE_SHARE * last_write[1]):
-            start = time.monotonic()
-            write(final=False)
-            last_write[:] = [time.monotonic(), time.monotonic() - start]
-
-    procs: list[mp.process.BaseProcess] = []
-    try:
-        if progress is not None:
-            progress(_progress(ostudy, st, target, done_before, t0, timeout))
-        remaining = None if target is None else target - done_before
-        if remaining is None or remaining > 0:
-            if jobs > 1:
-                ctx = mp.get_context("spawn")
-                for i in range(1, jobs):
-                    wseed = None if seed is None else (seed + 7919 * i) % 2**32
-                    p = ctx.Process(target=_worker, daemon=True,
-                                    args=(st, url, wseed, target, timeout, optuna.logging.get_verbosity(),
-                                          os.getpid()))
-                    p.start()
-                    procs.append(p)
-            budget = _Budget(target, after_trial)
-            ostudy.optimize(Evaluator(st), n_trials=remaining if jobs == 1 else None, timeout=timeout,
-                            catch=(TrialFailed,), callbacks=[budget])
-            for p in procs:
-                while p.is_alive():
-                    p.join(0.5)
-                    if progress is not None:
-                        progress(_progress(ostudy, st, target, done_before, t0, timeout))
-            _settle(ostudy, st, target, None if timeout is None else t0 + timeout, budget)
-    finally:
-        for p in procs:
-            if p.is_alive():
-                p.join(2.0)
-            if p.is_alive():
-                p.terminate()
-                p.join()
         df = write()  # from the storage: every worker's and every machine's trials
         lock.close()
         if tmp is not None:
