@@ -81,6 +81,26 @@ class Record:
         self.models = _tables() if self.rdb is not None else None
         self.fast = self.models is not None
         self._tally = None  # the counting query, built once
+        if self.fast:
+            self._prepare()
+
+    def _prepare(self) -> None:
+        """The statements of a trial's start and end, built once (each costs as much to build
+        as to run)."""
+        import sqlalchemy as sa
+
+        m = self.models
+        t = m.TrialModel.__table__
+        self._new_trial = sa.insert(t).values(study_id=sa.bindparam("sid"), number=None,
+                                              state=sa.bindparam("st"), datetime_start=sa.bindparam("ds"))
+        self._count_before = sa.select(sa.func.count(t.c.trial_id)).where(
+            t.c.study_id == sa.bindparam("sid"), t.c.trial_id < sa.bindparam("tid"))
+        self._set_number = sa.update(t).where(t.c.trial_id == sa.bindparam("tid")).values(number=sa.bindparam("num"))
+        self._end = sa.update(t).where(t.c.trial_id == sa.bindparam("tid"), t.c.state == TrialState.RUNNING).values(
+            state=sa.bindparam("st"), datetime_complete=sa.bindparam("dc"))
+        self._insert = {name: sa.insert(getattr(m, name).__table__) for name in (
+            "TrialParamModel", "TrialValueModel", "TrialUserAttributeModel", "TrialSystemAttributeModel",
+            "TrialHeartbeatModel")}
 
     # ---- a trial's start ----------------------------------------------------------------
     def start(self, params: dict[str, Any], distributions: dict[str, BaseDistribution]) -> tuple[int, int]:
@@ -93,18 +113,14 @@ class Record:
                 distributions=distributions, user_attrs={}, system_attrs={}, intermediate_values={})
             trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)
             return trial_id, self.storage.get_trial(trial_id).number
-        import sqlalchemy as sa
-
         m = self.models
-        trials = m.TrialModel.__table__
         with self.rdb.engine.begin() as conn:
             self._lock_study(conn)
-            trial_id = conn.execute(sa.insert(trials).values(
-                study_id=self.study_id, number=None, state=TrialState.RUNNING,
-                datetime_start=_now_stored(m))).inserted_primary_key[0]
+            trial_id = conn.execute(self._new_trial, {"sid": self.study_id, "st": TrialState.RUNNING,
+                                                      "ds": _now_stored(m)}).inserted_primary_key[0]
             number = self._number(conn, trial_id)
             self._insert_params(conn, trial_id, params, distributions)
-            conn.execute(sa.insert(m.TrialHeartbeatModel.__table__).values(trial_id=trial_id))
+            conn.execute(self._insert["TrialHeartbeatModel"], {"trial_id": trial_id})
         return trial_id, number
 
     def enqueue(self, designs: list[dict[str, Any]]) -> None:
@@ -185,22 +201,16 @@ class Record:
 
     def _number(self, conn, trial_id: int) -> int:
         """A new trial's number: the study's trials before it (Optuna's count_past_trials)."""
-        import sqlalchemy as sa
-
-        trials = self.models.TrialModel.__table__
-        number = conn.execute(sa.select(sa.func.count(trials.c.trial_id)).where(
-            trials.c.study_id == self.study_id, trials.c.trial_id < trial_id)).scalar_one()
-        conn.execute(sa.update(trials).where(trials.c.trial_id == trial_id).values(number=number))
+        number = conn.execute(self._count_before, {"sid": self.study_id, "tid": trial_id}).scalar_one()
+        conn.execute(self._set_number, {"tid": trial_id, "num": number})
         return number
 
     def _insert_params(self, conn, trial_id: int, params: dict[str, Any],
                        distributions: dict[str, BaseDistribution]) -> None:
-        import sqlalchemy as sa
-
         rows = [{"trial_id": trial_id, "param_name": k, "distribution_json": distribution_to_json(d),
                  "param_value": d.to_internal_repr(params[k])} for k, d in distributions.items() if k in params]
         if rows:
-            conn.execute(sa.insert(self.models.TrialParamModel.__table__), rows)
+            conn.execute(self._insert["TrialParamModel"], rows)
 
     # ---- a trial's end ------------------------------------------------------------------
     def finish(self, trial_id: int, values: list[float] | None, user_attrs: dict[str, Any],
@@ -212,14 +222,9 @@ class Record:
         state = TrialState.FAIL if values is None else TrialState.COMPLETE
         if not self.fast:
             return self._finish_slowly(trial_id, state, values, user_attrs, system_attrs, params, distributions)
-        import sqlalchemy as sa
-
         m = self.models
-        trials = m.TrialModel.__table__
         with self.rdb.engine.begin() as conn:
-            done = conn.execute(sa.update(trials).where(
-                trials.c.trial_id == trial_id, trials.c.state == TrialState.RUNNING).values(
-                state=state, datetime_complete=_now_stored(m))).rowcount
+            done = conn.execute(self._end, {"tid": trial_id, "st": state, "dc": _now_stored(m)}).rowcount
             if done != 1:
                 return False  # (nothing else was written in this transaction)
             if params:
@@ -229,14 +234,16 @@ class Record:
                 for objective, v in enumerate(values):
                     stored, kind = m.TrialValueModel.value_to_stored_repr(v)
                     rows.append({"trial_id": trial_id, "objective": objective, "value": stored, "value_type": kind})
-                conn.execute(sa.insert(m.TrialValueModel.__table__), rows)
-            for model, attrs in ((m.TrialUserAttributeModel, user_attrs), (m.TrialSystemAttributeModel, system_attrs)):
+                conn.execute(self._insert["TrialValueModel"], rows)
+            for name, attrs in (("TrialUserAttributeModel", user_attrs), ("TrialSystemAttributeModel", system_attrs)):
                 if attrs:
-                    table = model.__table__
                     if params is not None:  # a claimed trial may carry attributes of the trial it retries
+                        import sqlalchemy as sa
+
+                        table = getattr(m, name).__table__
                         conn.execute(sa.delete(table).where(table.c.trial_id == trial_id,
                                                             table.c.key.in_(list(attrs))))
-                    conn.execute(sa.insert(table), [
+                    conn.execute(self._insert[name], [
                         {"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()])
         return True
 
