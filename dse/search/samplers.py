@@ -7,7 +7,6 @@ lives in optunahub, which downloads code at run time; dse does not do that).
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import warnings
 from typing import TYPE_CHECKING
 
@@ -44,7 +43,7 @@ def make_sampler(st: "Study", seed: int | None, n_trials: int | None) -> optuna.
         if name == "random":
             return optuna.samplers.RandomSampler(seed=seed)
         if name == "tpe":
-            return TPESampler(seed=seed)
+            return optuna.samplers.TPESampler(seed=seed)
         if name == "nsga2":
             return optuna.samplers.NSGAIISampler(seed=seed, population_size=nsga2_population(n_trials))
         if name == "gp":
@@ -53,42 +52,3 @@ def make_sampler(st: "Study", seed: int | None, n_trials: int | None) -> optuna.
                                 "(pip install torch), or choose tpe")
             return optuna.samplers.GPSampler(seed=seed, deterministic_objective=True)
     raise SpecError(f"unknown sampler '{name}'")
-
-
-class TPESampler(optuna.samplers.TPESampler):
-    """Optuna's TPE sampler, drawing the same points, with the internal representation of each
-    finished trial's parameters kept instead of recomputed at every trial.
-
-    TPE rebuilds its Parzen estimators from every trial's parameters at each trial; turning
-    those parameters into arrays, trial by trial in Python, was about a quarter of its time in
-    a 1,000-trial study. A finished trial's parameters never change, so each is converted
-    once. (Where Optuna's method has another signature, its own is used unchanged.)
-    """
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self._reprs: dict[tuple[int, tuple], list[float] | None] = {}
-
-    def _cached_internal_repr(self, trials, search_space, study):
-        import numpy as np
-
-        space = tuple((name, repr(d)) for name, d in search_space.items())
-        items = list(search_space.items())
-        rows = []
-        for trial in trials:
-            key = (trial._trial_id, space)
-            row = self._reprs.get(key) if trial.state.is_finished() else None
-            if row is None:
-                params = self._get_params(trial, study)
-                row = ([d.to_internal_repr(params[name]) for name, d in items]
-                       if search_space.keys() <= params.keys() else [])
-                if trial.state.is_finished():
-                    self._reprs[key] = row
-            if row:
-                rows.append(row)
-        return {name: np.asarray([r[i] for r in rows]) for i, (name, _) in enumerate(items)}
-
-
-if list(inspect.signature(optuna.samplers.TPESampler.__dict__.get("_get_internal_repr", lambda: None)).parameters) \
-        == ["self", "trials", "search_space", "study"] and hasattr(optuna.samplers.TPESampler, "_get_params"):
-    TPESampler._get_internal_repr = TPESampler._cached_internal_repr
