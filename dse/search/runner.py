@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 from dse.search import storage as _storage
 from dse.search.objective import CONSTRAINTS_SYSTEM_ATTR, Evaluator
 from dse.search.record import Record, counted
+from dse.search.samplers import make_sampler
 
 #: Seconds between two pulls of other processes' finished trials into the local sampler.
 PULL_S = 0.5
@@ -161,6 +162,51 @@ class Runner:
             self.done += 1
         if self.after is not None:
             self.after(self)
+
+
+def work(st, url: str, seed: int | None, target: int | None, timeout: float | None,
+         verbosity: int, parent: int) -> None:
+    """A worker process of a sweep: the same study, its own sampler, the shared storage and
+    budget; ``st`` is the resolved study. (It lives here, not with run_study, so that a
+    worker imports no table code.)"""
+    _die_with_parent(parent)
+    optuna.logging.set_verbosity(verbosity)  # the parent's setting, not a new one
+    lock = _storage.hold_shared(url)  # noqa: F841 - held until this process ends
+    try:
+        study = optuna.load_study(study_name=st.name, storage=_storage.open_storage(url))
+        Runner(st, study, make_sampler(st, seed, target), target).run(
+            deadline=None if timeout is None else time.monotonic() + timeout)
+    except KeyboardInterrupt:
+        pass  # the parent writes the tables; completed trials are in the storage
+    except Exception as exc:  # noqa: BLE001 - a process entry point: one line, no secret
+        import sys
+
+        sys.stderr.write(f"error: sweep worker: {_storage.scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, url)}\n")
+        sys.exit(1)
+
+
+def _die_with_parent(parent: int) -> None:
+    """End this worker process when the sweep that started it ends, however it ends."""
+    import os
+    import signal
+    import threading
+
+    try:  # Linux: the kernel sends SIGKILL when the parent dies (prctl PR_SET_PDEATHSIG = 1)
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before the request took hold
+        os._exit(1)
+
+    def watch() -> None:  # elsewhere (and as a second guard): poll the parent
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="dse-parent-watch", daemon=True).start()
 
 
 class _Heartbeat:

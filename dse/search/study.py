@@ -25,7 +25,7 @@ from dse.errors import SpecError
 from dse.search import storage as _storage
 from dse.search.storage import storage_url_for  # noqa: F401  (the CLI's default storage)
 from dse.search.record import counted
-from dse.search.runner import Runner
+from dse.search.runner import Runner, work
 from dse.search.resolve import Study, resolve_study
 from dse.search.samplers import make_sampler, sampler_name
 from dse.search.study_spec import StudySpec
@@ -114,49 +114,6 @@ def _runner_progress(runner: Runner, st: Study, target, done_before, t0, timeout
                     best, best_trial, feasible, failed, time.monotonic() - t0, timeout)
 
 
-def _worker(st: Study, url: str, seed: int | None, target: int | None, timeout: float | None,
-            verbosity: int, parent: int) -> None:
-    """A worker process: the same study, its own sampler, the shared storage and budget."""
-    _die_with_parent(parent)
-    optuna.logging.set_verbosity(verbosity)  # the parent's setting, not a new one
-    lock = _storage.hold_shared(url)  # noqa: F841 - held until this process ends
-    try:
-        study = optuna.load_study(study_name=st.name, storage=open_storage(url))
-        Runner(st, study, make_sampler(st, seed, target), target).run(
-            deadline=None if timeout is None else time.monotonic() + timeout)
-    except KeyboardInterrupt:
-        pass  # the parent writes the tables; completed trials are in the storage
-    except Exception as exc:  # noqa: BLE001 - a process entry point: one line, no secret
-        import sys
-
-        sys.stderr.write(f"error: sweep worker: {_storage.scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, url)}\n")
-        sys.exit(1)
-
-
-def _die_with_parent(parent: int) -> None:
-    """End this worker process when the sweep that started it ends, however it ends."""
-    import os
-    import signal
-    import threading
-
-    try:  # Linux: the kernel sends SIGKILL when the parent dies (prctl PR_SET_PDEATHSIG = 1)
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:  # the parent died before the request took hold
-        os._exit(1)
-
-    def watch() -> None:  # elsewhere (and as a second guard): poll the parent
-        while True:
-            time.sleep(1.0)
-            if os.getppid() != parent:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="dse-parent-watch", daemon=True).start()
-
-
 def _settle(ostudy: optuna.Study, runner: Runner, target: int | None, deadline: float | None) -> None:
     """Bring the budget to exactly ``target`` counted trials after the workers are done: wait
     for trials still running elsewhere, fail (and retry) those whose process died, and run
@@ -194,7 +151,7 @@ def _start_workers(st: Study, url: str, seed: int | None, target: int | None, ti
     procs = []
     for i in range(1, n + 1):
         wseed = None if seed is None else (seed + 7919 * i) % 2**32
-        p = ctx.Process(target=_worker, daemon=True,
+        p = ctx.Process(target=work, daemon=True,
                         args=(st, url, wseed, target, timeout, optuna.logging.get_verbosity(), os.getpid()))
         p.start()
         procs.append(p)
