@@ -27,7 +27,7 @@ from dse.search.record import Record, counted
 from dse.search.samplers import make_sampler
 
 #: Seconds between two pulls of other processes' finished trials into the local sampler.
-PULL_S = 0.5
+PULL_S = 2.0
 
 
 def _copy(t: optuna.trial.FrozenTrial) -> optuna.trial.FrozenTrial:
