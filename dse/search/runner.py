@@ -8,8 +8,8 @@ recorded in the shared storage twice (its start, its end; see ``dse.search.recor
 * **Budget.** Before each trial, one query counts the trials that spend budget (finished and
   counted, or running, in any process): every process sharing the storage stops at the budget.
 * **Dead processes.** While a trial runs, a thread records its heartbeat; every
-  ``HEARTBEAT_S`` the loop fails (and queues a retry of) the running trials of processes
-  whose heartbeat went silent. Waiting trials (retries, designs queued by a screen) are
+  ``GRACE_S`` / 2 the loop fails (and queues a retry of) the running trials of processes
+  whose heartbeat went silent. Waiting trials (retries, queued grid points or screened designs) are
   taken before new ones are asked for.
 """
 from __future__ import annotations
@@ -100,7 +100,7 @@ class Runner:
                 self.done = done
                 now = time.monotonic()
                 # (between two of its trials, whatever runs is another process's)
-                if beat is not None and running and now - self._last_stale >= _storage.HEARTBEAT_S:
+                if beat is not None and running and now - self._last_stale >= _storage.GRACE_S / 2:
                     _storage.fail_stale(self.shared)
                     self._last_stale = now
                     done, running, waiting, rows = self.record.tally()
