@@ -7,7 +7,8 @@ ResNet-50 batch 1): per-trial cost against simulate(), and trials per minute wit
 Each measurement runs in a fresh process with a fresh output directory (default storage),
 so wall times include opening the storage, starting workers and writing the tables. With
 one job, the process's CPU time is split into simulate() (timed around each call) and the
-rest; "all CPU s" adds the worker processes' CPU time (what --jobs N spends in all). The machine
+rest, of which "ms sampler" is Optuna's suggestions (the TPE sampler fits its estimators there,
+at a cost that grows with the trials done); "all CPU s" adds the worker processes' CPU time (what --jobs N spends in all). The machine
 may be shared: the load average is printed with each run. Targets (issue 13): a trial at most 1.5x a simulate(); --jobs 2 at least 1.8x the
 trials per minute of --jobs 1; 1,000 trials in at most 30 s with --jobs 2 on 2 cores.
 """
@@ -58,6 +59,19 @@ def measure(trials: int, jobs: int) -> dict:
             sim[1] += 1
 
     objective.simulate = timed
+    from dse.search import space
+
+    asked = [0.0]  # the sampler's share: Optuna's suggestions (TPE fits its estimators there)
+    suggest = space.Space.suggest
+
+    def timed_suggest(self, trial):
+        t = time.process_time()
+        try:
+            return suggest(self, trial)
+        finally:
+            asked[0] += time.process_time() - t
+
+    space.Space.suggest = timed_suggest
     import resource
 
     def workers_cpu() -> float:
@@ -69,7 +83,7 @@ def measure(trials: int, jobs: int) -> dict:
         df = run_study(st, n_trials=trials, jobs=jobs, out_dir=Path(tmp))
         wall, cpu, wcpu = time.perf_counter() - wall, time.process_time() - cpu, workers_cpu() - wcpu
     return {"trials": int((df["workload"] == ALL).sum()), "wall_s": wall, "cpu_s": cpu, "workers_cpu_s": wcpu,
-            "sim_s": sim[0], "sims": sim[1]}
+            "sim_s": sim[0], "sims": sim[1], "sampler_s": asked[0]}
 
 
 def run(src: Path, trials: int, jobs: int) -> dict:
@@ -100,7 +114,7 @@ def main() -> None:
         return
     print(f"cores: {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}")
     print(f"{'tree':<16}{'jobs':>5}{'trials':>8}{'wall s':>9}{'trials/min':>12}{'ms CPU/trial':>14}"
-          f"{'ms/simulate':>13}{'trial/sim':>11}{'all CPU s':>11}")
+          f"{'ms/simulate':>13}{'trial/sim':>11}{'ms sampler':>12}{'all CPU s':>11}")
     with tempfile.TemporaryDirectory(prefix="dse-bench-") as tmp:
         trees = [("this checkout", ROOT, args.trials)]
         if args.baseline:
@@ -111,13 +125,14 @@ def main() -> None:
                 for jobs in [int(j) for j in args.jobs.split(",")]:
                     r = run(src, n, jobs)
                     rates[jobs] = r["trials"] / r["wall_s"] * 60
-                    per = sim = ratio = ""
+                    per = sim = ratio = asked = ""
                     if jobs == 1 and r["sims"]:
                         per_s, sim_s = r["cpu_s"] / r["trials"], r["sim_s"] / r["sims"]
                         per, sim, ratio = f"{per_s * 1e3:.1f}", f"{sim_s * 1e3:.1f}", f"{per_s / sim_s:.2f}x"
+                        asked = f"{r.get('sampler_s', 0.0) / r['trials'] * 1e3:.1f}"
                     every = r["cpu_s"] + r.get("workers_cpu_s", 0.0)  # every process of the run
                     print(f"{name[:15]:<16}{jobs:>5}{r['trials']:>8}{r['wall_s']:>9.1f}{rates[jobs]:>12.0f}"
-                          f"{per:>14}{sim:>13}{ratio:>11}{every:>11.1f}   (load {os.getloadavg()[0]:.1f})",
+                          f"{per:>14}{sim:>13}{ratio:>11}{asked:>12}{every:>11.1f}   (load {os.getloadavg()[0]:.1f})",
                           flush=True)
                 if 1 in rates and 2 in rates:
                     print(f"{'':<16}--jobs 2 / --jobs 1: {rates[2] / rates[1]:.2f}x trials per minute; "
