@@ -53,6 +53,20 @@ def test_grid_sampler_evaluates_exactly_the_grid(tmp_path):
     assert seen == set(itertools.product([64, 128, 192, 256], [1, 2]))
 
 
+def test_three_processes_run_each_grid_point_once(tmp_path):
+    """The grid's points are a queue in the storage: every process takes the next one, so a
+    grid of 8 points run by three processes evaluates each exactly once (each process's own
+    sampler would otherwise start from the same first point)."""
+    spec = fx.study(sampler="grid", n_trials=None, parameters={
+        "compute.pe.rows": {"low": 64, "high": 256, "step": 64},
+        "memories.dram.channels": {"choices": [1, 2]},
+    })
+    df = agg(run_study(fx.write(tmp_path, spec), jobs=3, out_dir=tmp_path / "out"))
+    pairs = list(zip(df[ROWS], df["param_memories.dram.channels"]))
+    assert sorted(pairs) == sorted(itertools.product([64, 128, 192, 256], [1, 2]))
+    assert (df["duplicate_of"] == -1).all()
+
+
 def test_infeasible_designs_are_kept_marked_and_never_best(tmp_path):
     # P(R) = 20 W + 20 W R^2/65536 <= 30 W  <=>  R^2 <= 32768  <=>  R <= 181
     spec = fx.study(sampler="grid", n_trials=None, constraints=["avg_power_w <= 30 W"],
