@@ -95,6 +95,7 @@ def _load(data: dict):
     ("compute.0.dataflow", [], "compute[0].dataflow"),
     ("memories.0.channels", 2**64, "memories[0].channels"),
     ("compute.0.cols", 7.4e19, "compute[0].cols"),           # a float past 2**63 for a count
+    ("technology_node", "-5 ns", "technology_node"),          # a time for a length
     ("compute.0.macs_per_cycle", {"int8": float("inf")}, "compute[0].macs_per_cycle.int8"),
 ])
 def test_counts_out_of_range_are_errors_naming_the_field(path, value, field):

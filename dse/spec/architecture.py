@@ -358,7 +358,7 @@ class Architecture(_Strict):
         if node is not None:
             try:
                 node = to_si(node, "length")
-            except DseError:
+            except (DseError, ValueError):  # to_si says ValueError for a wrong unit ('-5 ns')
                 return data  # the field's own validation names the bad value
             if not node > 0:
                 return data
