@@ -64,4 +64,9 @@ def shorten(text: str) -> str:
     """``text`` with each very long run of non-blank characters cut to its start and length."""
     if len(text) < LONG_TOKEN:
         return text
-    return _LONG.sub(lambda m: f"{m[0][:40]}... ({len(m[0]):,} characters)", text)
+    def cut(m: re.Match) -> str:
+        token = m[0]
+        body = token.rstrip("'\":,;.)]")  # the closing quote and colon stay
+        return f"{body[:40]}... ({len(body):,} characters){token[len(body):]}"
+
+    return _LONG.sub(cut, text)

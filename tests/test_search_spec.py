@@ -94,6 +94,11 @@ def test_a_workload_that_cannot_load_names_its_study_line_or_its_trace_line(tmp_
     # lines of fx.study's file: name, architecture, `workloads:`, then the entry on line 4
     assert error_of(tmp_path, workloads=["[/]"]).startswith(f"{path}:4: workloads[0]: workload '[/]'")
     assert f"{path}:4: workloads[0].m: " in error_of(tmp_path, workloads=["gemm:m=0"])
+    # a name longer than the OS allows (NAME_MAX is 255) is no file, not an OSError
+    long = "1" * 3000
+    assert "unknown workload '" in error_of(tmp_path, workloads=[long])
+    assert f"{path}:4: workloads[0]: " in error_of(tmp_path, workloads=[f"a/{long}.yaml"])
+    assert "architecture: no file or bundled architecture named" in error_of(tmp_path, architecture=long)
     trace = tmp_path / "bad.yaml"
     trace.write_text("name: t\nops:\n  - {name: a, kind: matmul, m: -8, n: 8, k: 8}\n")
     assert error_of(tmp_path, workloads=[str(trace)]).startswith(f"{trace}:3: ops[0].m: ")

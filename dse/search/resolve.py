@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dse.errors import DseError, SpecError
+from dse.paths import is_file
 from dse.results import OBJECTIVE_METRICS
 from dse.search.expressions import parse_expression
 from dse.search.objective import (
@@ -66,7 +67,7 @@ def _where(doc: YamlDoc | None, *loc: Any) -> str | None:
 def bundled_file(kind: str, name: str) -> Path | None:
     """A bundled YAML file by name, or None."""
     path = bundled_dir(kind) / f"{name}.yaml"
-    return path if path.is_file() else None
+    return path if is_file(path) else None
 
 
 def bundled_studies() -> list[str]:
@@ -77,7 +78,7 @@ def load_spec(source: str | Path | StudySpec) -> tuple[StudySpec, YamlDoc | None
     """The validated spec, its YAML (for line numbers) and the folder paths are relative to."""
     if isinstance(source, StudySpec):
         return source, None, Path.cwd()
-    path = Path(source) if Path(source).is_file() else bundled_file("studies", str(source))
+    path = Path(source) if is_file(source) else bundled_file("studies", str(source))
     if path is None:
         if str(source).endswith((".yaml", ".yml")) or "/" in str(source):
             raise SpecError("file not found", where=str(source))
@@ -99,7 +100,7 @@ def _load_base(spec: StudySpec, doc: YamlDoc | None, base_dir: Path) -> tuple[Ya
     where = _where(doc, "architecture")
     candidates = [base_dir / spec.architecture, Path(spec.architecture),
                   bundled_file("architectures", spec.architecture), bundled_file("systems", spec.architecture)]
-    path = next((p for p in candidates if p is not None and p.is_file()), None)
+    path = next((p for p in candidates if p is not None and is_file(p)), None)
     if path is None:
         try:
             path = resolve(spec.architecture, "architectures")

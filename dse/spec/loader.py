@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from dse.errors import SpecError, SpecWarning
+from dse.paths import exists
 from dse.spec.architecture import Architecture
 
 if TYPE_CHECKING:
@@ -37,10 +38,10 @@ def bundled_names(kind: str) -> list[str]:
 def resolve(path_or_name: str | Path, kind: str) -> Path:
     """A path that exists, or the bundled file of that name; else a SpecError listing names."""
     p = Path(path_or_name)
-    if p.exists():
+    if exists(p):
         return p
     candidate = bundled_dir(kind) / f"{path_or_name}.yaml"
-    if candidate.exists():
+    if exists(candidate):
         return candidate
     if p.suffix in (".yaml", ".yml") or "/" in str(path_or_name):
         raise SpecError("file not found", where=str(path_or_name))

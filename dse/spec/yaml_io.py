@@ -23,6 +23,7 @@ import yaml
 from pydantic import ValidationError
 
 from dse.errors import SpecError
+from dse.paths import exists
 
 Loc = tuple[Any, ...]
 
@@ -287,7 +288,7 @@ def _depth(data: Any) -> int:
 def read_text(path: str | Path, what: str = "file") -> str:
     """A text file's contents, or SpecError (missing, a folder, too large, not UTF-8)."""
     p = Path(path)
-    if not p.exists():
+    if not exists(p):
         raise SpecError("file not found", where=str(path))
     if p.is_dir():
         raise SpecError(f"is a directory, expected a {what}", where=str(path))

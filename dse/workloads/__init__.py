@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from dse.errors import SpecError
+from dse.paths import is_file
 from dse.workloads import models as _models
 from dse.workloads.builder import check_precision
 from dse.workloads.ops import Op, Workload, check_sizes
@@ -31,7 +32,7 @@ class WorkloadImportWarning(UserWarning):
 
 def _looks_like_path(spec: str) -> bool:
     return (spec.lower().endswith((*TRACE_SUFFIXES, ".onnx")) or os.sep in spec or "/" in spec
-            or Path(spec).is_file())
+            or is_file(spec))
 
 
 def load_workload(spec: str, *, batch: int | None = None, precision: str | None = None) -> Workload:
@@ -47,7 +48,7 @@ def load_workload(spec: str, *, batch: int | None = None, precision: str | None 
     if _looks_like_path(spec):
         path = Path(spec)
         suffix = path.suffix.lower()
-        if not path.is_file():
+        if not is_file(path):
             raise SpecError("file not found", where=spec)
         if suffix == ".onnx":
             from dse.workloads.onnx_import import load_onnx
