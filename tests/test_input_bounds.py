@@ -156,7 +156,9 @@ def test_a_result_that_would_be_infinite_is_an_error(tmp_path):
     p.write_text(yaml.safe_dump(a, sort_keys=False))
     out = dse("run", str(p), "-w", "gemm:m=64,n=64,k=64")
     assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert "would be inf" in out.stderr.splitlines()[-1]
+    last = out.stderr.splitlines()[-1]
+    # the line names the input field that took the result out of range, not only the result
+    assert "would be inf" in last and "memories[0].bandwidth_per_channel: " in last, last
 
 
 def test_a_long_value_echoed_in_an_error_is_cut_to_its_start_and_length():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 
 from dse import results as R
+from dse.errors import DesignError
 from dse.sim.allocate import Allocation, allocate, require_fit
 from dse.sim.cost import Coster, migration_plans
 from dse.sim.execute import execute
@@ -27,6 +28,19 @@ from dse.workloads.ops import Workload
 
 #: Default bound on chunks per op (events per op stay O(max_chunks)).
 MAX_CHUNKS = 8
+
+
+def _implausible_cause(arch: Architecture, exc: DesignError) -> DesignError:
+    """A result out of the float range names the design field that took it there: the first
+    one outside its plausible range (dse/spec/plausible.py), if any."""
+    from dse.spec.plausible import plausibility_warnings
+    from dse.spec.yaml_io import dotted
+
+    causes = plausibility_warnings(arch, None)
+    if not causes:
+        return exc
+    loc, message = causes[0]
+    return DesignError(f"{message}, so {exc.field} {exc.message}", where=arch.name, field=dotted(loc))
 
 
 def plan_memory(arch: Architecture, workload: Workload) -> Allocation:
@@ -55,7 +69,10 @@ def simulate(arch: Architecture, workload: Workload, *, max_chunks: int | None =
         row[f"imc_utilisation_{unit}"] = frac
         row[f"imc_ops_{unit}"] = sum(1 for u in mapping.imc.values() if u == unit)
     row["sim_events"] = run.events
-    result = R.Result(arch.name, workload.name, row, op_rows(program, run), run.timeline)
+    try:
+        result = R.Result(arch.name, workload.name, row, op_rows(program, run), run.timeline)
+    except DesignError as exc:
+        raise _implausible_cause(arch, exc) from None
     # wall-clock figures stay out of the tables, which must be identical run to run
     result.timing = {"plan_s": t_run - t_start, "run_s": run.run_s, "total_s": time.perf_counter() - t_start}
     return result
