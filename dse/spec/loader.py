@@ -18,17 +18,22 @@ if TYPE_CHECKING:
 # here: `dse run` of a design validated before only resolves its name (see dse.spec.cache).
 
 
+#: where each kind of bundled YAML sits in a source checkout (systems beside the designs)
+_IN_REPOSITORY = {"architectures": "architectures", "studies": "studies", "systems": "architectures/systems"}
+
+
 def bundled_dir(kind: str) -> Path:
-    """Folder of bundled YAML ('architectures' or 'studies'), wherever dse is installed.
+    """Folder of bundled YAML ('architectures', 'systems' or 'studies'), wherever dse is installed.
 
     A wheel ships them inside the package (dse/architectures); a source checkout
-    or an editable install keeps them at the top of the repository.
+    or an editable install keeps them in the repository (architectures/, architectures/systems/,
+    studies/).
     """
     package = Path(str(resources.files("dse")))
     inside = package / kind
     if inside.is_dir() and any(inside.glob("*.yaml")):
         return inside
-    return package.parent / kind
+    return package.parent / _IN_REPOSITORY.get(kind, kind)
 
 
 def bundled_names(kind: str) -> list[str]:

@@ -270,7 +270,7 @@ def apply_paths(data: dict, overrides: dict[str, Any]) -> dict:
 
 
 def load_system_spec(path_or_name: str | Path) -> tuple[SystemSpec, YamlDoc]:
-    """The validated system file (or bundled name under systems/) and its YAML."""
+    """The validated system file (or bundled name under architectures/systems/) and its YAML."""
     from dse.spec.loader import resolve
 
     doc = read_yaml(resolve(path_or_name, "systems"))
