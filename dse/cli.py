@@ -1,7 +1,6 @@
 """The `dse` command line (Typer + Rich). Errors become one line on stderr and exit 2."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -10,7 +9,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from dse.console import err, fail, out, print_summary, print_table, text, write_frame  # noqa: F401 (dse.cli.out...)
+from dse.console import err, fail, out, print_records, print_summary, print_table, text, write_frame  # noqa: F401 (dse.cli.out...)
 from dse.errors import DseError, printable
 
 # Plain help screens (rich_markup_mode=None): no type tags such as `<bool>` on flags, and
@@ -82,11 +81,9 @@ def run(
         reader = "pandas.read_parquet" if out_file.suffix == ".parquet" else "pandas.read_csv"
         err.print(f"wrote {what} ({len(df.columns)} columns) to {out_file}; load it with "
                   f"{reader}('{out_file}')", markup=False)
-    if fmt == "csv":
-        sys.stdout.write(df.to_csv(index=False))
-    elif fmt == "json":
-        sys.stdout.write(json.dumps(df.to_dict(orient="records"), indent=2, default=str) + "\n")
-    elif per_op:
+    if print_records(df, fmt):
+        return
+    if per_op:
         cols = ["op", "kind", "unit", "latency_s", "macs", "n_tiles", "bound"]
         print_table(df[cols], title=f"{a.name} · {w.name}")
     else:

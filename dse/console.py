@@ -58,6 +58,20 @@ def print_summary(row: dict, title: str) -> None:
     out.print(table)
 
 
+def print_records(df, fmt: str) -> bool:
+    """``df`` on stdout as CSV or JSON records when ``fmt`` asks for one; False for a table."""
+    import json
+    import sys
+
+    if fmt == "csv":
+        sys.stdout.write(df.to_csv(index=False))
+    elif fmt == "json":
+        sys.stdout.write(json.dumps(df.to_dict(orient="records"), indent=2, default=str) + "\n")
+    else:
+        return False
+    return True
+
+
 def write_frame(df, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".parquet":

@@ -79,7 +79,7 @@ def serve(
 def run_serving_spec(arch: str, workload: str, batch: int | None, precision: str | None, per_op: bool,
                      fmt: str, out_file: Path | None) -> None:
     """`dse run ARCH -w serve:...`: the serving summary, as `dse run` prints a workload's."""
-    from dse.console import fail, print_summary, write_frame
+    from dse.console import fail, print_records, print_summary, write_frame
     from dse.serving import parse_serving_spec, simulate_serving
     from dse.spec.loader import load_architecture
 
@@ -94,9 +94,5 @@ def run_serving_spec(arch: str, workload: str, batch: int | None, precision: str
     result = simulate_serving(a, spec)
     if out_file is not None:
         write_frame(result.summary, out_file)
-    if fmt == "csv":
-        sys.stdout.write(result.summary.to_csv(index=False))
-    elif fmt == "json":
-        sys.stdout.write(json.dumps([result.summary_row], indent=2, default=str) + "\n")
-    else:
+    if not print_records(result.summary, fmt):
         print_summary(result.summary_row, title=f"{a.name} · {spec.label}")

@@ -2,8 +2,6 @@
 `dse run`. Printing lives here; the library never prints."""
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -53,7 +51,7 @@ def parse_parallel(text: str | None, base: dict | None) -> dict | None:
 
 def run_system(file: str, workload: str, batch: int | None, precision: str | None, parallel: str | None,
                fmt: str, out_file: Path | None) -> None:
-    from dse.console import print_summary, write_frame
+    from dse.console import print_records, print_summary, write_frame
     from dse.system import load_system, simulate_system
     from dse.workloads import load_workload
 
@@ -65,11 +63,7 @@ def run_system(file: str, workload: str, batch: int | None, precision: str | Non
     df = result.summary
     if out_file is not None:
         write_frame(df, out_file)
-    if fmt == "csv":
-        sys.stdout.write(df.to_csv(index=False))
-    elif fmt == "json":
-        sys.stdout.write(json.dumps(df.to_dict(orient="records"), indent=2, default=str) + "\n")
-    else:
+    if not print_records(df, fmt):
         print_summary(result.summary_row, title=f"{sysm.name} · {wl.name}")
 
 
