@@ -64,11 +64,9 @@ class UnitPool:
     def get(self, allowed) -> simpy.Event:
         """An event that succeeds with the name of the unit taken."""
         event = self.env.event()
-        for name in self.free:
-            if name in allowed:
-                self.free.remove(name)
-                event.succeed(name)
-                return event
+        name = self.take(allowed)
+        if name is not None:
+            return event.succeed(name)
         self._waiting.setdefault(frozenset(allowed), deque()).append((next(self._order), event))
         self.waiting += 1
         return event
