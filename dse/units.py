@@ -224,11 +224,7 @@ def _short(value: object, limit: int = 40) -> str:
 
 
 def fmt(value: float, dimension: str) -> str:
-    """Human-readable rendering of an SI float (used by `dse check`)."""
-    unit, _ = DIMENSIONS[dimension]
-    q = _registry().Quantity(value, unit)
-    if dimension == "bytes":
-        return f"{q.to_compact('byte'):~.4g}" if value < 1024 else f"{q.to('MiB'):~.4g}" if value < 2**30 else f"{q.to('GiB'):~.4g}"
-    if dimension == "area":
-        return f"{value:.4g} mm²"
-    return f"{q.to_compact():~.4g}"
+    """An SI float of ``dimension`` for people, to four digits (`dse check`, messages): no Pint."""
+    from dse.humanize import DIMENSION_UNITS, human
+
+    return human(value, DIMENSION_UNITS[dimension], sig=4)

@@ -152,10 +152,10 @@ def _run(*args, **env):
 
 def test_dse_check_shows_every_tiers_energy_and_its_source():
     out = _run("check", "h100-class").stdout
-    assert re.search(r"read_energy: 5\.8 pJ / bit from hbm3: Ayna26 \(PROXY", out)
+    assert re.search(r"read_energy: 5\.8 pJ/bit from hbm3: Ayna26 \(PROXY", out)
     assert re.search(r"background_power: 32 W from hbm3: Ayna26", out)          # 5 stacks x 6.4 W
     assert re.search(r"activate_energy: 0 J from hbm3: included", out)
-    assert re.search(r"read_energy: 17\.7 fJ / bit from sram-7nm: Horowitz14", out)
+    assert re.search(r"read_energy: 17\.7 fJ/bit from sram-7nm: Horowitz14", out)
     tpu = _run("check", "tpu-v1-like").stdout
     assert re.search(r"energy_per_mac\.int8: 152 fJ from the compute table: Horowitz14", tpu)
     assert re.search(r"activate_energy: 15\.5 nJ from ddr3-2133: Micron-MT41J", tpu)
@@ -203,7 +203,7 @@ def test_the_yaml_value_wins_over_a_missing_library_figure(tmp_path):
     proc = _run("check", str(p))
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"background_power: 2 W from the YAML", proc.stdout)
-    assert re.search(r"read_energy: 3\.9 pJ / bit from hbm2-micro17: OConnor17", proc.stdout)
+    assert re.search(r"read_energy: 3\.9 pJ/bit from hbm2-micro17: OConnor17", proc.stdout)
 
 
 def _probe(tech: str):
