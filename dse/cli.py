@@ -70,8 +70,9 @@ def run(
         a = load_architecture_cached(arch)
     w = load_workload(workload, batch=batch, precision=precision)
     result = simulate(a, w)
-    if fmt == "table" and not per_op and out_file is None:  # the common case needs no pandas
-        print_summary(result.summary_row, title=f"{a.name} · {w.name}")
+    if not per_op and out_file is None:  # the common case needs no pandas
+        if not print_records([result.summary_row], fmt):
+            print_summary(result.summary_row, title=f"{a.name} · {w.name}")
         return
     df = result.ops if per_op else result.summary
     if out_file is not None:

@@ -59,14 +59,24 @@ def print_summary(row: dict, title: str) -> None:
 
 
 def print_records(df, fmt: str) -> bool:
-    """``df`` on stdout as CSV or JSON records when ``fmt`` asks for one; False for a table."""
+    """``df`` (a DataFrame, or a list of row dicts of plain Python values, which needs no pandas)
+    on stdout as CSV or JSON records when ``fmt`` asks for one; False for a table."""
     import json
     import sys
 
+    rows = df if isinstance(df, list) else None
     if fmt == "csv":
-        sys.stdout.write(df.to_csv(index=False))
+        if rows is None:
+            sys.stdout.write(df.to_csv(index=False))
+        else:  # written as pandas writes them: floats by repr, None empty, minimal quoting
+            import csv
+
+            writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
     elif fmt == "json":
-        sys.stdout.write(json.dumps(df.to_dict(orient="records"), indent=2, default=str) + "\n")
+        records = rows if rows is not None else df.to_dict(orient="records")
+        sys.stdout.write(json.dumps(records, indent=2, default=str) + "\n")
     else:
         return False
     return True

@@ -29,6 +29,9 @@ def test_run_tpu_v1_mlp_table_csv_and_json(tmp_path):
     assert df["throughput_ops_per_s"][0] == pytest.approx(df["total_ops"][0] / df["latency_s"][0])
     rows = json.loads(dse("run", "tpu-v1-like", "-w", "mlp", "-f", "json").stdout)
     assert rows[0]["tops_per_w"] == pytest.approx(df["tops_per_w"][0])
+    # the summary is written without pandas; pandas writing the same row (--out) gives the same bytes
+    dse("run", "tpu-v1-like", "-w", "mlp", "--out", str(tmp_path / "s.csv"))
+    assert (tmp_path / "s.csv").read_text() == csv.stdout
 
 
 def test_run_per_op_and_out_files(tmp_path):
