@@ -122,3 +122,35 @@ def test_dse_run_prints_the_same_cold_warm_and_after_an_edit(tmp_path):
     for _ in range(2):                                             # a system file still runs as one
         system = _run(["run", "dgx-h100-ib", "-w", "gpt:layers=1,d_model=512,heads=8,seq=128", "--format", "csv"], tmp_path / "c")
         assert system.returncode == 0 and "dgx-h100-ib" in system.stdout, system.stderr
+
+
+_READINGS = """
+from dse.units import _registry
+r = _registry()
+print(float(r.Quantity('24 MiB').to('byte').magnitude), r.Quantity('3.9 pJ/bit').to('joule / bit').magnitude,
+      r.Quantity('1 byte').dimensionality == r.Quantity('8 bit').dimensionality,
+      r.Quantity('1 GHz').dimensionality == r.Quantity('1 GB/s').dimensionality,
+      r.Quantity('989 TFLOPS').to('operation / second').magnitude)
+"""
+
+
+def test_pint_reads_the_same_units_with_its_definitions_cache_cold_warm_and_corrupt(tmp_path):
+    """Pint's parsed definitions are kept in <cache dir>/pint: the registry read back from
+    them holds information as a dimension, as the one parsed from the text does."""
+    env = {**os.environ, "DSE_CACHE_DIR": str(tmp_path / "c"), "PYTHONPATH": str(ROOT)}
+
+    def readings() -> list[str]:
+        out = subprocess.run([sys.executable, "-c", _READINGS], env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.split()
+
+    # 24 MiB = 24 x 2^20 B; 3.9 pJ/bit; a byte and a bit share a dimension, a frequency and a
+    # bandwidth do not; 989 TFLOPS = 9.89e14 op/s
+    expected = [str(24.0 * 2**20), "3.9e-12", "True", "False", "989000000000000.0"]
+    assert readings() == expected                          # cold: parsed, then kept
+    parsed = list((tmp_path / "c" / "pint" / "parsed").iterdir())
+    assert parsed, "Pint's definitions cache was not written"
+    assert readings() == expected                          # warm: read back
+    for f in parsed:
+        f.write_bytes(b"\x80garbage")
+    assert readings() == expected                          # corrupt: done without
