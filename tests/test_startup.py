@@ -45,7 +45,7 @@ def test_run_reads_units_through_pint_once_then_from_the_cache(tmp_path):
     cold, out_cold = _imports(["run", "tpu-v1-like", "-w", "mlp", "--format", "json"], tmp_path)
     assert "pint" in cold                      # first run: Pint reads the unit strings
     warm, out_warm = _imports(["run", "tpu-v1-like", "-w", "mlp", "--format", "json"], tmp_path)
-    assert warm == {"pandas"}                  # --format json builds a DataFrame; no Pint, Optuna, ...
+    assert warm == set()                       # --format json writes the summary row: no pandas, Pint, Optuna, ...
     assert json.loads(out_warm) == json.loads(out_cold)
     table, _ = _imports(["run", "tpu-v1-like", "-w", "mlp"], tmp_path)
     assert table == set()                      # the default table needs neither pandas nor Pint
