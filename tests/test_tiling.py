@@ -61,3 +61,23 @@ def test_python_and_numpy_searches_agree(m, n, k, elem, free, streams, min_kt, m
         return
     assert tiling._search_python(m, n, k, elem, free, *streams, grid, target) == \
         tiling._search_numpy(m, n, k, elem, free, *streams, grid, target)
+
+
+@settings(max_examples=300, deadline=None)
+@given(m=dims, n=dims, k=dims, elem=st.sampled_from([0.5, 1, 2, 4]),
+       frees=st.lists(st.floats(0, 2**24) | st.sampled_from([0.0, 8.0, 2**15, 2**20]), min_size=2, max_size=5),
+       streams=st.tuples(st.booleans(), st.booleans(), st.booleans()).filter(any),
+       min_kt=st.sampled_from([1, 8, 128]), min_nt=st.sampled_from([1, 8, 128]))
+def test_a_search_answered_by_an_earlier_one_of_the_same_gemm_is_the_searched_answer(
+        m, n, k, elem, frees, streams, min_kt, min_nt):
+    # the same GEMM beside different free bytes, one after another (a ResNet stage's blocks):
+    # every answer equals a search of its own, whether or not an earlier search gave it
+    tiling.clear_caches()
+    for free in frees:
+        grid = (tiling._candidates(m), tiling._candidates(n, min(min_nt, n)),
+                tiling._candidates(k, min(min_kt, k)))
+        streamed = elem * (streams[0] * m * k + streams[1] * k * n + streams[2] * m * n)
+        target = max(1, min(tiling.PIPELINE_TILES, int(streamed // 4096)))
+        assert tile_gemm(m, n, k, elem, free, *streams, min_kt, min_nt) == \
+            tiling._search_python(m, n, k, elem, free, *streams, grid, target)
+    tiling.clear_caches()

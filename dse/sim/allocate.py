@@ -138,32 +138,50 @@ def allocate(program: Program) -> Allocation:
         if extra is not None:
             place(extra, sram_first=True)
 
+    tensors, operands = program.tensors, program.operands
     order = {task.name: i for i, task in enumerate(program.tasks)}
-    last_use = {t.id: max((order[c] for c in t.consumers), default=order.get(t.producer, -1))
-                for t in program.tensors.values()}
+    # a tensor is freed after the task that uses it last: tensors by that task's index
+    dies: list[list[str]] = [[] for _ in program.tasks]
+    for t in tensors.values():
+        if t.consumers:
+            last = max(order[c] for c in t.consumers)
+        else:
+            last = order.get(t.producer, -1)
+        if last >= 0:
+            dies[last].append(t.id)
     resident: dict[str, dict[str, float]] = {}
     live: set[str] = set()
+    used = space.used
     for i, task in enumerate(program.tasks):
         op = task.op
-        mine = program.operands[task.name]
-        fused = set(op.on_chip)
-        new = [(key, tid) for key, tid in mine.items()
-               if tid not in homes and key not in fused and not program.tensors[tid].persistent]
-        # inputs first (a tiled GEMM may re-read them; an output is written once), largest first
-        new.sort(key=lambda kt: (kt[0] == "out", -program.tensors[kt[1]].bytes))
-        for key, tid in new:
-            place(program.tensors[tid], sram_first=True)
-            live.add(tid)
+        mine = operands[task.name]
+        fused = op.on_chip
+        new = []
         for key, tid in mine.items():
-            t = program.tensors[tid]
-            if key == "out" and t.persistent and tid not in homes:  # an in-place update of model state
-                homes[tid] = _role_home(roles, t.role, arch.tier_of(t.role))
-        resident[task.name] = {s: space.used[s] for s in srams}
-        for tid in [tid for tid in live if last_use[tid] <= i]:
-            space.free(homes[tid], program.tensors[tid].bytes)
-            live.discard(tid)
-        for key in fused & set(mine):
-            homes.setdefault(mine[key], ())  # produced and consumed tile by tile: never stored
+            if tid in homes:
+                continue
+            t = tensors[tid]
+            if t.role in PERSISTENT_ROLES:
+                if key == "out":  # an in-place update of model state
+                    homes[tid] = _role_home(roles, t.role, arch.tier_of(t.role))
+            elif key not in fused:
+                new.append((key == "out", -t.bytes, t))
+        if new:
+            # inputs first (a tiled GEMM may re-read them; an output is written once), largest first
+            if len(new) > 1:
+                new.sort(key=lambda e: e[:2])
+            for _, _, t in new:
+                place(t, sram_first=True)
+                live.add(t.id)
+        resident[task.name] = {s: used[s] for s in srams}
+        for tid in dies[i]:
+            if tid in live:
+                space.free(homes[tid], tensors[tid].bytes)
+                live.discard(tid)
+        if fused:
+            for key in fused:
+                if key in mine:
+                    homes.setdefault(mine[key], ())  # produced and consumed tile by tile: never stored
     headroom = sum(space.cap[t] - space.peak[t] for t in space.tiers)
     alloc = Allocation(homes, resident, dict(space.peak), overflow, max(0.0, headroom), first_overflow, roles)
     return alloc

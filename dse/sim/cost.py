@@ -126,13 +126,29 @@ class Coster:
         self.srams = {s.name: s for s in arch.sram}
         self.units = {u.name: u for u in arch.compute}
         #: plans made so far, by what they depend on (dse/sim/compute: plan_op)
-        self.planned: dict[tuple, OpPlan] = {}
+        self.planned: dict[tuple, tuple] = {}
+        #: unit -> the SRAM staging its tiles
+        self.buffers: dict[str, object] = {}
 
-    def context(self, op: Op, unit_name: str, homes: dict[str, Home], resident: dict[str, float]) -> OpContext:
+    def context(self, op: Op, unit_name: str, homes: dict[str, Home], resident: dict[str, float],
+                tensors: dict[str, dict] | None = None) -> OpContext:
+        """The op's context beside ``resident`` bytes (``tensors``: its ``tensor_bytes()``, if
+        known)."""
+        ctx, rooms = self.placed(op, unit_name, homes, tensors)
+        ctx.free = self.free_bytes(ctx, rooms, resident)
+        return ctx
+
+    def placed(self, op: Op, unit_name: str, homes: dict[str, Home],
+               tensors: dict[str, dict] | None = None) -> tuple[OpContext, tuple[str, ...]]:
+        """The op's context but its free bytes, which alone depend on what else is resident;
+        and the SRAMs beside the buffer whose room it may use (see ``free_bytes``)."""
         unit = self.units[unit_name]
-        buf = self.arch.buffer_of(unit)
-        tensors = op.tensor_bytes()
-        fused = set(op.on_chip)
+        buf = self.buffers.get(unit_name, False)
+        if buf is False:
+            buf = self.buffers[unit_name] = self.arch.buffer_of(unit)
+        if tensors is None:
+            tensors = op.tensor_bytes()
+        fused = op.on_chip
         place: dict[str, str] = {}
         for key, t in tensors.items():
             home = homes.get(key) or ()
@@ -142,24 +158,33 @@ class Coster:
             else:
                 place[key] = home[0][0]
         streamed = {key: place[key] in self.memories for key in tensors}
+        rooms: tuple[str, ...] = ()
         if buf is None:
             if any(streamed.values()):
                 raise DesignError(f"compute unit '{unit.name}' has no SRAM buffer to stage tiles of op '{op.name}'")
-            free = float("inf")
         else:
-            free = buf.capacity - resident.get(buf.name, 0.0)
             # an operand placed on another SRAM that did not fit there is staged through what
             # is left of that SRAM (the TPU's overflowing outputs go through the unified
             # buffer, not the weight FIFO)
             spilled = {self.arch.tier_of(tensors[k]["role"]) for k in tensors
                        if streamed[k] and self.arch.tier_of(tensors[k]["role"]) in self.srams}
-            for name in spilled - {buf.name}:
-                free += max(0.0, self.srams[name].capacity - resident.get(name, 0.0))
+            rooms = tuple(spilled - {buf.name})
         # tiles large enough that two in flight cover the latency of the tiers they come from
         min_tile = max([MIN_TILE_BYTES] + [self.models[place[k]].latency_s * self.models[place[k]].bandwidth
                                            for k in tensors if streamed[k]])
-        return OpContext(op, buf, tensors, place, {k: homes.get(k) or () for k in tensors}, streamed, free,
-                         min_tile)
+        ctx = OpContext(op, buf, tensors, place, {k: homes.get(k) or () for k in tensors}, streamed, 0.0, min_tile)
+        return ctx, rooms
+
+    def free_bytes(self, ctx: OpContext, rooms: tuple[str, ...], resident: dict[str, float]) -> float:
+        """Buffer bytes free for the op's tiles beside ``resident`` bytes: what its buffer has
+        left, and what is left of the other SRAMs ``rooms`` (see ``placed``)."""
+        buf = ctx.buf
+        if buf is None:
+            return float("inf")
+        free = buf.capacity - resident.get(buf.name, 0.0)
+        for name in rooms:
+            free += max(0.0, self.srams[name].capacity - resident.get(name, 0.0))
+        return free
 
     def finish(self, plan: OpPlan) -> OpPlan:
         """Complete a compute kind's plan: SRAM ports can stretch the unit's time; storage energy."""
@@ -279,7 +304,7 @@ def migration_plans(program, models: dict) -> dict[str, list[OpPlan]]:
     copied: set[str] = set()
     for task in program.tasks:
         op = task.op
-        for key, t in op.tensor_bytes().items():
+        for key, t in (program.sizes.get(task.name) or op.tensor_bytes()).items():
             pf = by_role.get(t["role"])
             ident = program.operands[task.name][key]
             if pf is None or key == "out" or ident in copied:

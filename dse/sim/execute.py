@@ -98,52 +98,76 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
                 out.append(j)
         return out
 
-    def run_plan(plan: OpPlan, first_out: simpy.Event | None):
-        """The op's pipeline: in closed form where it runs alone, else as SimPy processes."""
-        end = solo_end(machine, plan, max_chunks, env.now) if solo() else None
+    queue = env._queue  # SimPy's schedule: while it is empty, nothing but the running process can act
+
+    def sync(now: float) -> None:
+        """SimPy's clock to this process's ``now`` before it schedules anything. A process runs
+        ahead of SimPy's clock only while nothing else is scheduled (see ``run_plan``), so no
+        event is skipped: the clock lands exactly where a timeout to ``now`` would have put it."""
+        if now != env.now:
+            env._now = now
+
+    def run_plan(plan: OpPlan, first_out: simpy.Event | None, now: float):
+        """The op's pipeline from ``now``; returns when it ended. In closed form where it runs
+        alone, else as SimPy processes. A closed-form op with nothing else scheduled (no task
+        waiting to start, no unit being handed over) is not even a timeout: the process's own
+        clock moves on, and nothing can happen meanwhile that would need SimPy to order it."""
+        end = solo_end(machine, plan, max_chunks, now) if solo() else None
         if end is None:
+            sync(now)
             yield env.process(run_op(env, machine, plan, max_chunks, first_out))
-        elif end > env.now:
-            yield env.timeout(end - env.now)
+            return env.now
+        if end > now:
+            if queue:
+                yield env.timeout(end - now)
+                return env.now
+            return now + (end - now)  # where that timeout would have landed
+        return now
 
     def task_process(i: int):
         nonlocal active, finished
         starting.discard(i)
+        now = env.now
         while True:
             task = tasks[i]
             for mig in pending.pop(task.name, []):  # first use of prefetched tensors: copy them over
-                t0 = env.now
-                yield from run_plan(mig, None)
+                t0 = now
+                now = yield from run_plan(mig, None, now)
                 run.migrations.append(mig)
-                run.ran[mig.op.name] = (mig, t0, env.now)
-                run.timeline.append({"op": mig.op.name, "resource": "dma", "start_s": t0, "end_s": env.now})
+                run.ran[mig.op.name] = (mig, t0, now)
+                run.timeline.append({"op": mig.op.name, "resource": "dma", "start_s": t0, "end_s": now})
             allowed = mapping.choices[task.name]
             unit = machine.units.take(allowed)
             if unit is None:
+                sync(now)
                 unit = yield machine.units.get(allowed)
+                now = env.now
             plan = mapping.plans[(task.name, unit)]
-            start = env.now
+            start = now
             first_out = None
             if streams_to[i]:
                 # a streaming consumer may start on this task's first tile of output
+                sync(now)
                 first_out = env.event()
                 first_out.callbacks.append(lambda _, i=i: [ready(j) for j in satisfied(streams_to[i])])
-            yield from run_plan(plan, first_out)
-            upstream = [done[d.task] for d in task.deps if d.streaming]
+            now = yield from run_plan(plan, first_out, now)
+            upstream = [done[d.task] for d in task.deps if d.streaming] if streaming else None
             if upstream:
                 # it still cannot end before the producer has, plus one tile of its own
                 yield env.all_of(upstream)
                 ends = max(e.value for e in upstream) + plan.compute_s / plan.n_tiles
                 if ends > env.now:
                     yield env.timeout(ends - env.now)
+                now = env.now
             machine.unit_busy_s[unit] += plan.compute_s
+            sync(now)
             machine.units.put(unit)
-            run.ran[task.name] = (plan, start, env.now)
-            run.timeline.append({"op": task.name, "resource": unit, "start_s": start, "end_s": env.now})
+            run.ran[task.name] = (plan, start, now)
+            run.timeline.append({"op": task.name, "resource": unit, "start_s": start, "end_s": now})
             finished += 1
             active -= 1
             if task.name in done:
-                done[task.name].succeed(env.now)
+                done[task.name].succeed(now)
             nxt = satisfied(after[i])
             if len(nxt) == 1 and closed_form and active == 0:
                 i = nxt[0]  # the one task it made ready runs alone: go on in this process

@@ -104,3 +104,5 @@ class Machine:
         self.sram_busy_s = {s.name: 0.0 for s in arch.sram}
         #: schedules of ops run alone, by what they depend on (pipeline.solo_end)
         self.solo_schedules: dict[tuple, tuple | None] = {}
+        #: id of a plan's transfers -> (the transfers, its costs as a key, its buses)
+        self.solo_costs: dict[int, tuple] = {}

@@ -67,36 +67,40 @@ def map_tasks(program: Program, alloc: Allocation, coster: Coster) -> Mapping:
     choices: dict[str, list[str]] = {}
     plans: dict[tuple[str, str], OpPlan] = {}
     ranked: dict = {}
+    homes_of, operands, sizes = alloc.homes, program.operands, program.sizes
+    imc_units = {u.name: u for u in arch.compute if u.kind == "imc"}
     for task in program.tasks:
         op = task.op
-        homes = {key: alloc.home(tid) for key, tid in program.operands[task.name].items()}
-        resident = alloc.resident[task.name]
+        name = op.name
+        homes = {key: homes_of[tid] for key, tid in operands[name].items()}
+        resident = alloc.resident[name]
+        tensors = sizes.get(name)
         units = compatible_units(arch, op, imc, ranked)
         if not units:
             raise DesignError(f"no compute unit can run op '{op.name}' ({op.kind})")
         for u in units:
-            plans[(op.name, u)] = plan_op(coster, op, u, homes, resident)
-        if op.kind == "conv2d" and op.groups > 1 and op.name not in imc:
+            plans[(name, u)] = plan_op(coster, op, u, homes, resident, tensors)
+        if op.kind == "conv2d" and op.groups > 1 and name not in imc:
             # grouped and depthwise convolutions: packed on the arrays or run on the vector
             # units, whichever is faster
             others = [u.name for u in arch.compute if u.kind == "vector" and u.name not in units]
             for u in others:
-                plans[(op.name, u)] = plan_op(coster, op, u, homes, resident)
-            if others and min(plans[(op.name, u)].compute_s for u in others) < \
-                    min(plans[(op.name, u)].compute_s for u in units):
+                plans[(name, u)] = plan_op(coster, op, u, homes, resident, tensors)
+            if others and min(plans[(name, u)].compute_s for u in others) < \
+                    min(plans[(name, u)].compute_s for u in units):
                 units = others
-        imc_unit = next((u for u in arch.compute if u.name == imc.get(op.name)), None)
+        imc_unit = imc_units.get(imc.get(name))
         if imc_unit is not None and imc_unit.use == "faster":
             # crossbars only when they beat the digital units on this layer, weight traffic
             # included (a GEMV on a GPU is bound by streaming its weights, not by its MACs)
             digital = compatible_units(arch, op)
             for u in digital:
-                plans[(op.name, u)] = plan_op(coster, op, u, homes, resident)
-            best = min((plans[(op.name, u)].bound_s() for u in digital), default=float("inf"))
-            if best < plans[(op.name, imc[op.name])].bound_s():
+                plans[(name, u)] = plan_op(coster, op, u, homes, resident, tensors)
+            best = min((plans[(name, u)].bound_s() for u in digital), default=float("inf"))
+            if best < plans[(name, imc[name])].bound_s():
                 units = digital
-                del imc[op.name]
-        choices[op.name] = units
+                del imc[name]
+        choices[name] = units
     return Mapping(choices, plans, imc, copies)
 
 

@@ -178,9 +178,16 @@ def solo_end(machine: Machine, plan: OpPlan, max_chunks: int | None, t0: float) 
     The schedule depends only on the plan's costs and on which way each of its buses last
     turned, so it is worked out once per run for each (a transformer's layers share it) and
     shifted to ``t0``."""
-    key = (plan.compute_s, plan.n_tiles, tuple(plan.read_s.items()), tuple(plan.write_s.items()),
-           tuple(plan.sram_s.items()), max_chunks, tuple(machine.buses[t].last for t in plan.read_s),
-           tuple(machine.buses[t].last for t in plan.write_s))
+    # plans of one shape share their cost dicts (OpPlan.for_op): what they cost is looked up
+    # by the identity of those, which live as long as the run
+    costs = machine.solo_costs.get(id(plan.transfers))
+    if costs is None or costs[0] is not plan.transfers:
+        key = (plan.compute_s, plan.n_tiles, tuple(plan.read_s.items()), tuple(plan.write_s.items()),
+               tuple(plan.sram_s.items()), max_chunks)
+        buses = tuple(machine.buses[t] for t in plan.read_s) + tuple(machine.buses[t] for t in plan.write_s)
+        costs = machine.solo_costs[id(plan.transfers)] = (plan.transfers, key, buses)
+    _, key, buses = costs
+    key = (key, *[bus.last for bus in buses])
     known = machine.solo_schedules.get(key, False)
     if known is False:
         known = machine.solo_schedules[key] = _solo_schedule(machine, plan, max_chunks)

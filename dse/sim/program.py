@@ -95,6 +95,8 @@ class Program:
     tensors: dict[str, Tensor]
     #: task name -> operand key ("a", "b", "in", "out") -> tensor id
     operands: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: task name -> its op's ``tensor_bytes()`` (worked out once for every pass)
+    sizes: dict[str, dict[str, dict]] = field(default_factory=dict)
 
     @property
     def arch(self) -> Architecture:
@@ -119,33 +121,39 @@ def build_program(system: System, workload: Workload, *, streaming: bool = False
     producers; with ``streaming``, an elementwise op streams from its first producer (it may
     start on the producer's first tile of output, as an activation pipeline fed by an array's
     accumulators does)."""
-    tensors: dict[str, Tensor] = {}
+    # tensor id -> [bytes, role, producer, consumers], in the order ops first touch them
+    found: dict[str, list] = {}
     operands: dict[str, dict[str, str]] = {}
-    consumers: dict[str, list[str]] = {}
+    sizes: dict[str, dict[str, dict]] = {}
     tasks: list[Task] = []
     produced: dict[str, str] = {}  # op -> its output tensor
     for op in workload.ops:
-        sizes = op.tensor_bytes()
+        name = op.name
+        op_sizes = sizes[name] = op.tensor_bytes()
         mine: dict[str, str] = {}
-        link = linked_input(op, sizes)
-        for key, t in sizes.items():
-            if key == link and op.deps and op.deps[0] in produced:
-                tid = produced[op.deps[0]]          # the producer's output, read back from its home
-            elif key == "out":
-                tid = f"{op.name}.out"
+        link = linked_input(op, op_sizes)
+        first = op.deps[0] if op.deps else None
+        for key, t in op_sizes.items():
+            if key == "out":
+                tid = f"{name}.out"
+            elif key == link and first in produced:
+                tid = produced[first]          # the producer's output, read back from its home
             else:
                 tid = op.tensor_id(key)
             mine[key] = tid
-            if tid not in tensors:
-                tensors[tid] = Tensor(tid, t["bytes"], t["role"], op.name if key == "out" else None)
+            entry = found.get(tid)
+            if entry is None:
+                entry = found[tid] = [t["bytes"], t["role"], name if key == "out" else None, []]
             if key != "out":
-                consumers.setdefault(tid, []).append(op.name)
-        if "out" in mine and sizes["out"]["role"] not in PERSISTENT_ROLES:
-            produced[op.name] = mine["out"]
-        operands[op.name] = mine
-        deps = tuple(Dependency(d, streaming and op.kind == "vector" and i == 0) for i, d in enumerate(op.deps))
-        tasks.append(Task(op.name, "compute", op, deps))
-    for tid, names in consumers.items():
-        t = tensors[tid]
-        tensors[tid] = Tensor(t.id, t.bytes, t.role, t.producer, tuple(dict.fromkeys(names)))
-    return Program(system, workload, tasks, tensors, operands)
+                entry[3].append(name)
+        if "out" in mine and op_sizes["out"]["role"] not in PERSISTENT_ROLES:
+            produced[name] = mine["out"]
+        operands[name] = mine
+        if streaming and op.kind == "vector" and op.deps:
+            deps = tuple(Dependency(d, i == 0) for i, d in enumerate(op.deps))
+        else:
+            deps = tuple(Dependency(d) for d in op.deps)
+        tasks.append(Task(name, "compute", op, deps))
+    tensors = {tid: Tensor(tid, b, role, producer, tuple(dict.fromkeys(names)) if names else ())
+               for tid, (b, role, producer, names) in found.items()}
+    return Program(system, workload, tasks, tensors, operands, sizes)

@@ -15,29 +15,34 @@ def op_row(arch: Architecture, plan: OpPlan, start: float, end: float, static: d
     (shared by ops of one shape, whose plans share their cost dicts)."""
     key = id(plan.transfers)
     part = static.get(key) if static is not None else None
-    if part is None:
+    if part is None or part[0] is not plan.transfers:
         op = plan.op
         times = {"compute": plan.unit_s or plan.compute_s, **plan.transfer_s()}
         reads, writes = plan.reads, plan.writes
-        part = {"kind": op.kind, "unit": plan.unit, "precision": op.precision, "macs": plan.macs, "ops": op.ops,
-                "compute_s": plan.compute_s, "n_tiles": plan.n_tiles, R.BOUND: max(times, key=lambda k: times[k]),
-                "dynamic_energy_j": sum(plan.energy.values())}
+        row = {"op": None, "kind": op.kind, "unit": plan.unit, "precision": op.precision, "start_s": 0.0,
+               "end_s": 0.0, R.LATENCY: 0.0, "macs": plan.macs, "ops": op.ops, "compute_s": plan.compute_s,
+               "n_tiles": plan.n_tiles, R.BOUND: max(times, key=lambda k: times[k]),
+               "dynamic_energy_j": sum(plan.energy.values())}
         for m in arch.memories:
-            part[R.bytes_read_col(m.name)] = reads.get(m.name, 0.0)
-            part[R.bytes_written_col(m.name)] = writes.get(m.name, 0.0)
+            row[R.bytes_read_col(m.name)] = reads.get(m.name, 0.0)
+            row[R.bytes_written_col(m.name)] = writes.get(m.name, 0.0)
+        part = (plan.transfers, row)
         if static is not None:
             static[key] = part
-    row = {"op": plan.op.name, "kind": None, "unit": None, "precision": None, "start_s": start, "end_s": end,
-           R.LATENCY: end - start}
-    row.update(part)
+    row = part[1].copy()  # its columns in order, then this op's own
+    row["op"] = plan.op.name
+    row["start_s"] = start
+    row["end_s"] = end
+    row[R.LATENCY] = end - start
     return row
 
 
 def op_rows(program: Program, run: Run) -> list[dict]:
     arch = program.arch
-    static: dict[int, dict] = {}
-    rows = [op_row(arch, *run.ran[t.name], static) for t in program.tasks]
-    return rows + [op_row(arch, *run.ran[m.op.name], static) for m in run.migrations]
+    static: dict[int, tuple] = {}
+    ran = run.ran
+    rows = [op_row(arch, *ran[t.name], static) for t in program.tasks]
+    return rows + [op_row(arch, *ran[m.op.name], static) for m in run.migrations]
 
 
 def summary(program: Program, alloc: Allocation, run: Run, models: dict) -> dict:

@@ -44,13 +44,23 @@ PYTHON_SEARCH_BUDGET = 100_000
 _python_searched = 0
 
 
-def _candidates(d: int, floor: int = 1) -> list[int]:
-    vals = {d}
-    v = d
-    while v > floor:
-        v = max(floor, ceil(v / 2))
-        vals.add(v)
-    return sorted(vals)
+#: candidate tile sizes by (dimension, floor): many GEMMs of a network share a dimension
+_candidate_memo: dict[tuple[int, int], tuple[int, ...]] = {}
+#: a GEMM (all tile_gemm takes but the free bytes) -> (free bytes searched, buffer bytes its
+#: answer needs, the answer) of every search made for it
+_searched: dict[tuple, list[tuple[float, float, "Tiling | None"]]] = {}
+
+
+def _candidates(d: int, floor: int = 1) -> tuple[int, ...]:
+    out = _candidate_memo.get((d, floor))
+    if out is None:
+        vals = {d}
+        v = d
+        while v > floor:
+            v = max(floor, ceil(v / 2))
+            vals.add(v)
+        out = _candidate_memo[(d, floor)] = tuple(sorted(vals))
+    return out
 
 
 @lru_cache(maxsize=8192)
@@ -60,10 +70,23 @@ def tile_gemm(m: int, n: int, k: int, elem_bytes: float, free_bytes: float,
     """Best tiling of one M x N x K GEMM, or None when even the smallest tile does not fit.
 
     ``min_kt``/``min_nt`` are the smallest useful tile (one fold of the array).
+
+    The same GEMM beside less free buffer has the same best tiling while that tiling still
+    fits (the tilings that fit are then a subset holding the best, and the first in order
+    among the best), and none where none fitted; beside more, the same where every tiling
+    fitted already (the whole GEMM did). Such a search is answered by an earlier one (the
+    blocks of a ResNet stage differ only by what else is resident).
     """
     global _python_searched
     if not (stream_a or stream_b or stream_out):
         return Tiling(m, n, k, 1, 1, 1)
+    gemm = (m, n, k, elem_bytes, stream_a, stream_b, stream_out, min_kt, min_nt, min_tile_bytes)
+    earlier = _searched.get(gemm)
+    if earlier is None:
+        earlier = _searched[gemm] = []
+    for searched, need, found in earlier:
+        if need <= free_bytes <= searched:
+            return found
     min_kt, min_nt = min(min_kt, k), min(min_nt, n)
     grid = (_candidates(m), _candidates(n, min_nt), _candidates(k, min_kt))
     streamed = elem_bytes * (stream_a * m * k + stream_b * k * n + stream_out * m * n)
@@ -73,7 +96,15 @@ def tile_gemm(m: int, n: int, k: int, elem_bytes: float, free_bytes: float,
     if _python_searched + size <= PYTHON_SEARCH_BUDGET:
         _python_searched += size
         search = _search_python
-    return search(m, n, k, elem_bytes, free_bytes, stream_a, stream_b, stream_out, grid, target)
+    found = search(m, n, k, elem_bytes, free_bytes, stream_a, stream_b, stream_out, grid, target)
+    # the buffer a tiling needs, by the very expression the searches test against free bytes
+    twice = 2.0 * elem_bytes
+    need = -float("inf") if found is None else \
+        twice * (stream_a * found.mt * found.kt + stream_b * found.kt * found.nt + stream_out * found.mt * found.nt)
+    # where the whole GEMM fits, every tiling did: more free bytes change nothing
+    whole = twice * (stream_a * m * k + stream_b * k * n + stream_out * m * n)
+    earlier.append((float("inf") if whole <= free_bytes else free_bytes, need, found))
+    return found
 
 
 def _search_python(m: int, n: int, k: int, elem_bytes: float, free_bytes: float,
@@ -187,4 +218,6 @@ def clear_caches() -> None:
     global _python_searched
     tile_gemm.cache_clear()
     tile_vector.cache_clear()
+    _candidate_memo.clear()
+    _searched.clear()
     _python_searched = 0

@@ -8,7 +8,7 @@ class in dse/spec/architecture.py, one module here and one entry in ``KINDS``.
 """
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from operator import attrgetter
 
 from dse.sim.compute.imc import ImcKind
@@ -28,17 +28,24 @@ def kind_of(unit):
 _shape = attrgetter(*(f.name for f in fields(Op) if f.name not in ("name", "deps", "weight_id")))
 
 
-def plan_op(coster, op, unit_name: str, homes: dict, resident: dict):
-    """``op``'s plan on a unit, its operands where the allocator put them (the cost pass).
+def plan_op(coster, op, unit_name: str, homes: dict, resident: dict, tensors: dict | None = None):
+    """``op``'s plan on a unit, its operands where the allocator put them (the cost pass);
+    ``tensors``: its ``tensor_bytes()``, if known.
 
-    Ops of the same shape with operands in the same places, beside the same resident bytes,
-    cost the same (a transformer's layers, a ResNet stage's blocks): the plan is made once
+    Ops of the same shape with operands in the same places cost the same where their tiles
+    have the same free bytes beside what else is resident (a transformer's layers, a ResNet
+    stage's blocks; where nothing is staged, whatever the free bytes): the plan is made once
     per design and reused with the op's own name."""
-    key = (_shape(op), unit_name, tuple(homes.items()), tuple(resident.items()),
-           coster.imc_copies.get(op.name))
-    plan = coster.planned.get(key)
+    key = (_shape(op), unit_name, tuple(homes.items()), coster.imc_copies.get(op.name))
+    known = coster.planned.get(key)
+    if known is None:
+        ctx, rooms = coster.placed(op, unit_name, homes, tensors)
+        known = coster.planned[key] = (ctx, rooms, any(ctx.streamed.values()), {})
+    ctx, rooms, staged, plans = known
+    free = coster.free_bytes(ctx, rooms, resident)
+    plan = plans.get(free if staged else None)
     if plan is None:
+        ctx = replace(ctx, op=op, free=free)
         unit = coster.units[unit_name]
-        plan = coster.finish(kind_of(unit).plan(coster, unit, coster.context(op, unit_name, homes, resident)))
-        coster.planned[key] = plan
+        plan = plans[free if staged else None] = coster.finish(kind_of(unit).plan(coster, unit, ctx))
     return plan if plan.op is op else plan.for_op(op)
