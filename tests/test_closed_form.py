@@ -100,3 +100,47 @@ def test_loads_and_stores_queueing_on_one_bus_agree(bw, max_chunks):
     fast = simulate(arch, wl, max_chunks=max_chunks)
     assert same(fast, slow) == []
     assert fast["sim_events"] < slow["sim_events"]
+
+
+def _fork(chain: bool = False) -> Workload:
+    # ResNet's bottleneck with a downsample branch: when c1 ends, r1 (vector unit) and ds
+    # (the array, which it waited for) start together and share the buffer's port; with
+    # ``chain``, r1's successor r2 starts on the vector unit while ds still runs
+    r = [Op("r2", "vector", elements=32768, deps=("r1",))] if chain else []
+    return Workload("fork", [
+        Op("p", "vector", elements=65536),
+        Op("c1", "matmul", m=256, n=128, k=256, deps=("p",)),
+        Op("ds", "matmul", m=256, n=256, k=256, deps=("p",)),
+        Op("r1", "vector", elements=32768, deps=("c1",)), *r,
+        Op("c2", "matmul", m=256, n=256, k=128, deps=("r2" if chain else "r1",)),
+        Op("add", "vector", elements=65536, inputs=2, deps=("c2", "ds"))])
+
+
+@pytest.mark.parametrize("bandwidth", ["2 GB/s", "10 GB/s", "1 TB/s"])
+@pytest.mark.parametrize("max_chunks", [None, 8])
+def test_ops_that_start_together_after_a_lone_op_are_worked_out_together_and_agree(bandwidth, max_chunks):
+    # with a slow buffer the two queue for its port (r1 first, ds's first chunk waits for
+    # it); the closed form runs them side by side on one clock and must order them as SimPy
+    sram = toy().model_dump()["sram"][0]
+    arch = toy(sram=[{**sram, "bandwidth": bandwidth}])
+    slow = simulate(arch, _fork(), max_chunks=max_chunks, closed_form=False)
+    fast = simulate(arch, _fork(), max_chunks=max_chunks)
+    assert same(fast, slow) == []
+    # no op went event by event: a timeout or two per op, not a pipeline of processes
+    assert fast["sim_events"] <= 3 * 6 < slow["sim_events"] / 10
+    ends = {r["op"]: r["end_s"] for r in fast.timeline}
+    starts = {r["op"]: r["start_s"] for r in fast.timeline}
+    assert starts["r1"] == starts["ds"] == ends["c1"]
+
+
+@pytest.mark.parametrize("bandwidth", ["2 GB/s", "1 TB/s"])
+def test_a_group_whose_member_lets_another_op_start_before_the_group_ends_goes_event_by_event(bandwidth):
+    # r2 starts on the vector unit when r1 ends, while ds still holds the buffer's port: the
+    # three are not one group that starts together, and must still agree with SimPy
+    sram = toy().model_dump()["sram"][0]
+    arch = toy(sram=[{**sram, "bandwidth": bandwidth}])
+    slow, fast = simulate(arch, _fork(chain=True), closed_form=False), simulate(arch, _fork(chain=True))
+    assert same(fast, slow) == []
+    starts = {r["op"]: r["start_s"] for r in fast.timeline}
+    ends = {r["op"]: r["end_s"] for r in fast.timeline}
+    assert starts["r2"] < ends["ds"]

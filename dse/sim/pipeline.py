@@ -325,3 +325,241 @@ def _solo_schedule(machine: Machine, plan: OpPlan, max_chunks: int | None):
             i += 1
     return ((p_store if writes else p_comp), {b.name: busy[b] for b in buses}, {b.name: last[b] for b in buses},
             sram_busy)
+
+
+class _Tie(Exception):
+    """Two requests for one bus or port at the same instant: SimPy's event order decides."""
+
+
+class _Event:
+    __slots__ = ("fired", "value", "waiting")
+
+    def __init__(self):
+        self.fired = False
+        self.value = None
+        self.waiting: list = []
+
+
+class _Resource:
+    """A bus or an SRAM port: FIFO, one holder at a time (as simpy.Resource(capacity=1))."""
+
+    __slots__ = ("held", "queue", "asked")
+
+    def __init__(self):
+        self.held = False
+        self.queue: list = []
+        self.asked = -1.0  # when it was last asked for
+
+
+class _Group:
+    """The run_op processes of several ops on one clock, each step as SimPy would take it
+    (same waits, same arithmetic), with the buses' and ports' FIFO queues; a request for a
+    bus or port at the same instant as another request for it raises _Tie."""
+
+    def __init__(self, machine: Machine, now: float):
+        import heapq
+
+        self.push, self.pop = heapq.heappush, heapq.heappop
+        self.heap: list = []
+        self.seq = 0
+        self.now = now
+        self.machine = machine
+        self.res: dict = {}
+        self.busy: dict[str, float] = {}
+        self.last: dict[str, str | None] = {}
+        self.sram_busy: dict[str, float] = {}
+
+    # ---- the kernel -------------------------------------------------------------
+    def at(self, t: float, proc, value=None) -> None:
+        self.seq += 1
+        self.push(self.heap, (t, self.seq, proc, value))
+
+    def start(self, gen) -> _Event:
+        done = _Event()
+        self.at(self.now, (gen, done))
+        return done
+
+    def fire(self, ev: _Event, value=None) -> None:
+        ev.fired, ev.value = True, value
+        for proc in ev.waiting:
+            self.at(self.now, proc, value)
+        ev.waiting = []
+
+    def step(self, proc, value) -> None:
+        gen, done = proc
+        while True:
+            try:
+                kind, arg = gen.send(value)
+            except StopIteration as stop:
+                self.fire(done, stop.value)
+                return
+            if kind == "t":      # a timeout of arg seconds
+                self.at(self.now + arg, proc)
+                return
+            if kind == "ev":     # an event: go on now if it has fired
+                if arg.fired:
+                    value = arg.value
+                    continue
+                arg.waiting.append(proc)
+                return
+            if kind == "req":    # a bus or port
+                res = self.res.get(arg)
+                if res is None:
+                    res = self.res[arg] = _Resource()
+                if res.asked == self.now:
+                    raise _Tie
+                res.asked = self.now
+                if res.held:
+                    res.queue.append(proc)
+                    return
+                res.held = True
+                value = None
+                continue
+            if kind == "rel":
+                res = self.res[arg]
+                if res.queue:
+                    self.at(self.now, res.queue.pop(0))
+                else:
+                    res.held = False
+                value = None
+                continue
+            raise AssertionError(kind)
+
+    def run(self) -> None:
+        while self.heap:
+            self.now, _, proc, value = self.pop(self.heap)
+            self.step(proc, value)
+
+    def turn(self, bus, kind: str) -> float:  # MemoryBus.turn on the copies
+        name = bus.name
+        t = bus.model.turnaround_s(self.last.get(name, bus.last), kind)
+        self.last[name] = kind
+        self.busy[name] = self.busy.get(name, 0.0) + t
+        return t
+
+    # ---- run_op's processes, step for step ----------------------------------------
+    def op(self, plan: OpPlan, max_chunks: int | None):
+        machine = self.machine
+        n = plan.n_tiles
+        sizes = chunk_sizes(n, max_chunks)
+        chunks = [(g, _Event(), _Event(), _Event(), _Event()) for g in sizes]
+        c_tile = plan.compute_s / n
+        reads = [(machine.buses[t], s / n) for t, s in plan.read_s.items() if s > 0]
+        writes = [(machine.buses[t], s / n) for t, s in plan.write_s.items() if s > 0]
+        if len(reads) > 1:
+            raise _Tie  # loads from several tiers at once: left to SimPy
+        if reads:
+            l_tile = max(t for _, t in reads)
+            latency = max(bus.latency for bus, _ in reads)
+            period = max(l_tile, c_tile, (latency + l_tile + c_tile) / 2)
+            self.start(self._load(chunks, reads[0], l_tile, latency, period))
+        else:
+            for _, loaded_first, loaded, _, _ in chunks:
+                self.fire(loaded_first, self.now)
+                self.fire(loaded, self.now)
+        ports = [(name, t / n) for name, t in plan.sram_s.items() if t > 0]
+        compute = self.start(self._compute(chunks, c_tile, ports))
+        if writes:
+            yield "ev", self.start(self._store(chunks, writes))
+        else:
+            yield "ev", compute
+        return self.now
+
+    def _load(self, chunks, read, l_tile: float, latency: float, period: float):
+        bus, bt = read
+        next_start = self.now
+        for j, (g, loaded_first, loaded, _, _) in enumerate(chunks):
+            if j >= 2:
+                yield "ev", chunks[j - 2][4]
+            if next_start > self.now:
+                yield "t", next_start - self.now
+            # _transfer
+            yield "req", bus
+            turn = self.turn(bus, "read")
+            if turn:
+                yield "t", turn
+            start = self.now
+            self.fire(loaded_first, start + bus.latency + bt)
+            yield "t", g * bt
+            self.busy[bus.name] = self.busy.get(bus.name, 0.0) + g * bt
+            yield "rel", bus
+            done = self.now + bus.latency
+            done = max(done, start + (g - 1) * period + l_tile + latency)
+            next_start = start + g * period
+            self.fire(loaded, done)
+
+    def _port(self, name: str, t: float):
+        yield "req", name
+        yield "t", t
+        self.sram_busy[name] = self.sram_busy.get(name, 0.0) + t
+        yield "rel", name
+
+    def _all(self, events: list[_Event]):
+        for ev in events:
+            yield "ev", ev
+
+    def _compute(self, chunks, c_tile: float, ports):
+        for g, loaded_first, loaded, computed_first, computed in chunks:
+            first = yield "ev", loaded_first
+            if first > self.now:
+                yield "t", first - self.now
+            self.fire(computed_first, self.now + c_tile)
+            if ports:
+                timer = self.start(self._wait(g * c_tile))
+                held = [self.start(self._port(name, g * t)) for name, t in ports]
+                yield "ev", self.start(self._all([timer, *held]))
+            else:
+                yield "t", g * c_tile
+            value = yield "ev", loaded
+            end = value + c_tile
+            if end > self.now:
+                yield "t", end - self.now
+            self.fire(computed, self.now)
+
+    def _wait(self, t: float):
+        yield "t", t
+
+    def _store(self, chunks, writes):
+        for g, _, _, computed_first, computed in chunks:
+            first = yield "ev", computed_first
+            if first > self.now:
+                yield "t", first - self.now
+            s_tile = 0.0
+            for bus, t in writes:
+                yield "req", bus
+                turn = self.turn(bus, "write")
+                if turn:
+                    yield "t", turn
+                s_tile = max(s_tile, t)
+                yield "t", g * t
+                self.busy[bus.name] = self.busy.get(bus.name, 0.0) + g * t
+                yield "rel", bus
+            value = yield "ev", computed
+            end = value + s_tile
+            if end > self.now:
+                yield "t", end - self.now
+
+
+def group_ends(machine: Machine, plans: list[OpPlan], max_chunks: int | None, t0: float):
+    """When each of ``plans``, all started at ``t0`` with nothing else running, would end as
+    ``run_op``'s processes would find it, sharing buses and SRAM ports; and a function that
+    makes the side effects of running them (bus turnarounds and busy time, port busy time).
+    None where two of them ask for one bus or port at the same instant (SimPy's event order
+    would decide who goes first) or an op loads from several tiers at once: those run event
+    by event."""
+    group = _Group(machine, t0)
+    dones = [group.start(group.op(plan, max_chunks)) for plan in plans]
+    try:
+        group.run()
+    except _Tie:
+        return None
+
+    def apply() -> None:
+        for name, b in group.busy.items():
+            machine.buses[name].busy_s += b
+        for name, kind in group.last.items():
+            machine.buses[name].last = kind
+        for name, b in group.sram_busy.items():
+            machine.sram_busy_s[name] += b
+
+    return [done.value for done in dones], apply
