@@ -110,21 +110,14 @@ def allocate(program: Program) -> Allocation:
     roles: dict[str, dict[str, float]] = {}
     overflow, first_overflow = 0.0, ""
 
-    placement = arch.placement
-    default_tier = arch.memories[0].name if arch.memories else None
-    used, peak, cap = space.used, space.peak, space.cap
-
     def place(t: Tensor, sram_first: bool) -> None:
         nonlocal overflow, first_overflow
-        where = placement.get(t.role, default_tier)  # arch.tier_of
+        where = arch.tier_of(t.role)
         if where in srams:
-            nbytes = t.bytes
-            if sram_first and nbytes <= cap[where] - used[where]:  # space.take, inline
-                now = used[where] = used[where] + nbytes
-                if now > peak[where]:
-                    peak[where] = now
+            if sram_first and t.bytes <= space.room(where):
+                space.take(where, t.bytes)
                 homes[t.id] = ((where, 1.0),)
-                _count(roles, t.role, where, nbytes)
+                _count(roles, t.role, where, t.bytes)
                 return
             where = space.tiers[0]  # does not fit on chip: off chip, first tier
         home, left = space.spill(where, t.bytes) if t.bytes > 0 else (((where, 1.0),), 0.0)
@@ -158,6 +151,7 @@ def allocate(program: Program) -> Allocation:
             dies[last].append(t.id)
     resident: dict[str, dict[str, float]] = {}
     live: set[str] = set()
+    used = space.used
     for i, task in enumerate(program.tasks):
         op = task.op
         mine = operands[task.name]

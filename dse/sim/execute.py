@@ -25,7 +25,7 @@ from dse.errors import DesignError
 from dse.sim.cost import OpPlan
 from dse.sim.machine import Machine
 from dse.sim.map import Mapping
-from dse.sim.pipeline import group_ends, run_op, solo_end
+from dse.sim.pipeline import run_op, solo_end
 from dse.sim.program import Program
 
 
@@ -107,74 +107,12 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
         if now != env.now:
             env._now = now
 
-    waits: dict[int, list[str]] = {}  # tasks waiting for a unit, in the order they asked
-    planned: dict[int, float] = {}  # task -> when its op ends, worked out with others (``fork``)
-
-    def fork(freed: str, made_ready: list[int], now: float) -> None:
-        """A task that ran alone ended at ``now``, freed unit ``freed`` and made ``made_ready``
-        ready: the tasks that start now (those made ready take free units first, in order, then
-        the freed unit goes to the task that has waited longest for it, as UnitPool does) run
-        their ops side by side in closed form (``pipeline.group_ends``) where nothing else can
-        start until the last of them has ended: each one that ends before it frees a unit
-        nobody waits for, and makes ready only tasks whose units are all still busy and which
-        have no tensors to prefetch. Otherwise (or on a tie) they run event by event."""
-        free = list(machine.units.free)
-        queue = list(waits.items())
-        group: list[tuple[int, str]] = []
-        for j in made_ready:
-            if tasks[j].name in pending:
-                return
-            unit = next((u for u in free if u in mapping.choices[tasks[j].name]), None)
-            if unit is None:
-                queue.append((j, mapping.choices[tasks[j].name]))
-            else:
-                free.remove(unit)
-                group.append((j, unit))
-        if machine.units.releasing and freed in free:
-            k = next((k for k, (_, allowed) in enumerate(queue) if freed in allowed), None)
-            if k is not None:
-                free.remove(freed)
-                group.append((queue.pop(k)[0], freed))
-        if not group:
-            return
-        plans = [mapping.plans[(tasks[j].name, u)] for j, u in group]
-        if len(plans) == 1:  # one op: its schedule alone, looked up (it ends with the group)
-            end = solo_end(machine, plans[0], max_chunks, now)
-            if end is not None and end > now:
-                planned[group[0][0]] = end
-            return
-        found = group_ends(machine, plans, max_chunks, now)
-        if found is None:
-            return
-        ends, apply = found
-        order = sorted(zip(ends, group))
-        if order[0][0] <= now or len(set(ends)) < len(ends):
-            return  # ends at the same instant: SimPy's event order decides what follows
-        left = {}  # dependencies still awaited, where they change before the last end
-        for _, (j, unit) in order[:-1]:
-            free.append(unit)
-            if any(unit in allowed for _, allowed in queue):
-                return  # a waiting task would start on it
-            for c in after[j]:
-                left[c] = left.get(c, waiting[c]) - 1
-                if left[c] == 0:
-                    allowed = mapping.choices[tasks[c].name]
-                    if tasks[c].name in pending or any(u in free for u in allowed):
-                        return  # it would start before the last of the group ends
-                    queue.append((c, allowed))
-        apply()
-        for end, (j, _) in order:
-            planned[j] = end
-
-    def run_plan(plan: OpPlan, first_out: simpy.Event | None, now: float, task: int | None = None):
+    def run_plan(plan: OpPlan, first_out: simpy.Event | None, now: float):
         """The op's pipeline from ``now``; returns when it ended. In closed form where it runs
-        alone or its end was worked out with others (``fork``), else as SimPy processes. A
-        closed-form op with nothing else scheduled (no task waiting to start, no unit being
-        handed over) is not even a timeout: the process's own clock moves on, and nothing can
-        happen meanwhile that would need SimPy to order it."""
-        end = planned.pop(task, None)
-        if end is None:
-            end = solo_end(machine, plan, max_chunks, now) if solo() else None
+        alone, else as SimPy processes. A closed-form op with nothing else scheduled (no task
+        waiting to start, no unit being handed over) is not even a timeout: the process's own
+        clock moves on, and nothing can happen meanwhile that would need SimPy to order it."""
+        end = solo_end(machine, plan, max_chunks, now) if solo() else None
         if end is None:
             sync(now)
             yield env.process(run_op(env, machine, plan, max_chunks, first_out))
@@ -202,9 +140,7 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
             unit = machine.units.take(allowed)
             if unit is None:
                 sync(now)
-                waits[i] = allowed
                 unit = yield machine.units.get(allowed)
-                del waits[i]
                 now = env.now
             plan = mapping.plans[(task.name, unit)]
             start = now
@@ -214,7 +150,7 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
                 sync(now)
                 first_out = env.event()
                 first_out.callbacks.append(lambda _, i=i: [ready(j) for j in satisfied(streams_to[i])])
-            now = yield from run_plan(plan, first_out, now, i)
+            now = yield from run_plan(plan, first_out, now)
             upstream = [done[d.task] for d in task.deps if d.streaming] if streaming else None
             if upstream:
                 # it still cannot end before the producer has, plus one tile of its own
@@ -225,9 +161,6 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
                 now = env.now
             machine.unit_busy_s[unit] += plan.compute_s
             sync(now)
-            # it ran alone: every other task waits for a unit, none is about to start
-            alone = closed_form and not starting and not machine.units.releasing \
-                and active - 1 == machine.units.waiting
             machine.units.put(unit)
             run.ran[task.name] = (plan, start, now)
             run.timeline.append({"op": task.name, "resource": unit, "start_s": start, "end_s": now})
@@ -240,8 +173,6 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
                 i = nxt[0]  # the one task it made ready runs alone: go on in this process
                 active += 1
                 continue
-            if alone and (nxt or machine.units.releasing):
-                fork(unit, nxt, now)
             for j in nxt:
                 ready(j)
             return
