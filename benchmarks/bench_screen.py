@@ -18,26 +18,37 @@ import time
 
 import optuna
 
+import dse.serving
+import dse.system.study
+from dse.errors import SpecError
 from dse.search import objective
 from dse.search.resolve import bundled_studies, load_spec, resolve_study
-from dse.search.screen import Screen, sample
+from dse.search.screen import sample, screen_for
 from dse.search.study import run_study
 from dse.search.study_spec import StudySpec
 from dse.search.tables import ALL
 
 CALLS = [0]
-_simulate = objective.simulate
 
 
-def _counted(arch, workload):
-    CALLS[0] += 1
-    return _simulate(arch, workload)
+def _counted(fn):
+    def call(*args, **kwargs):
+        CALLS[0] += 1
+        return fn(*args, **kwargs)
+    return call
+
+
+def count_simulations() -> None:
+    """Count every simulation a trial runs: one chip, a serving run, a system's step."""
+    objective.simulate = _counted(objective.simulate)
+    dse.serving.simulate_serving = _counted(dse.serving.simulate_serving)
+    dse.system.study.simulate = _counted(dse.system.study.simulate)
 
 
 def throughput(name: str, n: int) -> tuple[float, float]:
     """Candidates per second of CPU and of wall time (sampling included)."""
     st = resolve_study(name)
-    screen = Screen(st)
+    screen = screen_for(st)
     screen.evaluate(sample(st, 1000, 1))  # build the per-combination designs once
     wall, cpu = time.perf_counter(), time.process_time()
     screen.evaluate(sample(st, n, 0))
@@ -60,6 +71,11 @@ def compare(name: str) -> None:
         return
     st = resolve_study(spec)
     o = st.objectives[0]
+    try:
+        screen_for(st)
+    except SpecError as exc:
+        print(f"{name:<18}cannot be screened: {exc.message}", flush=True)
+        return
     CALLS[0] = 0
     t = time.perf_counter()
     full = run_study(spec)
@@ -83,12 +99,16 @@ def main() -> None:
     ap.add_argument("--candidates", type=int, default=100_000)
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    objective.simulate = _counted
+    count_simulations()
     names = [args.only] if args.only else bundled_studies()
     print(f"cores: {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}")
     print(f"{'study':<18}{'candidates/s (CPU)':>20}{'candidates/s (wall)':>21}")
     for name in names:
-        cpu, wall = throughput(name, args.candidates)
+        try:
+            cpu, wall = throughput(name, args.candidates)
+        except SpecError as exc:
+            print(f"{name:<18}cannot be screened: {exc.message}", flush=True)
+            continue
         print(f"{name:<18}{cpu:>20,.0f}{wall:>21,.0f}", flush=True)
     print("\nfull study vs two-stage (gap: how much worse the two-stage best is; negative = better)")
     print(f"{'study':<18}{'objective':<26}{'trials':>6}{'sims':>7}{'best':>12}{'s':>8}"

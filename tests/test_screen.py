@@ -107,3 +107,43 @@ def test_two_stage_quickstart_reaches_the_full_study_with_a_tenth_of_the_simulat
     assert len(calls) * 10 <= full_calls
     best = [df[(df["workload"] == ALL) & df["feasible"]]["tops_per_w"].max() for df in (full, two)]
     assert best[1] >= 0.99 * best[0]
+
+
+def _with_screen(tmp_path, name: str, screen: str, **edits) -> "Path":
+    """A copy of bundled study ``name`` with a ``screen:`` key (and top-level edits)."""
+    from dse.search.resolve import bundled_file
+
+    text = bundled_file("studies", name).read_text()
+    for key, value in edits.items():
+        text = text.replace(key, value)
+    path = tmp_path / f"{name}-copy.yaml"
+    path.write_text(text + f"screen: {screen}\n")
+    return path
+
+
+def _line_of(path, needle: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if line.startswith(needle))
+
+
+UNSCREENABLE = [
+    ("optical-scaling", "system of many chips", {}),
+    ("llama3-70b-serving", "serving workload", {}),
+]
+
+
+@pytest.mark.parametrize("name,why,edits", UNSCREENABLE)
+def test_a_study_the_screen_cannot_estimate_is_one_clear_line(tmp_path, name, why, edits):
+    """``dse sweep`` of a study the screen cannot estimate: one line naming the file, the
+    line of its screen: key and why; exit status 2; no traceback, nothing simulated."""
+    import subprocess
+    import sys
+
+    path = _with_screen(tmp_path, name, "{simulate: 2}", **edits)
+    proc = subprocess.run([sys.executable, "-m", "dse", "sweep", str(path), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert f"{path}:{_line_of(path, 'screen:')}: screen: " in lines[0]
+    assert why in lines[0]

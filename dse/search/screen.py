@@ -110,26 +110,56 @@ def _groups(workload: Workload) -> list[_OpGroup]:
     return list(seen.values())
 
 
+def screen_where(st: "Study") -> str | None:
+    """'file:line' of the study's ``screen:`` key (the file alone where its line is unknown)."""
+    if st.source is None:
+        return None
+    try:
+        from dse.spec.yaml_io import read_yaml
+
+        return read_yaml(st.source).where(("screen",))
+    except (DseError, OSError):
+        return st.source
+
+
+def unscreenable(st: "Study", why: str) -> SpecError:
+    """The one-line error of a study the screen cannot estimate: its file, line and field."""
+    return SpecError(f"{why}; remove screen: to simulate every trial", where=screen_where(st), field="screen")
+
+
+def screen_for(st: "Study"):
+    """The analytic evaluator that fits the study: one chip, a system of many chips or a
+    serving run. A SpecError (naming the study file and its ``screen:`` line) says why a
+    study cannot be screened."""
+    if not isinstance(st.base_arch, Architecture):
+        raise unscreenable(st, f"architecture '{st.base_arch.name}' is a system of many chips, "
+                               f"which the screen does not estimate yet")
+    if any(not isinstance(w.workload, Workload) for w in st.workloads):
+        raise unscreenable(st, "a serving workload (serve:...) is a request stream, "
+                               "which the screen does not estimate yet")
+    return Screen(st)
+
+
 class Screen:
-    """The analytic evaluator of one resolved study."""
+    """The analytic evaluator of one resolved study (one chip)."""
 
     def __init__(self, st: "Study"):
         self.st = st
         arch = st.base_arch
         if any(isinstance(u, ImcTile) for u in arch.compute) or arch.prefetch:
-            raise SpecError(f"screen: architecture '{arch.name}' has in-memory-compute tiles or "
-                            f"prefetch, which the screen does not model; remove screen:")
+            raise unscreenable(st, f"architecture '{arch.name}' has in-memory-compute tiles or "
+                                   f"prefetch, which the screen does not model")
         for path in [p.path for p in st.space.parameters] + [d.path for d in st.space.derived]:
             parts = path.split(".")
             if len(parts) != 3 or parts[0] not in _SECTIONS:
-                raise SpecError(f"screen: parameter '{path}' is not a field of a named component "
-                                f"(compute/sram/memories/static.<name>.<field>), which the screen needs")
+                raise unscreenable(st, f"parameter '{path}' is not a field of a named component "
+                                       f"(compute/sram/memories/static.<name>.<field>), which the screen needs")
         self.categorical = [p.path for p in st.space.parameters
                             if p.kind == "categorical" and not p.is_numeric]
         for path in self.categorical:
             if path.split(".")[2] not in ("technology", "dataflow"):
-                raise SpecError(f"screen: categorical parameter '{path}' is not a technology or a "
-                                f"dataflow, which the screen cannot evaluate")
+                raise unscreenable(st, f"categorical parameter '{path}' is not a technology or a "
+                                       f"dataflow, which the screen cannot evaluate")
         self.groups = [(w.weight, w.workload, _groups(w.workload)) for w in st.workloads]
         self._archs: dict[tuple, Architecture] = {}
 
@@ -432,9 +462,10 @@ def promising(st: "Study", candidates: int, keep: int, seed: int | None) -> tupl
 
     from dse.search.tables import pareto_ranks
 
+    screen = screen_for(st)  # first: a study it cannot screen fails before anything is drawn
     t0 = time.process_time()
     values = sample(st, candidates, seed)
-    est = Screen(st).evaluate(values)
+    est = screen.evaluate(values)
     cpu_s = time.process_time() - t0
     n = len(next(iter(values.values())))
     cons = [np.nan_to_num(est[f"constraint_{i}"], nan=0.0) for i in range(len(st.constraints))]
