@@ -64,6 +64,27 @@ def best(df, st) -> float:
     return float(feasible.max() if o.direction == "maximize" else feasible.min())
 
 
+def errors(st, full) -> str:
+    """The screen's estimate against the simulation of every design of the full study, per
+    objective: least, median and largest relative error (estimate / simulated - 1)."""
+    import numpy as np
+
+    done = full[(full["workload"] == ALL) & (full["state"] == "COMPLETE")]
+    if done.empty:
+        return ""
+    values = {p.path: done[f"param_{p.path}"].to_numpy() for p in st.space.parameters}
+    est = screen_for(st).evaluate(values)
+    out = []
+    for o in st.objectives:
+        sim = done[o.metric].to_numpy(dtype=float)
+        err = est[o.metric] / sim - 1
+        err = err[np.isfinite(err)]
+        if len(err):
+            out.append(f"{o.metric}: {100 * err.min():+.1f}% / {100 * np.median(err):+.1f}% / "
+                       f"{100 * err.max():+.1f}% over {len(err)}")
+    return "; ".join(out)
+
+
 def compare(name: str) -> None:
     spec, _, _ = load_spec(name)
     if spec.screen is not None:
@@ -91,6 +112,7 @@ def compare(name: str) -> None:
     print(f"{name:<18}{o.direction[:3]} {o.metric:<22}{trials:>6}{full_calls:>7}{b_full:>12.5g}{full_s:>8.1f}"
           f"{keep:>6}{two_calls:>7}{b_two:>12.5g}{two_s:>8.1f}{full_calls / max(two_calls, 1):>8.1f}x"
           f"{100 * gap:>+9.2f}%", flush=True)
+    print(f"{'':<18}estimate vs simulated (least / median / largest error): {errors(st, full)}", flush=True)
 
 
 def main() -> None:

@@ -126,7 +126,8 @@ def _line_of(path, needle: str) -> int:
 
 
 UNSCREENABLE = [
-    ("optical-scaling", "system of many chips", {}),
+    ("optical-scaling", "pipeline (2) or expert (1) parallelism",
+     {"parallelism.data: count": "parallelism.data: count / 2\n  parallelism.pipeline: 2"}),
     ("llama3-70b-serving", "serving workload", {}),
 ]
 

@@ -131,9 +131,10 @@ def screen_for(st: "Study"):
     """The analytic evaluator that fits the study: one chip, a system of many chips or a
     serving run. A SpecError (naming the study file and its ``screen:`` line) says why a
     study cannot be screened."""
-    if not isinstance(st.base_arch, Architecture):
-        raise unscreenable(st, f"architecture '{st.base_arch.name}' is a system of many chips, "
-                               f"which the screen does not estimate yet")
+    if not isinstance(st.base_arch, Architecture):  # a system of many chips: one training step
+        from dse.search.screen_system import SystemScreen
+
+        return SystemScreen(st)
     if any(not isinstance(w.workload, Workload) for w in st.workloads):
         raise unscreenable(st, "a serving workload (serve:...) is a request stream, "
                                "which the screen does not estimate yet")
