@@ -23,7 +23,8 @@ import dse.system.study
 from dse.errors import SpecError
 from dse.search import objective
 from dse.search.resolve import bundled_studies, load_spec, resolve_study
-from dse.search.screen import sample, screen_for
+from dse.search.screen import sample
+from dse.search.two_stage import screen_for
 from dse.search.study import run_study
 from dse.search.study_spec import StudySpec
 from dse.search.tables import ALL

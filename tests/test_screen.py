@@ -109,7 +109,7 @@ def test_two_stage_quickstart_reaches_the_full_study_with_a_tenth_of_the_simulat
     assert best[1] >= 0.99 * best[0]
 
 
-def _with_screen(tmp_path, name: str, screen: str, **edits) -> "Path":
+def _with_screen(tmp_path, name: str, screen: str, **edits):
     """A copy of bundled study ``name`` with a ``screen:`` key (and top-level edits)."""
     from dse.search.resolve import bundled_file
 

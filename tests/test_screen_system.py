@@ -10,7 +10,7 @@ import yaml
 
 import dse.system.study
 from dse.search.resolve import load_spec, resolve_study
-from dse.search.screen import screen_for
+from dse.search.two_stage import screen_for
 from dse.search.study import run_study
 from dse.search.study_spec import StudySpec
 from dse.search.tables import ALL

@@ -38,7 +38,9 @@ import simpy
 from dse import results as R
 from dse.errors import DesignError, DseError
 from dse.search.expressions import evaluate_arrays
-from dse.search.objective import CAPACITY_MARGIN, build_architecture
+from dse.search.objective import build_architecture
+from dse.search.screen import _Design
+from dse.search.screen_errors import unscreenable
 from dse.system.collectives import phases
 from dse.system.comm import Communicator
 from dse.system.parallelism import ATTENTION_CORE, _params, split_model, suffix
@@ -75,8 +77,6 @@ class _Chip:
 def chip_share(arch, ops, optimizer_shards: int, recompute: str) -> _Chip:
     """Roofline estimate of a stage's training step on one chip (``dse.system.roles.profile``'s
     split into forward, backward and optimizer, without simulating)."""
-    from dse.search.screen import _Design
-
     wl = training_workload(Workload("stage", list(ops), samples=1, params={}))
     params = sum(_params(o) for o in ops)
     adam = max(1, int(params) // optimizer_shards)
@@ -185,8 +185,6 @@ class SystemScreen:
     """The analytic evaluator of a resolved system study."""
 
     def __init__(self, st: "Study"):
-        from dse.search.screen import unscreenable
-
         self.st = st
         self.unscreenable = unscreenable
         for w in st.workloads:

@@ -224,7 +224,7 @@ def run_study(study: str | Path | StudySpec | Study, n_trials: int | None = None
     ostudy = probe
     info = study_info(st, sampler_name(st), _storage.without_password(url), st.name)
     if spec.screen is not None:  # two-stage: the trials are the designs the screen ranks best
-        from dse.search.screen import promising
+        from dse.search.two_stage import promising
 
         designs, info["screen"] = promising(st, spec.screen.candidates, spec.screen.simulate, spec.seed)
         target = min(target, len(designs)) if n_trials else len(designs)
