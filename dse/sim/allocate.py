@@ -110,14 +110,21 @@ def allocate(program: Program) -> Allocation:
     roles: dict[str, dict[str, float]] = {}
     overflow, first_overflow = 0.0, ""
 
+    placement = arch.placement
+    default_tier = arch.memories[0].name if arch.memories else None
+    used, peak, cap = space.used, space.peak, space.cap
+
     def place(t: Tensor, sram_first: bool) -> None:
         nonlocal overflow, first_overflow
-        where = arch.tier_of(t.role)
+        where = placement.get(t.role, default_tier)  # arch.tier_of
         if where in srams:
-            if sram_first and t.bytes <= space.room(where):
-                space.take(where, t.bytes)
+            nbytes = t.bytes
+            if sram_first and nbytes <= cap[where] - used[where]:  # space.take, inline
+                now = used[where] = used[where] + nbytes
+                if now > peak[where]:
+                    peak[where] = now
                 homes[t.id] = ((where, 1.0),)
-                _count(roles, t.role, where, t.bytes)
+                _count(roles, t.role, where, nbytes)
                 return
             where = space.tiers[0]  # does not fit on chip: off chip, first tier
         home, left = space.spill(where, t.bytes) if t.bytes > 0 else (((where, 1.0),), 0.0)
@@ -151,7 +158,6 @@ def allocate(program: Program) -> Allocation:
             dies[last].append(t.id)
     resident: dict[str, dict[str, float]] = {}
     live: set[str] = set()
-    used = space.used
     for i, task in enumerate(program.tasks):
         op = task.op
         mine = operands[task.name]

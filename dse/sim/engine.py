@@ -65,7 +65,8 @@ def simulate(arch: Architecture, workload: Workload, *, max_chunks: int | None =
     t_run = time.perf_counter()
     run = execute(program, mapping, migrations, models, max_chunks, closed_form)
     row = summary(program, alloc, run, models)
-    for unit, frac in imc_utilisation(arch, workload.ops, mapping.imc, mapping.imc_copies).items():
+    for unit, frac in imc_utilisation(arch, workload.ops, mapping.imc, mapping.imc_copies,
+                                      mapping.crossbars).items():
         row[f"imc_utilisation_{unit}"] = frac
         row[f"imc_ops_{unit}"] = sum(1 for u in mapping.imc.values() if u == unit)
     row["sim_events"] = run.events

@@ -102,27 +102,28 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
 
     def sync(now: float) -> None:
         """SimPy's clock to this process's ``now`` before it schedules anything. A process runs
-        ahead of SimPy's clock only while nothing else is scheduled (see ``run_plan``), so no
+        ahead of SimPy's clock only while nothing else is scheduled (see ``closed_end``), so no
         event is skipped: the clock lands exactly where a timeout to ``now`` would have put it."""
         if now != env.now:
             env._now = now
 
-    def run_plan(plan: OpPlan, first_out: simpy.Event | None, now: float):
-        """The op's pipeline from ``now``; returns when it ended. In closed form where it runs
-        alone, else as SimPy processes. A closed-form op with nothing else scheduled (no task
-        waiting to start, no unit being handed over) is not even a timeout: the process's own
-        clock moves on, and nothing can happen meanwhile that would need SimPy to order it."""
-        end = solo_end(machine, plan, max_chunks, now) if solo() else None
-        if end is None:
-            sync(now)
-            yield env.process(run_op(env, machine, plan, max_chunks, first_out))
-            return env.now
-        if end > now:
-            if queue:
-                yield env.timeout(end - now)
-                return env.now
-            return now + (end - now)  # where that timeout would have landed
-        return now
+    units = machine.units
+
+    def closed_end(plan: OpPlan, now: float) -> float | None:
+        """When the op started at ``now`` ends if it runs alone (``solo``), else None."""
+        if not closed_form or units.releasing:
+            return None
+        if starting:
+            if not solo():
+                return None
+        elif active - units.waiting != 1:
+            return None
+        return solo_end(machine, plan, max_chunks, now)
+
+    # An op's pipeline runs in closed form where it runs alone, else as SimPy processes. A
+    # closed-form op with nothing else scheduled (no task waiting to start, no unit being
+    # handed over) is not even a timeout: the process's own clock moves on, and nothing can
+    # happen meanwhile that would need SimPy to order it.
 
     def task_process(i: int):
         nonlocal active, finished
@@ -130,9 +131,19 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
         now = env.now
         while True:
             task = tasks[i]
-            for mig in pending.pop(task.name, []):  # first use of prefetched tensors: copy them over
+            for mig in pending.pop(task.name, ()):  # first use of prefetched tensors: copy them over
                 t0 = now
-                now = yield from run_plan(mig, None, now)
+                end = closed_end(mig, now)
+                if end is None:
+                    sync(now)
+                    yield env.process(run_op(env, machine, mig, max_chunks))
+                    now = env.now
+                elif end > now:
+                    if queue:
+                        yield env.timeout(end - now)
+                        now = env.now
+                    else:
+                        now = now + (end - now)  # where that timeout would have landed
                 run.migrations.append(mig)
                 run.ran[mig.op.name] = (mig, t0, now)
                 run.timeline.append({"op": mig.op.name, "resource": "dma", "start_s": t0, "end_s": now})
@@ -150,7 +161,17 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
                 sync(now)
                 first_out = env.event()
                 first_out.callbacks.append(lambda _, i=i: [ready(j) for j in satisfied(streams_to[i])])
-            now = yield from run_plan(plan, first_out, now)
+            end = closed_end(plan, now)
+            if end is None:
+                sync(now)
+                yield env.process(run_op(env, machine, plan, max_chunks, first_out))
+                now = env.now
+            elif end > now:
+                if queue:
+                    yield env.timeout(end - now)
+                    now = env.now
+                else:
+                    now = now + (end - now)  # where that timeout would have landed
             upstream = [done[d.task] for d in task.deps if d.streaming] if streaming else None
             if upstream:
                 # it still cannot end before the producer has, plus one tile of its own

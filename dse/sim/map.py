@@ -9,7 +9,7 @@ A tile with ``use: faster`` keeps a layer only where it beats the digital units 
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import ceil
 
 from dse.errors import DesignError
@@ -31,14 +31,24 @@ class Mapping:
     imc: dict[str, str]
     #: task -> copies of its weights in crossbars
     imc_copies: dict[str, int]
+    #: crossbars a copy of a GEMM's weights needs, by shape (``crossbars_for``'s memo)
+    crossbars: dict = field(default_factory=dict)
 
 
-def crossbars_for(params, op: Op) -> int:
-    """Crossbars one copy of an op's weights needs (every group of a grouped conv included)."""
+def crossbars_for(params, op: Op, memo: dict | None = None) -> int:
+    """Crossbars one copy of an op's weights needs (every group of a grouped conv included);
+    ``memo`` keeps the answers by GEMM shape (the layers of a network share a few)."""
     from dse.tech.imc import crossbars_for as _crossbars  # IMC designs only
 
     m, n, k, reps = op.gemm()
-    return _crossbars(params, m, n, k, reps, weight_bits=int(8 * op.elem_bytes))
+    bits = int(8 * op.elem_bytes)
+    if memo is None:
+        return _crossbars(params, m, n, k, reps, weight_bits=bits)
+    key = (id(params), m, n, k, reps, bits)  # (params: one per IMC unit, alive all run)
+    need = memo.get(key)
+    if need is None:
+        need = memo[key] = _crossbars(params, m, n, k, reps, weight_bits=bits)
+    return need
 
 
 def compatible_units(arch: Architecture, op: Op, imc: dict[str, str] | None = None,
@@ -60,7 +70,8 @@ def compatible_units(arch: Architecture, op: Op, imc: dict[str, str] | None = No
 def map_tasks(program: Program, alloc: Allocation, coster: Coster) -> Mapping:
     """Choose units for every task and plan each task on each of its candidate units."""
     arch = program.arch
-    imc_alloc = allocate_imc_replicated(arch, [t.op for t in program.tasks])
+    crossbars: dict = {}
+    imc_alloc = allocate_imc_replicated(arch, [t.op for t in program.tasks], crossbars)
     imc = {name: unit for name, (unit, _) in imc_alloc.items()}
     copies = {name: c for name, (_, c) in imc_alloc.items()}
     coster.imc_copies = copies
@@ -101,20 +112,24 @@ def map_tasks(program: Program, alloc: Allocation, coster: Coster) -> Mapping:
                 units = digital
                 del imc[name]
         choices[name] = units
-    return Mapping(choices, plans, imc, copies)
+    return Mapping(choices, plans, imc, copies, crossbars)
 
 
-def allocate_imc_replicated(arch: Architecture, ops: list[Op]) -> dict[str, tuple[str, int]]:
+def allocate_imc_replicated(arch: Architecture, ops: list[Op],
+                            memo: dict | None = None) -> dict[str, tuple[str, int]]:
     """op -> (IMC unit, copies of its weights). Crossbars left over after every layer that
     fits has one copy hold extra copies of all of them (as ISAAC replicates layers), so
-    copies of a layer process different input vectors side by side."""
+    copies of a layer process different input vectors side by side (``memo``: see
+    ``crossbars_for``)."""
     out: dict[str, tuple[str, int]] = {}
+    memo = {} if memo is None else memo
     for unit in (u for u in arch.compute if u.kind == "imc"):
         from dse.tech.imc import map_gemm  # IMC designs only
 
         params = unit.params()
         left, mine = params.crossbars, []
         held: dict[str, str] = {}  # weight tensor -> the op whose crossbars hold it
+        fits: dict[tuple, bool] = {}  # does a GEMM's weight matrix fit the tile, by shape
         for op in ops:
             if op.name in out or op.kind == "vector" or op.b_role != "weights":
                 continue
@@ -122,34 +137,50 @@ def allocate_imc_replicated(arch: Architecture, ops: list[Op]) -> dict[str, tupl
                 out[op.name] = (unit.name, 1)
                 continue
             m, n, k, _ = op.gemm()
-            need = crossbars_for(params, op)
-            if map_gemm(params, m, n, k, weight_bits=int(8 * op.elem_bytes)).fits and need <= left:
+            bits = int(8 * op.elem_bytes)
+            whole = fits.get((m, n, k, bits))
+            if whole is None:
+                whole = fits[(m, n, k, bits)] = map_gemm(params, m, n, k, weight_bits=bits).fits
+            need = crossbars_for(params, op, memo)
+            if whole and need <= left:
                 out[op.name] = (unit.name, 1)
                 held[op.weight_key] = op.name
                 mine.append(op)
                 left -= need
         # spare crossbars hold extra copies of the layers that take longest (most input
         # vectors per copy), one copy at a time, as ISAAC balances its layer pipeline
-        need = {op.name: crossbars_for(params, op) for op in mine}
+        need = {op.name: crossbars_for(params, op, memo) for op in mine}
         vectors = {op.name: op.gemm()[0] for op in mine}
         copies = {op.name: 1 for op in mine}
         heap = [(-vectors[n], i, n) for i, n in enumerate(copies)]
         heapq.heapify(heap)
+        pop, push = heapq.heappop, heapq.heappush
         while heap:
-            _, i, name = heapq.heappop(heap)
-            if need[name] > left or copies[name] >= vectors[name]:
+            _, i, name = pop(heap)
+            c, v, cost = copies[name], vectors[name], need[name]
+            if cost > left or c >= v:
                 continue
-            copies[name] += 1
-            left -= need[name]
-            heapq.heappush(heap, (-ceil(vectors[name] / copies[name]), i, name))
+            # the copy goes to it, and so do the next ones while it would be popped again next
+            # (its key still below every other) and may take another
+            while True:
+                c += 1
+                left -= cost
+                key = (-ceil(v / c), i, name)
+                if heap and key > heap[0]:
+                    push(heap, key)
+                    break
+                if cost > left or c >= v:
+                    break
+            copies[name] = c
         for name, c in copies.items():
             out[name] = (unit.name, c)
     return out
 
 
 def imc_utilisation(arch: Architecture, ops: list[Op], assigned: dict[str, str],
-                    copies: dict[str, int] | None = None) -> dict[str, float]:
-    """Fraction of each IMC unit's crossbars holding weights (copies included)."""
+                    copies: dict[str, int] | None = None, memo: dict | None = None) -> dict[str, float]:
+    """Fraction of each IMC unit's crossbars holding weights (copies included; ``memo``: see
+    ``crossbars_for``)."""
     used: dict[str, float] = {}
     counted: set[str] = set()
     units = {u.name: u for u in arch.compute}
@@ -158,5 +189,5 @@ def imc_utilisation(arch: Architecture, ops: list[Op], assigned: dict[str, str],
         if unit is None or op.weight_key in counted:
             continue
         counted.add(op.weight_key)
-        used[unit] = used.get(unit, 0.0) + crossbars_for(units[unit].params(), op) * (copies or {}).get(op.name, 1)
+        used[unit] = used.get(unit, 0.0) + crossbars_for(units[unit].params(), op, memo) * (copies or {}).get(op.name, 1)
     return {u.name: used.get(u.name, 0.0) / u.params().crossbars for u in arch.compute if u.kind == "imc"}

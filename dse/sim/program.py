@@ -127,6 +127,7 @@ def build_program(system: System, workload: Workload, *, streaming: bool = False
     sizes: dict[str, dict[str, dict]] = {}
     tasks: list[Task] = []
     produced: dict[str, str] = {}  # op -> its output tensor
+    whole: dict[str, Dependency] = {}  # dependencies on whole producers (immutable: shared)
     for op in workload.ops:
         name = op.name
         op_sizes = sizes[name] = op.tensor_bytes()
@@ -150,9 +151,9 @@ def build_program(system: System, workload: Workload, *, streaming: bool = False
             produced[name] = mine["out"]
         operands[name] = mine
         if streaming and op.kind == "vector" and op.deps:
-            deps = tuple(Dependency(d, i == 0) for i, d in enumerate(op.deps))
+            deps = tuple([Dependency(d, i == 0) for i, d in enumerate(op.deps)])
         else:
-            deps = tuple(Dependency(d) for d in op.deps)
+            deps = tuple([whole.get(d) or whole.setdefault(d, Dependency(d)) for d in op.deps])
         tasks.append(Task(name, "compute", op, deps))
     tensors = {tid: Tensor(tid, b, role, producer, tuple(dict.fromkeys(names)) if names else ())
                for tid, (b, role, producer, names) in found.items()}

@@ -8,12 +8,13 @@ class in dse/spec/architecture.py, one module here and one entry in ``KINDS``.
 """
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import fields
 from operator import attrgetter
 
 from dse.sim.compute.imc import ImcKind
 from dse.sim.compute.systolic import SystolicKind
 from dse.sim.compute.vector import VectorKind
+from dse.sim.cost import OpContext
 from dse.workloads.ops import Op
 
 KINDS = {"systolic": SystolicKind(), "vector": VectorKind(), "imc": ImcKind()}
@@ -45,7 +46,7 @@ def plan_op(coster, op, unit_name: str, homes: dict, resident: dict, tensors: di
     free = coster.free_bytes(ctx, rooms, resident)
     plan = plans.get(free if staged else None)
     if plan is None:
-        ctx = replace(ctx, op=op, free=free)
+        ctx = OpContext(op, ctx.buf, ctx.tensors, ctx.place, ctx.homes, ctx.streamed, free, ctx.min_tile)
         unit = coster.units[unit_name]
         plan = plans[free if staged else None] = coster.finish(kind_of(unit).plan(coster, unit, ctx))
     return plan if plan.op is op else plan.for_op(op)
