@@ -81,3 +81,17 @@ def test_a_search_answered_by_an_earlier_one_of_the_same_gemm_is_the_searched_an
         assert tile_gemm(m, n, k, elem, free, *streams, min_kt, min_nt) == \
             tiling._search_python(m, n, k, elem, free, *streams, grid, target)
     tiling.clear_caches()
+
+
+@settings(max_examples=500, deadline=None)
+@given(m=dims, n=dims, k=dims, elem=st.sampled_from([0.5, 1, 2, 4]),
+       free=st.floats(0, 2**27) | st.sampled_from([0.0, 8.0, 2**15, 24 * 2**20]),
+       min_kt=st.sampled_from([1, 8, 128, 256]), min_nt=st.sampled_from([1, 8, 128, 256]),
+       min_tile=st.sampled_from([1, 4096, 16384]))
+def test_weights_only_streaming_agrees_with_numpy(m, n, k, elem, free, min_kt, min_nt, min_tile):
+    # the usual case of a network on an accelerator whose activations stay on chip: only b
+    # streams, which the Python search answers by the tilings that read b once
+    grid = (tiling._candidates(m), tiling._candidates(n, min(min_nt, n)), tiling._candidates(k, min(min_kt, k)))
+    target = max(1, min(tiling.PIPELINE_TILES, int(elem * k * n // min_tile)))
+    assert tiling._search_python(m, n, k, elem, free, False, True, False, grid, target) == \
+        tiling._search_numpy(m, n, k, elem, free, False, True, False, grid, target)

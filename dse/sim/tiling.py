@@ -119,6 +119,10 @@ def _search_python(m: int, n: int, k: int, elem_bytes: float, free_bytes: float,
     tiling of the pair can have fewer tiles than the full-K one: a pair whose (traffic,
     fill) bound exceeds the best key is skipped. K-tiles that fit are a prefix of the
     candidates (the buffer need grows with Kt) and all move the same traffic."""
+    if stream_b and not (stream_a or stream_out):
+        found = _weights_only(m, n, k, elem_bytes, free_bytes, grid, target)
+        if found is not None:
+            return found
     size_a, size_b = m * k * stream_a, k * n * stream_b
     Ks = grid[2]  # ascending, k last
     partial = [(K, -(-k // K)) for K in Ks[:-1]]
@@ -159,6 +163,41 @@ def _search_python(m: int, n: int, k: int, elem_bytes: float, free_bytes: float,
     if best is None:
         return None
     return Tiling(*best)
+
+
+def _weights_only(m: int, n: int, k: int, elem_bytes: float, free_bytes: float,
+                  grid: tuple[list[int], list[int], list[int]], target: int) -> Tiling | None:
+    """The search's answer where only the weights (b) stream, if some tiling reads them once:
+    then the answer is one of those. A full-K tiling (Kt = K) reads b once whatever Mt (the
+    tile of b is kept while M tiles pass, or every M tile reads its own), and needs 2 Kt Nt
+    elements of buffer; a K-split one reads b once only with Mt = M. Among them the fewest
+    tiles that fill the pipeline win, then the first in (Mt, Nt, Kt) order; None where none
+    fits (the general search then finds a tiling that reads b more than once, or none)."""
+    twice = 2.0 * elem_bytes
+    Ms, Ns, Ks = grid
+    best = None  # ((fill, Mt, Nt, Kt), Tiling)
+    tms = [(-(-m // M), M) for M in Ms]
+    for N in Ns:
+        if not twice * (k * N) <= free_bytes:
+            break  # larger N tiles need more
+        tn = -(-n // N)
+        for tm, M in tms:
+            tiles = tm * tn
+            key = (tiles if tiles >= target else 2**62 - tiles, M, N, k)
+            if best is None or key < best[0]:
+                # m outer keeps b[:, n] only when its tile is all of N or there is one M tile
+                reads_a = 1 if (N == n or tm == 1) else tn
+                best = (key, (M, N, k, tiles, reads_a, 1))
+    for N in Ns:
+        tn = -(-n // N)
+        for K in Ks[:-1]:  # K-split: a is refetched per N tile, b once with Mt = M
+            if not twice * (K * N) <= free_bytes:
+                break
+            tiles = tn * -(-k // K)
+            key = (tiles if tiles >= target else 2**62 - tiles, m, N, K)
+            if best is None or key < best[0]:
+                best = (key, (m, N, K, tiles, tn, 1))
+    return None if best is None else Tiling(*best[1])
 
 
 def _search_numpy(m: int, n: int, k: int, elem_bytes: float, free_bytes: float,
