@@ -131,7 +131,8 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
         now = env.now
         while True:
             task = tasks[i]
-            for mig in pending.pop(task.name, ()):  # first use of prefetched tensors: copy them over
+            # first use of prefetched tensors: copy them over
+            for mig in pending.pop(task.name, ()) if pending else ():
                 t0 = now
                 end = closed_end(mig, now)
                 if end is None:
@@ -187,7 +188,7 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
             run.timeline.append({"op": task.name, "resource": unit, "start_s": start, "end_s": now})
             finished += 1
             active -= 1
-            if task.name in done:
+            if done and task.name in done:
                 done[task.name].succeed(now)
             nxt = satisfied(after[i])
             if len(nxt) == 1 and closed_form and active == 0:

@@ -190,16 +190,22 @@ def solo_end(machine: Machine, plan: OpPlan, max_chunks: int | None, t0: float) 
     key = (key, *[bus.last for bus in buses])
     known = machine.solo_schedules.get(key, False)
     if known is False:
-        known = machine.solo_schedules[key] = _solo_schedule(machine, plan, max_chunks)
+        known = _solo_schedule(machine, plan, max_chunks)
+        if known is not None:  # as (duration, (bus, busy, last way) ..., (SRAM, busy) ...)
+            duration, busy, last, sram_busy = known
+            known = (duration, tuple((machine.buses[name], b, last[name]) for name, b in busy.items()),
+                     tuple(sram_busy.items()))
+        machine.solo_schedules[key] = known
     if known is None:
         return None
-    duration, busy, last, sram_busy = known
-    for name, b in busy.items():
-        bus = machine.buses[name]
+    duration, busy, sram_busy = known
+    for bus, b, way in busy:
         bus.busy_s += b
-        bus.last = last[name]
-    for name, b in sram_busy.items():
-        machine.sram_busy_s[name] += b
+        bus.last = way
+    if sram_busy:
+        ports = machine.sram_busy_s
+        for name, b in sram_busy:
+            ports[name] += b
     return t0 + duration
 
 
