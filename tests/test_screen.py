@@ -128,7 +128,7 @@ def _line_of(path, needle: str) -> int:
 UNSCREENABLE = [
     ("optical-scaling", "pipeline (2) or expert (1) parallelism",
      {"parallelism.data: count": "parallelism.data: count / 2\n  parallelism.pipeline: 2"}),
-    ("llama3-70b-serving", "serving workload", {}),
+    ("llama3-70b-serving", "is a chip field", {"serving.batch_cap: {": "memories.hbm3.channels: {choices: [4, 5]}\n  serving.batch_cap: {"}),
 ]
 
 

@@ -8,7 +8,9 @@ engine would choose and its operands where the engine's placement rule puts them
               = vector ops / (lanes x count x ops per lane-cycle x clock)   (vector units)
     sram_s    = bytes through each SRAM (the array's operand reads per dataflow, the output,
                 staging of off-chip operands) / its bandwidth
-    tier_s    = compulsory bytes (each off-chip operand moved once) / the tier's peak bandwidth
+    tier_s    = compulsory bytes (each off-chip operand moved once) / the tier's bandwidth
+                (its peak, times the share a sequential stream gets in the tier's model:
+                a DRAM is unavailable while it refreshes)
     op_s      = max(compute_s, sram_s, tier_s)
 
 The ops run one after another (latency = sum of op_s). For a GEMM streaming from DRAM this
@@ -231,6 +233,10 @@ class _Design:
         # energy per byte of sequential traffic, from each tier's technology model
         self.static_w = self.static_power()
         self._margins: dict[str, float] = {}
+        # the share of a tier's peak bandwidth a sequential stream gets (a DRAM refreshes part
+        # of the time: the tier model's own occupancy of 1 MB against the peak's)
+        self.tier_efficiency = {name: (1e6 / model.bandwidth) / model.occupancy_s(1e6, "read", "sequential")
+                                for name, model in self.models.items()}
         self.tier_j_per_byte = {name: {kind: sum(model.energy_j(1e6, kind, "sequential", 0.0).values()) / 1e6
                                        for kind in ("read", "write")} for name, model in self.models.items()}
 
@@ -374,7 +380,7 @@ class _Design:
             energy = energy + BITS * (r * s.read_energy + w * s.write_energy)
         tier_s = np.zeros(self.n)
         for name, b in tier_bytes.items():
-            tier_s = np.maximum(tier_s, b / self.bandwidth(self.tiers[name]))
+            tier_s = np.maximum(tier_s, b / (self.bandwidth(self.tiers[name]) * self.tier_efficiency[name]))
         return np.maximum(np.maximum(compute_s, sram_s), tier_s), energy
 
     @staticmethod

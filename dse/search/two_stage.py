@@ -24,9 +24,14 @@ def screen_for(st: "Study"):
         from dse.search.screen_system import SystemScreen
 
         return SystemScreen(st)
-    if any(not isinstance(w.workload, Workload) for w in st.workloads):
-        raise unscreenable(st, "a serving workload (serve:...) is a request stream, "
-                               "which the screen does not estimate yet")
+    serving = [not isinstance(w.workload, Workload) for w in st.workloads]
+    if any(serving):  # a request stream served on one chip
+        if not all(serving):
+            raise unscreenable(st, "a study mixing serving runs (serve:...) and other workloads, "
+                                   "which the screen does not estimate")
+        from dse.search.screen_serving import ServingScreen
+
+        return ServingScreen(st)
     return Screen(st)
 
 
