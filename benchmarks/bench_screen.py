@@ -46,15 +46,18 @@ def count_simulations() -> None:
     dse.system.study.simulate = _counted(dse.system.study.simulate)
 
 
-def throughput(name: str, n: int) -> tuple[float, float]:
-    """Candidates per second of CPU and of wall time (sampling included)."""
+def throughput(name: str, n: int) -> tuple[int, float, float]:
+    """Candidates evaluated (a grid of at most n points is evaluated whole, once) and
+    candidates per second of CPU and of wall time (sampling included)."""
     st = resolve_study(name)
     screen = screen_for(st)
     screen.evaluate(sample(st, 1000, 1))  # build the per-combination designs once
     wall, cpu = time.perf_counter(), time.process_time()
-    screen.evaluate(sample(st, n, 0))
+    values = sample(st, n, 0)
+    screen.evaluate(values)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return n / cpu, n / wall
+    got = len(next(iter(values.values())))
+    return got, got / cpu, got / wall
 
 
 def best(df, st) -> float:
@@ -130,14 +133,14 @@ def main() -> None:
     count_simulations()
     names = [args.only] if args.only else bundled_studies()
     print(f"cores: {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}")
-    print(f"{'study':<20}{'candidates/s (CPU)':>20}{'candidates/s (wall)':>21}")
+    print(f"{'study':<20}{'candidates':>11}{'candidates/s (CPU)':>20}{'candidates/s (wall)':>21}")
     for name in names:
         try:
-            cpu, wall = throughput(name, args.candidates)
+            got, cpu, wall = throughput(name, args.candidates)
         except SpecError as exc:
             print(f"{name:<20}cannot be screened: {exc.message}", flush=True)
             continue
-        print(f"{name:<20}{cpu:>20,.0f}{wall:>21,.0f}", flush=True)
+        print(f"{name:<20}{got:>11,}{cpu:>20,.0f}{wall:>21,.0f}", flush=True)
     print("\nfull study vs two-stage (gap: how much worse the two-stage best is; negative = better)")
     print(f"{'study':<20}{'objective':<26}{'trials':>6}{'sims':>7}{'best':>12}{'s':>8}"
           f"{'keep':>6}{'sims':>7}{'best':>12}{'s':>8}{'fewer':>9}{'gap':>10}")
