@@ -45,7 +45,9 @@ def make_sampler(st: "Study", seed: int | None, n_trials: int | None) -> optuna.
         if name == "tpe":
             # each process's sampler holds only finished trials (dse.search.runner): there are no
             # running trials of other processes to lie about, and the lie costs time
-            return optuna.samplers.TPESampler(seed=seed, constant_liar=False)
+            from dse.search.tpe import CachedTPESampler  # Optuna's TPE, each finished trial read once
+
+            return CachedTPESampler(seed=seed, constant_liar=False)
         if name == "nsga2":
             return optuna.samplers.NSGAIISampler(seed=seed, population_size=nsga2_population(n_trials))
         if name == "gp":
