@@ -88,3 +88,33 @@ def test_trials_written_in_one_transaction_read_back_as_optuna_writes_them(tmp_p
         assert before - datetime.timedelta(seconds=1) <= t.datetime_start <= after
         if t.state.is_finished() and t.number != 2:
             assert t.datetime_start <= t.datetime_complete <= after
+
+
+def test_two_processes_that_count_the_last_trial_left_start_one(tmp_path):
+    """A budget of 3: two writers (as two sweep processes) each count 2 trials spent, then both
+    start one. The first start takes the budget's last trial; the second finds it spent and
+    writes nothing, so the storage ends with exactly 3 trials and not 4. A waiting trial (a
+    retry) claimed meanwhile by a third writer spends budget too."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(storage=open_storage(url), study_name="budget", direction="maximize")
+    a = Record(study._storage, study._study_id)
+    b = Record(open_storage(url), study._study_id)  # its own engine, as another process has
+    params = {"rows": 128, "clock": 7e8, "flow": "os"}
+    for _ in range(2):
+        tid, _ = a.start(params, DISTS)
+        assert a.finish(tid, [1.0], {"result": RESULT}, {})
+    assert a.tally()[:2] == b.tally()[:2] == (2, 0)
+    assert a.start(params, DISTS, budget=3) is not None   # the third
+    assert b.start(params, DISTS, budget=3) is None       # not a fourth: nothing written
+    assert a.tally() == (2, 1, 0, 3)
+    assert b.start(params, DISTS, budget=4) is not None   # below a larger budget it starts
+
+    c = optuna.create_study(storage=open_storage(url), study_name="retry", direction="maximize")
+    a, b = Record(c._storage, c._study_id), Record(open_storage(url), c._study_id)
+    a.enqueue([params])
+    assert a.tally() == b.tally() == (0, 0, 1, 1)
+    (waiting,) = b.waiting()
+    assert b.claim(waiting) is not None                   # spends the budget's one trial
+    assert a.start(params, DISTS, budget=1) is None
+    assert a.start(params, DISTS, budget=2) is not None

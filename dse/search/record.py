@@ -81,6 +81,8 @@ class Record:
         self.models = _tables() if self.rdb is not None else None
         self.fast = self.models is not None
         self._tally = None  # the counting query, built once
+        #: at the last tally: trials spending budget (counted or running), waiting, the last trial id
+        self._last: tuple[int, int, int] | None = None
         if self.fast:
             self._prepare()
 
@@ -95,6 +97,9 @@ class Record:
                                               state=sa.bindparam("st"), datetime_start=sa.bindparam("ds"))
         self._count_before = sa.select(sa.func.count(t.c.trial_id)).where(
             t.c.study_id == sa.bindparam("sid"), t.c.trial_id < sa.bindparam("tid"))
+        self._count_newer = sa.select(sa.func.count(t.c.trial_id)).where(
+            t.c.study_id == sa.bindparam("sid"), t.c.trial_id > sa.bindparam("after"),
+            t.c.trial_id != sa.bindparam("tid"))
         self._set_number = sa.update(t).where(t.c.trial_id == sa.bindparam("tid")).values(number=sa.bindparam("num"))
         self._end = sa.update(t).where(t.c.trial_id == sa.bindparam("tid"), t.c.state == TrialState.RUNNING).values(
             state=sa.bindparam("st"), datetime_complete=sa.bindparam("dc"))
@@ -103,10 +108,13 @@ class Record:
             "TrialHeartbeatModel")}
 
     # ---- a trial's start ----------------------------------------------------------------
-    def start(self, params: dict[str, Any], distributions: dict[str, BaseDistribution]) -> tuple[int, int]:
+    def start(self, params: dict[str, Any], distributions: dict[str, BaseDistribution],
+              budget: int | None = None) -> tuple[int, int] | None:
         """A RUNNING trial with these parameters (and, on an RDB storage, its first heartbeat):
-        its trial id and number."""
-        if not self.fast:
+        its trial id and number. With a ``budget``, None and nothing written where the trials
+        that spend it (counted or running, in any process) already reach it: two processes
+        that both counted one trial left start one between them, not two."""
+        if not self.fast:  # (an in-memory storage: no other process to race)
             template = optuna.trial.FrozenTrial(
                 number=0, trial_id=0, state=TrialState.RUNNING, value=None, values=None,
                 datetime_start=datetime.datetime.now(), datetime_complete=None, params=params,
@@ -114,14 +122,36 @@ class Record:
             trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)
             return trial_id, self.storage.get_trial(trial_id).number
         m = self.models
-        with self.rdb.engine.begin() as conn:
-            self._lock_study(conn)
-            trial_id = conn.execute(self._new_trial, {"sid": self.study_id, "st": TrialState.RUNNING,
-                                                      "ds": _now_stored(m)}).inserted_primary_key[0]
-            number = self._number(conn, trial_id)
-            self._insert_params(conn, trial_id, params, distributions)
-            conn.execute(self._insert["TrialHeartbeatModel"], {"trial_id": trial_id})
+        try:
+            with self.rdb.engine.begin() as conn:
+                self._lock_study(conn)
+                # the row first: on SQLite its insert takes the write lock, so what is counted
+                # below is every other process's last word (PostgreSQL: the study's row lock)
+                trial_id = conn.execute(self._new_trial, {"sid": self.study_id, "st": TrialState.RUNNING,
+                                                          "ds": _now_stored(m)}).inserted_primary_key[0]
+                if budget is not None and self._reaches(conn, trial_id, budget):
+                    raise _Spent  # (rolls the row back)
+                number = self._number(conn, trial_id)
+                self._insert_params(conn, trial_id, params, distributions)
+                conn.execute(self._insert["TrialHeartbeatModel"], {"trial_id": trial_id})
+        except _Spent:
+            return None
         return trial_id, number
+
+    def _reaches(self, conn, trial_id: int, budget: int) -> bool:
+        """Whether the trials other than ``trial_id`` that spend budget (counted, or running)
+        reach ``budget``. The rows there at this process's last tally can only have gained
+        its waiting ones since (a finished trial never changes), so while that bound and the
+        rows added since stay below the budget, nothing more is counted."""
+        if self._last is not None:
+            spent, waiting, last_id = self._last
+            newer = conn.execute(self._count_newer, {"sid": self.study_id, "after": last_id,
+                                                     "tid": trial_id}).scalar_one()
+            if spent + waiting + newer < budget:
+                return False
+        done, running, _waiting, _rows, _last_id = conn.execute(self._tally_statement(),
+                                                                {"study_id": self.study_id}).one()
+        return int(done) + int(running) - 1 >= budget  # (less this trial's own RUNNING row)
 
     def enqueue(self, designs: list[dict[str, Any]]) -> None:
         """WAITING trials with these fixed parameter values (as ``Study.enqueue_trial`` makes
@@ -271,6 +301,14 @@ class Record:
             trials = self.storage.get_all_trials(self.study_id, deepcopy=False)
             return (sum(counted(t) for t in trials), sum(t.state == TrialState.RUNNING for t in trials),
                     sum(t.state == TrialState.WAITING for t in trials), len(trials))
+        with self.rdb.engine.connect() as conn:
+            row = conn.execute(self._tally_statement(), {"study_id": self.study_id}).one()
+        done, running, waiting, rows = int(row[0]), int(row[1]), int(row[2]), int(row[3])
+        self._last = (done + running, waiting, int(row[4] or 0))
+        return done, running, waiting, rows
+
+    def _tally_statement(self):
+        """(counted finished, running, waiting, rows, last trial id) of the study: one query."""
         if self._tally is None:
             import sqlalchemy as sa
 
@@ -285,8 +323,10 @@ class Record:
                 return sa.func.coalesce(sa.func.sum(sa.case((t.c.state == state, 1), else_=0)), 0)
 
             self._tally = sa.select(sa.func.coalesce(sa.func.sum(done), 0), n(TrialState.RUNNING),
-                                    n(TrialState.WAITING), sa.func.count()).where(
+                                    n(TrialState.WAITING), sa.func.count(), sa.func.max(t.c.trial_id)).where(
                 t.c.study_id == sa.bindparam("study_id"))
-        with self.rdb.engine.connect() as conn:
-            row = conn.execute(self._tally, {"study_id": self.study_id}).one()
-        return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+        return self._tally
+
+
+class _Spent(Exception):
+    """A trial's start found the budget spent (its transaction is rolled back)."""

@@ -7,6 +7,8 @@ recorded in the shared storage twice (its start, its end; see ``dse.search.recor
   With one process the sampler sees exactly its own history, so a seed gives the same study.
 * **Budget.** Before each trial, one query counts the trials that spend budget (finished and
   counted, or running, in any process): every process sharing the storage stops at the budget.
+  A new trial's start counts again in its own transaction (``Record.start``), so two processes
+  that both counted one trial left start one, not two.
 * **Dead processes.** While a trial runs, a thread records its heartbeat; every
   ``GRACE_S`` / 2 the loop fails (and queues a retry of) the running trials of processes
   whose heartbeat went silent. Waiting trials (retries, queued grid points or screened designs) are
@@ -108,7 +110,8 @@ class Runner:
                     self.pull()
                 if self.target is not None and done + running >= self.target:
                     break
-                self._one(self._claim() if waiting else None)
+                if not self._one(self._claim() if waiting else None):
+                    break  # another process started the budget's last trial first
                 ran += 1
         finally:
             if beat is not None:
@@ -122,7 +125,8 @@ class Runner:
                 return (trial_id, *taken)
         return None
 
-    def _one(self, claimed: tuple[int, int, dict[str, Any], set[str]] | None) -> None:
+    def _one(self, claimed: tuple[int, int, dict[str, Any], set[str]] | None) -> bool:
+        """One trial; False (and nothing run) where the budget was spent meanwhile."""
         if claimed is not None:  # a queued design (or a retry): the local sampler suggests its values
             self.local.enqueue_trial(claimed[2], skip_if_exists=False)
         trial = self.local.ask()
@@ -130,7 +134,12 @@ class Runner:
         distributions = trial.distributions
         missing = None
         if claimed is None:
-            trial_id, number = self.record.start(params, distributions)
+            started = self.record.start(params, distributions, budget=self.target)
+            if started is None:
+                with _quiet():
+                    self.local.tell(trial, state=TrialState.FAIL)
+                return False
+            trial_id, number = started
             self.rows += 1
         else:
             trial_id, number, _, held = claimed
@@ -162,6 +171,7 @@ class Runner:
             self.done += 1
         if self.after is not None:
             self.after(self)
+        return True
 
 
 def work(st, url: str, seed: int | None, target: int | None, timeout: float | None,
