@@ -183,7 +183,7 @@ def work(st, url: str, seed: int | None, target: int | None, timeout: float | No
     optuna.logging.set_verbosity(verbosity)  # the parent's setting, not a new one
     lock = _storage.hold_shared(url)  # noqa: F841 - held until this process ends
     try:
-        study = optuna.load_study(study_name=st.name, storage=_storage.open_storage(url))
+        study = optuna.load_study(study_name=st.name, storage=_storage.open_storage(url, checked=True))
         Runner(st, study, make_sampler(st, seed, target), target).run(
             deadline=None if timeout is None else time.monotonic() + timeout)
     except KeyboardInterrupt:

@@ -106,9 +106,13 @@ def sqlite_path(url: str | None) -> Path | None:
     return Path(url[len("sqlite:///"):]) if url and url.startswith("sqlite:///") else None
 
 
-def open_storage(url: str | None):
+def open_storage(url: str | None, checked: bool = False):
     """An Optuna storage for ``url`` (None: in memory), with heartbeats and one retry of a
-    trial whose process died. SQLite waits for locks held by other workers."""
+    trial whose process died. SQLite waits for locks held by other workers.
+
+    Optuna checks that a storage's schema is its own version's (reading its ~30 Alembic
+    migration scripts, ~0.1 s): not again for a worker whose sweep has just opened the same
+    storage (``checked``), nor for an SQLite file this call creates (Optuna stamps it new)."""
     if url is None:
         return None
     import optuna
@@ -125,10 +129,12 @@ def open_storage(url: str | None):
                 if "heartbeat_stale_trial_callback" in inspect.signature(optuna.storages.RDBStorage).parameters
                 else "failed_trial_callback")
         beats: dict[str, Any] = {"heartbeat_interval": HEARTBEAT_S, "grace_period": GRACE_S,
-                                 name: retry(max_retry=1)}
+                                 name: retry(max_retry=1), "skip_compatibility_check": checked}
         path = sqlite_path(url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                beats["skip_compatibility_check"] = True
             try:
                 storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}},
                                                      **beats)
