@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import operator
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,7 @@ def _source_digest() -> str | None:
 FAST = _source_digest() == _READ_FROM
 
 _COMPLETE, _PRUNED, _INFEASIBLE = 0, 1, 2
+_NUMBER = operator.attrgetter("number")
 
 
 class CachedTPESampler(optuna.samplers.TPESampler):
@@ -116,14 +118,15 @@ class CachedTPESampler(optuna.samplers.TPESampler):
         pruned: list[FrozenTrial] = []
         infeasible: list[FrozenTrial] = []
         kinds = self._kinds
+        buckets = (complete.append, pruned.append, infeasible.append)
         for t in trials:
-            kind = kinds.get(t._trial_id) or self._kind(t)
-            (complete, pruned, infeasible)[kind[0]].append(t)
+            buckets[(kinds.get(t._trial_id) or self._kind(t))[0]](t)
         n = min(n_below, len(complete))
         if len(study.directions) <= 1:  # sorted by the value, as _split_complete_trials_single_objective
-            ranked = sorted(complete, key=lambda t: kinds[t._trial_id][2],
-                            reverse=study.direction != StudyDirection.MINIMIZE)
-            below_c, above_c = ranked[:n], ranked[n:]
+            values = [kinds[t._trial_id][2] for t in complete]
+            order = sorted(range(len(complete)), key=values.__getitem__,  # stable, as sorting the trials
+                           reverse=study.direction != StudyDirection.MINIMIZE)
+            below_c, above_c = [complete[i] for i in order[:n]], [complete[i] for i in order[n:]]
         else:
             below_c, above_c = _tpe._split_complete_trials(complete, study, n_below)
         n_below = max(0, n_below - len(below_c))
@@ -133,8 +136,8 @@ class CachedTPESampler(optuna.samplers.TPESampler):
         ranked = sorted(infeasible, key=lambda t: kinds[t._trial_id][1])
         below = below_c + below_p + ranked[:n]
         above = above_c + above_p + ranked[n:]
-        below.sort(key=lambda t: t.number)
-        above.sort(key=lambda t: t.number)
+        below.sort(key=_NUMBER)
+        above.sort(key=_NUMBER)
         return below, above
 
     def _get_internal_repr(self, trials: list[FrozenTrial], search_space: dict,
