@@ -8,7 +8,10 @@ Each measurement runs in a fresh process with a fresh output directory (default 
 so wall times include opening the storage, starting workers and writing the tables. With
 one job, the process's CPU time is split into simulate() (timed around each call) and the
 rest, of which "ms sampler" is Optuna's suggestions (the TPE sampler fits its estimators there,
-at a cost that grows with the trials done); "all CPU s" adds the worker processes' CPU time (what --jobs N spends in all). The machine
+at a cost that grows with the trials done), "ms storage" the trial's rows written and counted
+(dse.search.record) and "ms rest" everything else (designs built, Optuna's ask and tell, tables,
+opening the storage); this checkout also runs at the study's own budget (200 trials), where the
+sampler costs less per trial. "all CPU s" adds the worker processes' CPU time (what --jobs N spends in all). The machine
 may be shared: the load average is printed with each run. Targets (issue 13): a trial at most 1.5x a simulate(); --jobs 2 at least 1.8x the
 trials per minute of --jobs 1; 1,000 trials in at most 30 s with --jobs 2 on 2 cores.
 """
@@ -72,18 +75,43 @@ def measure(trials: int, jobs: int) -> dict:
             asked[0] += time.process_time() - t
 
     space.Space.suggest = timed_suggest
+    from dse.search import record
+
+    stored = [0.0]  # the storage's share: a trial's start, its end, and the count before it
+
+    def timed_storage(method):
+        def timed(*args, **kwargs):
+            t = time.process_time()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                stored[0] += time.process_time() - t
+        return timed
+
+    for name in ("start", "finish", "tally"):
+        setattr(record.Record, name, timed_storage(getattr(record.Record, name)))
     import resource
 
     def workers_cpu() -> float:
         r = resource.getrusage(resource.RUSAGE_CHILDREN)
         return r.ru_utime + r.ru_stime
 
+    import importlib
+
+    # what a sweep imports on first use (the storage's SQLAlchemy and Alembic, the tables' Parquet
+    # writer) is imported before the clock starts, as dse and Optuna are: a process's start-up,
+    # paid once per sweep, is bench_startup.py's; this is the cost of the trials
+    for name in ("sqlalchemy", "alembic.migration", "optuna.storages._rdb.models", "pyarrow.parquet"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
     with tempfile.TemporaryDirectory(prefix="dse-bench-") as tmp:
         wall, cpu, wcpu = time.perf_counter(), time.process_time(), workers_cpu()
         df = run_study(st, n_trials=trials, jobs=jobs, out_dir=Path(tmp))
         wall, cpu, wcpu = time.perf_counter() - wall, time.process_time() - cpu, workers_cpu() - wcpu
     return {"trials": int((df["workload"] == ALL).sum()), "wall_s": wall, "cpu_s": cpu, "workers_cpu_s": wcpu,
-            "sim_s": sim[0], "sims": sim[1], "sampler_s": asked[0]}
+            "sim_s": sim[0], "sims": sim[1], "sampler_s": asked[0], "storage_s": stored[0]}
 
 
 def run(src: Path, trials: int, jobs: int) -> dict:
@@ -107,6 +135,9 @@ def main() -> None:
     ap.add_argument("--baseline-trials", type=int, default=200, help="trials per run of the baseline")
     ap.add_argument("--jobs", default="1,2", help="comma-separated --jobs values to run (default 1,2)")
     ap.add_argument("--repeat", type=int, default=1, help="runs of each (the machine is shared: repeat)")
+    ap.add_argument("--own-trials", type=int, default=None,
+                    help="also run this checkout with --jobs 1 at this many trials (default: the study's own "
+                         "n_trials, 200; 0: not)")
     ap.add_argument("--child", nargs=2, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -114,26 +145,35 @@ def main() -> None:
         return
     print(f"cores: {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}")
     print(f"{'tree':<16}{'jobs':>5}{'trials':>8}{'wall s':>9}{'trials/min':>12}{'ms CPU/trial':>14}"
-          f"{'ms/simulate':>13}{'trial/sim':>11}{'ms sampler':>12}{'all CPU s':>11}")
+          f"{'ms/simulate':>13}{'trial/sim':>11}{'ms sampler':>12}{'ms storage':>12}{'ms rest':>9}{'all CPU s':>11}")
+    own = args.own_trials
+    if own is None:
+        own = resnet_study().n_trials or 0
     with tempfile.TemporaryDirectory(prefix="dse-bench-") as tmp:
-        trees = [("this checkout", ROOT, args.trials)]
+        trees = [("this checkout", ROOT, args.trials, [int(j) for j in args.jobs.split(",")])]
+        if own and own != args.trials:  # the study's own budget: the sampler costs less with fewer trials
+            trees.append(("this checkout", ROOT, own, [1]))
         if args.baseline:
-            trees.insert(0, (args.baseline, checkout(args.baseline, Path(tmp) / "base"), args.baseline_trials))
-        for name, src, n in trees:
+            trees.insert(0, (args.baseline, checkout(args.baseline, Path(tmp) / "base"), args.baseline_trials,
+                             [int(j) for j in args.jobs.split(",")]))
+        for name, src, n, jobs_list in trees:
             for _ in range(args.repeat):
                 rates = {}
-                for jobs in [int(j) for j in args.jobs.split(",")]:
+                for jobs in jobs_list:
                     r = run(src, n, jobs)
                     rates[jobs] = r["trials"] / r["wall_s"] * 60
-                    per = sim = ratio = asked = ""
+                    per = sim = ratio = asked = storage = rest = ""
                     if jobs == 1 and r["sims"]:
                         per_s, sim_s = r["cpu_s"] / r["trials"], r["sim_s"] / r["sims"]
                         per, sim, ratio = f"{per_s * 1e3:.1f}", f"{sim_s * 1e3:.1f}", f"{per_s / sim_s:.2f}x"
-                        asked = f"{r.get('sampler_s', 0.0) / r['trials'] * 1e3:.1f}"
+                        asked_s, storage_s = r.get("sampler_s", 0.0) / r["trials"], r.get("storage_s", 0.0) / r["trials"]
+                        asked, storage = f"{asked_s * 1e3:.1f}", f"{storage_s * 1e3:.1f}"
+                        # everything else: designs built, Optuna's ask/tell, tables, opening the storage
+                        rest = f"{(per_s - r['sim_s'] / r['trials'] - asked_s - storage_s) * 1e3:.1f}"
                     every = r["cpu_s"] + r.get("workers_cpu_s", 0.0)  # every process of the run
                     print(f"{name[:15]:<16}{jobs:>5}{r['trials']:>8}{r['wall_s']:>9.1f}{rates[jobs]:>12.0f}"
-                          f"{per:>14}{sim:>13}{ratio:>11}{asked:>12}{every:>11.1f}   (load {os.getloadavg()[0]:.1f})",
-                          flush=True)
+                          f"{per:>14}{sim:>13}{ratio:>11}{asked:>12}{storage:>12}{rest:>9}{every:>11.1f}"
+                          f"   (load {os.getloadavg()[0]:.1f})", flush=True)
                 if 1 in rates and 2 in rates:
                     print(f"{'':<16}--jobs 2 / --jobs 1: {rates[2] / rates[1]:.2f}x trials per minute; "
                           f"1,000 trials with --jobs 2: {1000 / rates[2] * 60:.0f} s", flush=True)
