@@ -81,7 +81,7 @@ class Record:
         self.models = _tables() if self.rdb is not None else None
         self.fast = self.models is not None
         self._tally = None  # the counting query, built once
-        #: at the last tally: trials spending budget (counted or running), waiting, the last trial id
+        #: at the last tally: trials spending budget (counted or running), waiting, rows
         self._last: tuple[int, int, int] | None = None
         if self.fast:
             self._prepare()
@@ -97,9 +97,6 @@ class Record:
                                               state=sa.bindparam("st"), datetime_start=sa.bindparam("ds"))
         self._count_before = sa.select(sa.func.count(t.c.trial_id)).where(
             t.c.study_id == sa.bindparam("sid"), t.c.trial_id < sa.bindparam("tid"))
-        self._count_newer = sa.select(sa.func.count(t.c.trial_id)).where(
-            t.c.study_id == sa.bindparam("sid"), t.c.trial_id > sa.bindparam("after"),
-            t.c.trial_id != sa.bindparam("tid"))
         self._set_number = sa.update(t).where(t.c.trial_id == sa.bindparam("tid")).values(number=sa.bindparam("num"))
         self._end = sa.update(t).where(t.c.trial_id == sa.bindparam("tid"), t.c.state == TrialState.RUNNING).values(
             state=sa.bindparam("st"), datetime_complete=sa.bindparam("dc"))
@@ -129,28 +126,26 @@ class Record:
                 # below is every other process's last word (PostgreSQL: the study's row lock)
                 trial_id = conn.execute(self._new_trial, {"sid": self.study_id, "st": TrialState.RUNNING,
                                                           "ds": _now_stored(m)}).inserted_primary_key[0]
-                if budget is not None and self._reaches(conn, trial_id, budget):
-                    raise _Spent  # (rolls the row back)
                 number = self._number(conn, trial_id)
+                if budget is not None and self._reaches(conn, number, budget):
+                    raise _Spent  # (rolls the row back)
                 self._insert_params(conn, trial_id, params, distributions)
                 conn.execute(self._insert["TrialHeartbeatModel"], {"trial_id": trial_id})
         except _Spent:
             return None
         return trial_id, number
 
-    def _reaches(self, conn, trial_id: int, budget: int) -> bool:
-        """Whether the trials other than ``trial_id`` that spend budget (counted, or running)
-        reach ``budget``. The rows there at this process's last tally can only have gained
-        its waiting ones since (a finished trial never changes), so while that bound and the
-        rows added since stay below the budget, nothing more is counted."""
+    def _reaches(self, conn, number: int, budget: int) -> bool:
+        """Whether the trials before the new trial ``number`` (the study's other rows) that
+        spend budget (counted, or running) reach ``budget``. The rows there at this process's
+        last tally can only have gained their waiting ones since (a finished trial never
+        changes), and every row added since is before this one; while that bound stays below
+        the budget, nothing more is counted."""
         if self._last is not None:
-            spent, waiting, last_id = self._last
-            newer = conn.execute(self._count_newer, {"sid": self.study_id, "after": last_id,
-                                                     "tid": trial_id}).scalar_one()
-            if spent + waiting + newer < budget:
+            spent, waiting, rows = self._last
+            if spent + waiting + (number - rows) < budget:
                 return False
-        done, running, _waiting, _rows, _last_id = conn.execute(self._tally_statement(),
-                                                                {"study_id": self.study_id}).one()
+        done, running, _waiting, _rows = conn.execute(self._tally_statement(), {"study_id": self.study_id}).one()
         return int(done) + int(running) - 1 >= budget  # (less this trial's own RUNNING row)
 
     def enqueue(self, designs: list[dict[str, Any]]) -> None:
@@ -304,11 +299,11 @@ class Record:
         with self.rdb.engine.connect() as conn:
             row = conn.execute(self._tally_statement(), {"study_id": self.study_id}).one()
         done, running, waiting, rows = int(row[0]), int(row[1]), int(row[2]), int(row[3])
-        self._last = (done + running, waiting, int(row[4] or 0))
+        self._last = (done + running, waiting, rows)
         return done, running, waiting, rows
 
     def _tally_statement(self):
-        """(counted finished, running, waiting, rows, last trial id) of the study: one query."""
+        """(counted finished, running, waiting, rows) of the study: one query."""
         if self._tally is None:
             import sqlalchemy as sa
 
@@ -323,7 +318,7 @@ class Record:
                 return sa.func.coalesce(sa.func.sum(sa.case((t.c.state == state, 1), else_=0)), 0)
 
             self._tally = sa.select(sa.func.coalesce(sa.func.sum(done), 0), n(TrialState.RUNNING),
-                                    n(TrialState.WAITING), sa.func.count(), sa.func.max(t.c.trial_id)).where(
+                                    n(TrialState.WAITING), sa.func.count()).where(
                 t.c.study_id == sa.bindparam("study_id"))
         return self._tally
 
