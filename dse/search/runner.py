@@ -62,6 +62,9 @@ class Runner:
         self.done = 0                    # counted finished trials in the storage, at the last count
         self.rows = 0                    # rows in the storage this process knows of
         self.current: int | None = None  # the trial whose heartbeat is recorded
+        #: the space's distributions, as Optuna made them for the first trial (the same suggest
+        #: calls make the same ones every trial; Trial.distributions deep-copies them each time)
+        self._distributions: dict[str, Any] | None = None
         self._last_pull = self._last_stale = time.monotonic()
         self.pull()
 
@@ -131,7 +134,9 @@ class Runner:
             self.local.enqueue_trial(claimed[2], skip_if_exists=False)
         trial = self.local.ask()
         params = self.st.space.suggest(trial)
-        distributions = trial.distributions
+        if self._distributions is None or self._distributions.keys() != params.keys():
+            self._distributions = trial.distributions
+        distributions = self._distributions
         missing = None
         if claimed is None:
             started = self.record.start(params, distributions, budget=self.target)
