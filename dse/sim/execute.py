@@ -25,7 +25,7 @@ from dse.errors import DesignError
 from dse.sim.cost import OpPlan
 from dse.sim.machine import Machine
 from dse.sim.map import Mapping
-from dse.sim.pipeline import run_op, solo_end
+from dse.sim.pipeline import apply_solo, run_op, solo_end, solo_schedule
 from dse.sim.program import Program
 
 
@@ -108,9 +108,78 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
             env._now = now
 
     units = machine.units
+    waits: dict[int, list[str]] = {}  # tasks waiting for a unit, in the order they asked
+    planned: dict[int, float] = {}  # task -> when its op ends, shown uncontended by ``fork``
 
-    def closed_end(plan: OpPlan, now: float) -> float | None:
-        """When the op started at ``now`` ends if it runs alone (``solo``), else None."""
+    def fork(freed: str, made_ready: list[int], now: float) -> None:
+        """A task that ran alone ended at ``now``, freed unit ``freed`` and made ``made_ready``
+        ready. The tasks that start now (those made ready take free units first, in order,
+        then the freed unit goes to the task that has waited longest for it, as UnitPool does)
+        run their ops in closed form where none of them can wait for another: they use no bus
+        in common (a bus also keeps which way it last turned), and an SRAM port two of them
+        use is never held by both at once, with room to spare, in their schedules run alone;
+        and nothing else can start until the last of them has ended (each one that ends
+        before it frees a unit nobody waits for, and makes ready only tasks whose units are
+        all still busy and which have no tensors to prefetch). Where they would contend, or
+        might, they run event by event: contention goes through SimPy."""
+        free = list(units.free)
+        queue = list(waits.items())
+        group: list[tuple[int, str]] = []
+        for j in made_ready:
+            if tasks[j].name in pending:
+                return
+            unit = next((u for u in free if u in mapping.choices[tasks[j].name]), None)
+            if unit is None:
+                queue.append((j, mapping.choices[tasks[j].name]))
+            else:
+                free.remove(unit)
+                group.append((j, unit))
+        if units.releasing and freed in free:
+            k = next((k for k, (_, allowed) in enumerate(queue) if freed in allowed), None)
+            if k is not None:
+                free.remove(freed)
+                group.append((queue.pop(k)[0], freed))
+        if len(group) < 2:
+            return  # one op: it finds itself alone (``solo``)
+        schedules = [solo_schedule(machine, mapping.plans[(tasks[j].name, u)], max_chunks) for j, u in group]
+        if None in schedules:
+            return
+        buses = [bus for known in schedules for bus, _, _ in known[1]]
+        if len(set(buses)) < len(buses):
+            return
+        holds = sorted((now + a, now + b, name, k) for k, known in enumerate(schedules) for a, b, name in known[3])
+        margin = 1e-9 * (now + max(known[0] for known in schedules))
+        for x, (a, b, name, k) in enumerate(holds):
+            for a2, _, name2, k2 in holds[x + 1:]:
+                if a2 - b > margin:
+                    break
+                if name2 == name and k2 != k:
+                    return  # one might wait for the other's port
+        ends = [now + known[0] for known in schedules]
+        order = sorted(zip(ends, group))
+        if order[0][0] <= now or len(set(ends)) < len(ends):
+            return  # ends at the same instant: SimPy's event order decides what follows
+        left = {}  # dependencies still awaited, where they change before the last end
+        for _, (j, unit) in order[:-1]:
+            free.append(unit)
+            if any(unit in allowed for _, allowed in queue):
+                return  # a waiting task would start on it
+            for c in after[j]:
+                left[c] = left.get(c, waiting[c]) - 1
+                if left[c] == 0:
+                    allowed = mapping.choices[tasks[c].name]
+                    if tasks[c].name in pending or any(u in free for u in allowed):
+                        return  # it would start before the last of the group ends
+                    queue.append((c, allowed))
+        for known, end, (j, _) in zip(schedules, ends, group):
+            apply_solo(machine, known)
+            planned[j] = end
+
+    def closed_end(plan: OpPlan, now: float, task: int | None = None) -> float | None:
+        """When the op started at ``now`` ends if it runs alone (``solo``), or beside others
+        it cannot contend with (``fork``), else None."""
+        if planned and task in planned:
+            return planned.pop(task)
         if not closed_form or units.releasing:
             return None
         if starting:
@@ -152,7 +221,9 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
             unit = machine.units.take(allowed)
             if unit is None:
                 sync(now)
+                waits[i] = allowed
                 unit = yield machine.units.get(allowed)
+                del waits[i]
                 now = env.now
             plan = mapping.plans[(task.name, unit)]
             start = now
@@ -162,7 +233,7 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
                 sync(now)
                 first_out = env.event()
                 first_out.callbacks.append(lambda _, i=i: [ready(j) for j in satisfied(streams_to[i])])
-            end = closed_end(plan, now)
+            end = closed_end(plan, now, i)
             if end is None:
                 sync(now)
                 yield env.process(run_op(env, machine, plan, max_chunks, first_out))
@@ -183,6 +254,8 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
                 now = env.now
             machine.unit_busy_s[unit] += plan.compute_s
             sync(now)
+            # it ran alone: every other task waits for a unit, none is about to start
+            alone = closed_form and not starting and not units.releasing and active - 1 == units.waiting
             machine.units.put(unit)
             run.ran[task.name] = (plan, start, now)
             run.timeline.append({"op": task.name, "resource": unit, "start_s": start, "end_s": now})
@@ -195,6 +268,8 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
                 i = nxt[0]  # the one task it made ready runs alone: go on in this process
                 active += 1
                 continue
+            if alone and (nxt or units.releasing):
+                fork(unit, nxt, now)
             for j in nxt:
                 ready(j)
             return

@@ -178,6 +178,17 @@ def solo_end(machine: Machine, plan: OpPlan, max_chunks: int | None, t0: float) 
     The schedule depends only on the plan's costs and on which way each of its buses last
     turned, so it is worked out once per run for each (a transformer's layers share it) and
     shifted to ``t0``."""
+    known = solo_schedule(machine, plan, max_chunks)
+    if known is None:
+        return None
+    apply_solo(machine, known)
+    return t0 + known[0]
+
+
+def solo_schedule(machine: Machine, plan: OpPlan, max_chunks: int | None) -> tuple | None:
+    """The op's schedule run alone from time 0, without its side effects: (duration, (bus,
+    busy time, way it last turned) ..., (SRAM, port busy time) ..., (from, to, SRAM) of each
+    port hold); None as in ``solo_end``."""
     # plans of one shape share their cost dicts (OpPlan.for_op): what they cost is looked up
     # by the identity of those, which live as long as the run
     costs = machine.solo_costs.get(id(plan.transfers))
@@ -191,27 +202,30 @@ def solo_end(machine: Machine, plan: OpPlan, max_chunks: int | None, t0: float) 
     known = machine.solo_schedules.get(key, False)
     if known is False:
         known = _solo_schedule(machine, plan, max_chunks)
-        if known is not None:  # as (duration, (bus, busy, last way) ..., (SRAM, busy) ...)
-            duration, busy, last, sram_busy = known
+        if known is not None:
+            duration, busy, last, sram_busy, holds = known
             known = (duration, tuple((machine.buses[name], b, last[name]) for name, b in busy.items()),
-                     tuple(sram_busy.items()))
+                     tuple(sram_busy.items()), tuple(holds))
         machine.solo_schedules[key] = known
-    if known is None:
-        return None
-    duration, busy, sram_busy = known
-    for bus, b, way in busy:
+    return known
+
+
+def apply_solo(machine: Machine, known: tuple) -> None:
+    """The side effects of an op run alone (``solo_schedule``): its buses' busy time and
+    turnarounds, its SRAM ports' busy time."""
+    for bus, b, way in known[1]:
         bus.busy_s += b
         bus.last = way
-    if sram_busy:
+    if known[2]:
         ports = machine.sram_busy_s
-        for name, b in sram_busy:
+        for name, b in known[2]:
             ports[name] += b
-    return t0 + duration
 
 
 def _solo_schedule(machine: Machine, plan: OpPlan, max_chunks: int | None):
     """(duration, busy time added per bus, the way each bus last turned, busy time added per
-    SRAM port) of the op run alone from time 0, or None (see ``solo_end``).
+    SRAM port, the port holds (from, to, SRAM)) of the op run alone from time 0, or None (see
+    ``solo_end``).
 
     Each line mirrors a step of ``_load``, ``_compute`` or ``_store``: a process resumed by an
     event continues at max(its clock, the event's time), a wait until ``x`` lands at ``now +
@@ -228,6 +242,7 @@ def _solo_schedule(machine: Machine, plan: OpPlan, max_chunks: int | None):
     c_tile = plan.compute_s / n
     ports = [(name, t / n) for name, t in plan.sram_s.items() if t > 0]
     sram_busy = {name: 0.0 for name, _ in ports}
+    holds: list[tuple[float, float, str]] = []  # (from, to, SRAM) of every port hold
     buses = [machine.buses[t] for t, _ in reads + writes]
     busy = {bus: 0.0 for bus in buses}
     last = {bus: bus.last for bus in buses}
@@ -253,6 +268,7 @@ def _solo_schedule(machine: Machine, plan: OpPlan, max_chunks: int | None):
         end = p + g * c_tile
         for name, t in ports:  # the array and the ports side by side; the slower sets the pace
             sram_busy[name] += g * t
+            holds.append((p, p + g * t, name))
             if p + g * t > end:
                 end = p + g * t
         p = end
@@ -330,4 +346,4 @@ def _solo_schedule(machine: Machine, plan: OpPlan, max_chunks: int | None):
             p_store = p
             i += 1
     return ((p_store if writes else p_comp), {b.name: busy[b] for b in buses}, {b.name: last[b] for b in buses},
-            sram_busy)
+            sram_busy, holds)
