@@ -146,6 +146,33 @@ def test_running_again_resumes_instead_of_starting_over(tmp_path):
     assert len(agg(on_disk)) == 10
 
 
+def test_a_sweep_the_storage_refuses_lets_its_lock_go(tmp_path):
+    """A study file whose objectives differ from the stored study's is refused (one line); the
+    refused sweep, and a finished study run again with workers, leave no child process and
+    the storage's lock free, so the next sweep on it runs (it would wait for ever)."""
+    import fcntl
+    import multiprocessing
+    import os
+
+    from dse.errors import SpecError
+
+    path, out = fx.write(tmp_path, fx.study(seed=1)), tmp_path / "out"
+    run_study(path, n_trials=4, out_dir=out)
+    again = run_study(path, n_trials=4, jobs=2, out_dir=out)
+    assert agg(again)["trial"].tolist() == list(range(4))
+    assert multiprocessing.active_children() == []
+    other = fx.write(tmp_path, fx.study(seed=1, objectives=["minimize latency_s"]), name="other.yaml")
+    with pytest.raises(SpecError, match="other objectives"):
+        run_study(other, n_trials=8, jobs=3, storage=f"sqlite:///{out / 'study.db'}")
+    assert multiprocessing.active_children() == []
+    fd = os.open(out / "study.db.lock", os.O_RDWR)
+    try:  # the refused sweep let its lock go (else the next sweep on this storage would wait forever)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(fd)
+    assert len(agg(run_study(path, n_trials=4, out_dir=out))) == 4
+
+
 def test_ctrl_c_keeps_every_completed_trial(tmp_path):
     path, out = fx.write(tmp_path, fx.study(n_trials=20)), tmp_path / "out"
 

@@ -213,6 +213,16 @@ def run_study(study: str | Path | StudySpec | Study, n_trials: int | None = None
         tmp = tempfile.TemporaryDirectory(prefix="dse-study-")
         url = storage_url_for(Path(tmp.name))
     lock = _storage.StorageLock(url)
+    try:
+        return _run(st, n_trials, jobs, out, progress, timeout, target, url, tmp, lock)
+    finally:  # (also where the storage refuses the study: another sweep on it would wait for ever)
+        lock.close()
+
+
+def _run(st: Study, n_trials, jobs, out, progress, timeout, target, url, tmp,
+         lock: _storage.StorageLock) -> pd.DataFrame:
+    """run_study once its storage is chosen and locked."""
+    spec = st.spec
     store = open_storage(url)
     probe = _open_study(st, store, None)
     if lock.alone:  # no other live process on this SQLite file: its RUNNING trials are dead
