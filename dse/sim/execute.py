@@ -123,24 +123,31 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
         all still busy and which have no tensors to prefetch). Where they would contend, or
         might, they run event by event: contention goes through SimPy."""
         free = list(units.free)
-        queue = list(waits.items())
+        unplaced: list[tuple[int, list[str]]] = []  # made ready, no free unit: they queue last
         group: list[tuple[int, str]] = []
         for j in made_ready:
             if tasks[j].name in pending:
                 return
             unit = next((u for u in free if u in mapping.choices[tasks[j].name]), None)
             if unit is None:
-                queue.append((j, mapping.choices[tasks[j].name]))
+                unplaced.append((j, mapping.choices[tasks[j].name]))
             else:
                 free.remove(unit)
                 group.append((j, unit))
+        taken = None  # the waiting task the freed unit goes to
         if units.releasing and freed in free:
-            k = next((k for k, (_, allowed) in enumerate(queue) if freed in allowed), None)
-            if k is not None:
+            # the first in line that may use it (scanned lazily: thousands may wait)
+            taken = next((j for j, allowed in waits.items() if freed in allowed), None)
+            if taken is None:
+                k = next((k for k, (_, allowed) in enumerate(unplaced) if freed in allowed), None)
+                if k is not None:
+                    taken = unplaced.pop(k)[0]
+            if taken is not None:
                 free.remove(freed)
-                group.append((queue.pop(k)[0], freed))
+                group.append((taken, freed))
         if len(group) < 2:
             return  # one op: it finds itself alone (``solo``)
+        queue = [(j, allowed) for j, allowed in waits.items() if j != taken] + unplaced
         schedules = [solo_schedule(machine, mapping.plans[(tasks[j].name, u)], max_chunks) for j, u in group]
         if None in schedules:
             return
