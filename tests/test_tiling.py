@@ -95,3 +95,16 @@ def test_weights_only_streaming_agrees_with_numpy(m, n, k, elem, free, min_kt, m
     target = max(1, min(tiling.PIPELINE_TILES, int(elem * k * n // min_tile)))
     assert tiling._search_python(m, n, k, elem, free, False, True, False, grid, target) == \
         tiling._search_numpy(m, n, k, elem, free, False, True, False, grid, target)
+
+
+def test_the_memo_of_earlier_searches_is_bounded_and_answers_as_a_fresh_search(monkeypatch):
+    """A long sweep meets new GEMM shapes with every design: the memo stays under its bound,
+    and what it answers after starting again equals a search with no memo at all."""
+    monkeypatch.setattr(tiling, "SEARCHED_MAX", 8)
+    tiling.clear_caches()
+    shapes = [(64 * (1 + i % 5), 128, 64 * (1 + i), 1.0, 96 * 1024, False, True, True) for i in range(30)]
+    got = [tile_gemm(*s) for s in shapes]
+    assert 0 < len(tiling._searched) <= 8
+    for s, g in zip(shapes, got):
+        tiling.clear_caches()
+        assert tile_gemm(*s) == g

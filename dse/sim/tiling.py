@@ -49,6 +49,9 @@ _candidate_memo: dict[tuple[int, int], tuple[int, ...]] = {}
 #: a GEMM (all tile_gemm takes but the free bytes) -> (free bytes searched, buffer bytes its
 #: answer needs, the answer) of every search made for it
 _searched: dict[tuple, list[tuple[float, float, "Tiling | None"]]] = {}
+#: GEMMs kept in ``_searched`` (a long sweep meets new shapes with every design: bounded, as
+#: tile_gemm's own cache is; past it the memo starts again)
+SEARCHED_MAX = 8192
 
 
 def _candidates(d: int, floor: int = 1) -> tuple[int, ...]:
@@ -83,6 +86,8 @@ def tile_gemm(m: int, n: int, k: int, elem_bytes: float, free_bytes: float,
     gemm = (m, n, k, elem_bytes, stream_a, stream_b, stream_out, min_kt, min_nt, min_tile_bytes)
     earlier = _searched.get(gemm)
     if earlier is None:
+        if len(_searched) >= SEARCHED_MAX:
+            _searched.clear()
         earlier = _searched[gemm] = []
     for searched, need, found in earlier:
         if need <= free_bytes <= searched:
