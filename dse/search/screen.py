@@ -56,6 +56,14 @@ SCREENED = (R.LATENCY, R.ENERGY, R.AVG_POWER, R.TOPS_PER_W, R.THROUGHPUT_OPS, R.
 _SECTIONS = ("compute", "sram", "memories", "static")
 
 
+def feasible(constraints: list[np.ndarray], n: int) -> np.ndarray:
+    """Per candidate: every constraint value at most 0 (a NaN, a constraint the screen cannot
+    estimate, counts as met)."""
+    if not constraints:
+        return np.ones(n, dtype=bool)
+    return np.all([np.nan_to_num(c, nan=0.0) <= 0 for c in constraints], axis=0)
+
+
 def sample(st: "Study", n: int, seed: int | None) -> dict[str, np.ndarray]:
     """``n`` designs drawn uniformly from the study's space (each parameter on its own
     range, step or log scale), or the whole grid when the space is a grid of at most n points."""
@@ -183,8 +191,7 @@ class Screen:
             for k, v in part.items():
                 out[k][sel] = v
         cons = [out[f"constraint_{i}"] for i in range(len(self.st.constraints))]
-        out["feasible"] = np.all([np.nan_to_num(c, nan=0.0) <= 0 for c in cons], axis=0) if cons \
-            else np.ones(n, dtype=bool)
+        out["feasible"] = feasible(cons, n)
         return out
 
     def _base_tech(self, path: str) -> str | None:

@@ -35,7 +35,7 @@ import numpy as np
 from dse import results as R
 from dse.errors import DesignError, SpecError
 from dse.search.objective import CAPACITY_MARGIN
-from dse.search.screen import _Design
+from dse.search.screen import _Design, feasible
 from dse.search.screen_errors import unscreenable
 from dse.serving.budget import kv_blocks, margin_bytes
 from dse.serving.cost import IterationCost
@@ -121,8 +121,7 @@ class ServingScreen:
                 v = out[metric] - c.bound if c.op == "<=" else c.bound - out[metric]
             out[f"constraint_{i}"] = v
             cons.append(v)
-        out["feasible"] = np.all([np.nan_to_num(c, nan=0.0) <= 0 for c in cons], axis=0) if cons \
-            else np.ones(n, dtype=bool)
+        out["feasible"] = feasible(cons, n)
         return out
 
     def _stream(self, spec: ServingSpec) -> tuple[int, float, float, float, float]:

@@ -39,7 +39,7 @@ from dse import results as R
 from dse.errors import DesignError, DseError
 from dse.search.expressions import evaluate_arrays
 from dse.search.objective import build_architecture
-from dse.search.screen import _Design
+from dse.search.screen import _Design, feasible
 from dse.search.screen_errors import unscreenable
 from dse.system.collectives import phases
 from dse.system.comm import Communicator
@@ -231,8 +231,7 @@ class SystemScreen:
             for k, v in part.items():
                 out[k][sel] = v
         cons = [out[f"constraint_{i}"] for i in range(len(self.st.constraints))]
-        out["feasible"] = np.all([np.nan_to_num(c, nan=0.0) <= 0 for c in cons], axis=0) if cons \
-            else np.ones(n, dtype=bool)
+        out["feasible"] = feasible(cons, n)
         return out
 
     def _structure(self, overrides: dict, link_values: dict, links: dict, n: int) -> dict[str, np.ndarray]:
