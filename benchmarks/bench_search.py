@@ -50,46 +50,26 @@ def measure(trials: int, jobs: int) -> dict:
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     st = resolve_study(resnet_study())
-    sim = [0.0, 0]
-    simulate = objective.simulate
-
-    def timed(arch, workload):
-        t = time.process_time()
-        try:
-            return simulate(arch, workload)
-        finally:
-            sim[0] += time.process_time() - t
-            sim[1] += 1
-
-    objective.simulate = timed
-    from dse.search import space
-
-    asked = [0.0]  # the sampler's share: Optuna's suggestions (TPE fits its estimators there)
-    suggest = space.Space.suggest
-
-    def timed_suggest(self, trial):
-        t = time.process_time()
-        try:
-            return suggest(self, trial)
-        finally:
-            asked[0] += time.process_time() - t
-
-    space.Space.suggest = timed_suggest
-    from dse.search import record
-
-    stored = [0.0]  # the storage's share: a trial's start, its end, and the count before it
-
-    def timed_storage(method):
-        def timed(*args, **kwargs):
+    def clocked(fn, into: list):
+        """``fn``, adding its CPU seconds and calls to ``into`` ([seconds, calls])."""
+        def wrapper(*args, **kwargs):
             t = time.process_time()
             try:
-                return method(*args, **kwargs)
+                return fn(*args, **kwargs)
             finally:
-                stored[0] += time.process_time() - t
-        return timed
+                into[0] += time.process_time() - t
+                into[1] += 1
+        return wrapper
 
+    sim = [0.0, 0]
+    objective.simulate = clocked(objective.simulate, sim)
+    from dse.search import record, space
+
+    asked = [0.0, 0]  # the sampler's share: Optuna's suggestions (TPE fits its estimators there)
+    space.Space.suggest = clocked(space.Space.suggest, asked)
+    stored = [0.0, 0]  # the storage's share: a trial's start, its end, and the count before it
     for name in ("start", "finish", "tally"):
-        setattr(record.Record, name, timed_storage(getattr(record.Record, name)))
+        setattr(record.Record, name, clocked(getattr(record.Record, name), stored))
     import resource
 
     def workers_cpu() -> float:
