@@ -44,6 +44,7 @@ from dse.search.screen_errors import unscreenable
 from dse.system.collectives import phases
 from dse.system.comm import Communicator
 from dse.system.parallelism import ATTENTION_CORE, _params, split_model, suffix
+from dse.system.simulate import step_flops
 from dse.system.spec import LinkSpec, ParallelismSpec
 from dse.system.topology import Topology
 from dse.workloads.ops import PRECISION_BYTES, Workload
@@ -359,7 +360,7 @@ class SystemScreen:
         comm_j = comm_j + static_w * step
         samples = wl.samples * m * dp
         return {R.LATENCY: step, R.ENERGY: chip_j + comm_j, R.COMM_ENERGY: comm_j,
-                "total_ops": 3 * 2.0 * wl.macs * m * dp, "samples": samples,
+                "total_ops": step_flops(wl, m, dp), "samples": samples,
                 R.AREA: np.full(n, sum(a.area_mm2 * g.count for a, g in zip(system.archs, system.spec.chips)))}
 
 

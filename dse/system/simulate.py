@@ -101,6 +101,13 @@ def _load_workload(workload: str | Workload) -> Workload:
     return wl
 
 
+def step_flops(wl: Workload, micro_batches: int, data_parallel: int) -> float:
+    """The model FLOPs of one training step: forward, then backward at twice the forward
+    (input and weight gradients), so 3 x 2 FLOPs per MAC, over every micro-batch of every
+    data-parallel replica (recomputation is not model work)."""
+    return 3 * 2.0 * wl.macs * micro_batches * data_parallel
+
+
 def _peak_flops(arch: Architecture, precision: str) -> float:
     peak = sum(2.0 * u.peak_macs_per_s(precision) for u in arch.compute if getattr(u, "kind", "") == "systolic")
     return peak
@@ -394,7 +401,7 @@ def simulate_system(system: str | Path | System | SystemSpec, workload: str | Wo
     chip_energy = dyn_energy + static_chip
     energy = chip_energy + comm_energy
     samples = wl.samples * m * dp
-    model_flops = 3 * 2.0 * wl.macs * m * dp
+    model_flops = step_flops(wl, m, dp)
     peak = sum(g.count * _peak_flops(a, precision) for a, g in zip(sysm.archs, sysm.spec.chips))
     # one chip (with memory enough) running the whole step: the unsharded chunks, every micro-batch
     base_par = ParallelismSpec(pipeline=p, virtual_stages=v, schedule=par.schedule, micro_batches=m,
