@@ -226,6 +226,24 @@ class Screen:
         return out
 
 
+class Roofline:
+    """The one-chip roofline of a single fixed design, in plain floats: an op's estimated
+    seconds and joules, and the chip's static power (the system and serving screens)."""
+
+    def __init__(self, arch: Architecture):
+        self._design = _Design(arch, {}, 1, set())
+        self.static_power_w = _one(self._design.static_w)
+
+    def op(self, op: Op) -> tuple[float, float]:
+        """(latency_s, energy_j) of ``op`` run alone on the design."""
+        t, e = self._design.op(op)
+        return _one(t), _one(e)
+
+
+def _one(value) -> float:
+    return float(np.asarray(value).reshape(-1)[0])
+
+
 class _Design:
     """Field values of one categorical combination: scalars from the built design, arrays
     (over candidates) where the study searches or derives the field."""

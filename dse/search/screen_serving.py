@@ -35,7 +35,7 @@ import numpy as np
 from dse import results as R
 from dse.errors import DesignError, SpecError
 from dse.search.objective import CAPACITY_MARGIN
-from dse.search.screen import _Design, feasible
+from dse.search.screen import Roofline, feasible
 from dse.search.screen_errors import unscreenable
 from dse.serving.budget import kv_blocks, margin_bytes
 from dse.serving.cost import IterationCost
@@ -55,9 +55,9 @@ class RooflineCost(IterationCost):
     roofline (dse.search.screen) instead of simulated."""
 
     def __init__(self, arch, shape, fmt):
-        self._design = _Design(arch, {}, 1, set())
+        self._roofline = Roofline(arch)
         super().__init__(arch, shape, fmt)
-        self.static_power_w = float(np.asarray(self._design.static_w).reshape(-1)[0])
+        self.static_power_w = self._roofline.static_power_w
 
     def _run(self, key: tuple, build) -> tuple[float, float]:
         hit = self._points.get(key)
@@ -68,9 +68,9 @@ class RooflineCost(IterationCost):
             build(g)
             t = e = 0.0
             for op in g.workload(str(key), samples=1).ops:
-                ot, oe = self._design.op(op)
-                t += float(np.asarray(ot).reshape(-1)[0])
-                e += float(np.asarray(oe).reshape(-1)[0])
+                ot, oe = self._roofline.op(op)
+                t += ot
+                e += oe
             self.engine_runs += 1
             hit = self._points[key] = (t, e)
         return hit

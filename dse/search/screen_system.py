@@ -39,7 +39,7 @@ from dse import results as R
 from dse.errors import DesignError, DseError
 from dse.search.expressions import evaluate_arrays
 from dse.search.objective import build_architecture
-from dse.search.screen import _Design, feasible
+from dse.search.screen import Roofline, feasible
 from dse.search.screen_errors import unscreenable
 from dse.system.collectives import phases
 from dse.system.comm import Communicator
@@ -82,9 +82,9 @@ def chip_share(arch, ops, optimizer_shards: int, recompute: str) -> _Chip:
     params = sum(_params(o) for o in ops)
     adam = max(1, int(params) // optimizer_shards)
     wl = replace(wl, ops=[replace(o, elements=adam) if o.name == "optimizer.adam" else o for o in wl.ops])
-    d = _Design(arch, {}, 1, set())
+    d = Roofline(arch)
     fwd_names = {o.name for o in ops}
-    chip = _Chip(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, float(np.asarray(d.static_w).reshape(-1)[0]))
+    chip = _Chip(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, d.static_power_w)
     core_s = core_j = 0.0
     cache: dict[tuple, tuple[float, float]] = {}
     for o in wl.ops:
@@ -92,8 +92,7 @@ def chip_share(arch, ops, optimizer_shards: int, recompute: str) -> _Chip:
         key = (o.kind, o.gemm(), o.precision, o.vector_ops, o.pattern,
                tuple((k, v["role"], v["bytes"]) for k, v in t_.items()), tuple(sorted(o.on_chip)))
         if key not in cache:
-            t, e = d.op(o)
-            cache[key] = (float(np.asarray(t).reshape(-1)[0]), float(np.asarray(e).reshape(-1)[0]))
+            cache[key] = d.op(o)
         t, e = cache[key]
         if o.name == "optimizer.adam":
             chip.opt_s += t
