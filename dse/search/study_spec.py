@@ -184,7 +184,8 @@ class ObjectiveSpec(_Strict):
 class ScreenSpec(_Strict):
     """Two-stage study: ``candidates`` designs drawn from the space are estimated by the
     analytic screen (dse/search/screen.py, numpy, no simulation); the ``simulate`` most
-    promising are then simulated as the study's trials."""
+    promising designs are then simulated as the study's trials, each on every workload of the
+    study (``simulate`` x workloads simulate() calls)."""
 
     candidates: int = Field(default=100_000, gt=0, le=100_000_000)
     simulate: int = Field(default=20, gt=0)
