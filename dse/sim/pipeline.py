@@ -34,8 +34,8 @@ class _Chunk:
     g: int
     loaded_first: simpy.Event
     loaded: simpy.Event
-    computed_first: simpy.Event
-    computed: simpy.Event
+    computed_first: simpy.Event | None  # (None where no process waits for it)
+    computed: simpy.Event | None
 
 
 def run_op(env: simpy.Environment, machine: Machine, plan: OpPlan, max_chunks: int | None,
@@ -46,10 +46,17 @@ def run_op(env: simpy.Environment, machine: Machine, plan: OpPlan, max_chunks: i
     and stored where the op writes off chip): what a streaming consumer waits for."""
     n = plan.n_tiles
     sizes = chunk_sizes(n, max_chunks)
-    chunks = [_Chunk(g, env.event(), env.event(), env.event(), env.event()) for g in sizes]
     c_tile = plan.compute_s / n
     reads = [(machine.buses[t], s / n) for t, s in plan.read_s.items() if s > 0]
     writes = [(machine.buses[t], s / n) for t, s in plan.write_s.items() if s > 0]
+    # a chunk's "computed" events exist only where a process waits for them (an event
+    # nobody waits for changes nothing but SimPy's count): the store waits for every chunk,
+    # the loads for all but the last two (double buffering), a streaming consumer for the first
+    event = env.event
+    first_seen = bool(writes) or first_out is not None
+    waited = len(sizes) if writes else len(sizes) - 2 if reads else 0
+    chunks = [_Chunk(g, event(), event(), event() if first_seen else None, event() if j < waited else None)
+              for j, g in enumerate(sizes)]
     if reads:
         # Double buffering: tile i+2 may load only once tile i, which arrives `latency`
         # after its transfer, is computed. So tiles cannot start closer together on
@@ -121,30 +128,58 @@ def _load(env, chunks: list[_Chunk], reads, l_tile: float, latency: float, perio
         ch.loaded.succeed(done)
 
 
-def _port(env, port, t: float, name: str, machine: Machine):
-    """Hold an SRAM's port for t seconds (its share of a chunk's operand traffic)."""
-    with port.request() as req:
-        yield req
-        yield env.timeout(t)
-        machine.sram_busy_s[name] += t
+def _hold(env, port, t: float, name: str, machine: Machine) -> tuple[simpy.Event, list]:
+    """Ask for an SRAM's port and hold it for t seconds once granted (its share of a chunk's
+    operand traffic), without a process: the request's callback starts the hold, the hold's
+    timeout releases the port. Returns the request and a list that holds the timeout once
+    the request is granted (what to wait for)."""
+    req = port.request()
+    box: list = []
+
+    def granted(_):
+        hold = env.timeout(t)
+        box.append(hold)
+
+        def release(_):
+            port.release(req)
+            machine.sram_busy_s[name] += t
+        hold.callbacks.append(release)
+    req.callbacks.append(granted)
+    return req, box
 
 
 def _compute(env, chunks: list[_Chunk], c_tile: float, ports, machine: Machine):
+    """The unit's tiles, chunk by chunk; the array and the SRAM ports work side by side, the
+    slower sets the pace. A port is asked for when the chunk starts and released when its
+    hold ends (FIFO among the ops asking for it), as a process holding it would, but with
+    two events per hold (the grant, the hold's end) instead of a process and a condition."""
+    sram_busy = machine.sram_busy_s
     for ch in chunks:
         first = yield ch.loaded_first
         if first > env.now:
             yield env.timeout(first - env.now)
-        ch.computed_first.succeed(env.now + c_tile)
-        if ports:  # the array and the SRAM ports work side by side; the slower sets the pace
-            held = [env.process(_port(env, port, ch.g * t, name, machine)) for port, t, name in ports]
-            yield env.all_of([env.timeout(ch.g * c_tile), *held])
-        else:
-            yield env.timeout(ch.g * c_tile)
+        if ch.computed_first is not None:
+            ch.computed_first.succeed(env.now + c_tile)
+        array = env.timeout(ch.g * c_tile)
+        if len(ports) == 1:
+            port, t, name = ports[0]
+            req = port.request()
+            yield req
+            yield env.timeout(ch.g * t)
+            port.release(req)
+            sram_busy[name] += ch.g * t
+        elif ports:
+            held = [_hold(env, port, ch.g * t, name, machine) for port, t, name in ports]
+            for req, box in held:
+                yield req
+                yield box[0]
+        yield array
         loaded = yield ch.loaded
         end = loaded + c_tile
         if end > env.now:
             yield env.timeout(end - env.now)
-        ch.computed.succeed(env.now)
+        if ch.computed is not None:
+            ch.computed.succeed(env.now)
 
 
 def _store(env, chunks: list[_Chunk], writes):
