@@ -43,6 +43,41 @@ class Run:
     run_s: float = 0.0
 
 
+def private_ports(mapping: Mapping, migrations: dict[str, list[OpPlan]]) -> set[str]:
+    """SRAMs whose port the plans of only one compute unit use (every unit a task may take
+    counted): a unit runs one op at a time, so no two ops ever ask for such a port at once.
+    Prefetch copies are not serialised by a unit: any port one of them uses is shared."""
+    users: dict[str, set] = {}
+    for (_, unit), plan in mapping.plans.items():
+        for name, t in plan.sram_s.items():
+            if t > 0:
+                users.setdefault(name, set()).add(unit)
+    for plans in migrations.values():
+        for plan in plans:
+            for name, t in plan.sram_s.items():
+                if t > 0:
+                    users.setdefault(name, set()).update((1, 2))  # (two users: never private)
+    return {name for name, units in users.items() if len(units) == 1}
+
+
+def private_buses(mapping: Mapping, migrations: dict[str, list[OpPlan]]) -> set[str]:
+    """Memory buses that the plans of only one compute unit use, and all the same way (only
+    reads or only writes): a unit runs one op at a time, and an op moves one chunk at a time
+    each way, so no transfer on such a bus ever waits for another. Prefetch copies make a
+    bus shared."""
+    users: dict[str, set] = {}
+    for (_, unit), plan in mapping.plans.items():
+        for way, times in (("read", plan.read_s), ("write", plan.write_s)):
+            for name, t in times.items():
+                if t > 0:
+                    users.setdefault(name, set()).add((unit, way))
+    for plans in migrations.values():
+        for plan in plans:
+            for name in (*plan.read_s, *plan.write_s):
+                users.setdefault(name, set()).update((1, 2))  # (two users: never private)
+    return {name for name, uses in users.items() if len(uses) == 1}
+
+
 def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPlan]], models: dict,
             max_chunks: int | None, closed_form: bool = True) -> Run:
     """Run every task on a fresh SimPy machine; raises DesignError if some never ran."""
@@ -60,6 +95,10 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
             (streams_to if d.streaming else after)[index[d.task]].append(i)
     streaming = any(streams_to)
     closed_form = closed_form and not streaming
+    if closed_form:
+        machine.private_ports = private_ports(mapping, migrations)
+        for name in private_buses(mapping, migrations):
+            machine.buses[name].private = True
     # a streaming consumer waits for its producer's end too: those producers keep an event
     done = {tasks[i].name: env.event() for i, s in enumerate(streams_to) if s}
     pending = {name: list(plans) for name, plans in migrations.items()}

@@ -25,6 +25,9 @@ class MemoryBus:
         self.resource = simpy.Resource(env, capacity=1)
         self.busy_s = 0.0
         self.last: str | None = None
+        #: only one compute unit's ops use this bus, all one way (only reads, or only
+        #: writes): one transfer at a time, so it is free whenever asked (set by the executor)
+        self.private = False
 
     def turn(self, kind: str) -> float:
         """Bus turnaround when the direction changes (read <-> write); counted as busy."""
@@ -102,6 +105,9 @@ class Machine:
         #: one port per SRAM with its bandwidth: units reading an SRAM at once queue for it
         self.sram_ports = {s.name: simpy.Resource(env, capacity=1) for s in arch.sram}
         self.sram_busy_s = {s.name: 0.0 for s in arch.sram}
+        #: SRAMs whose port only one compute unit's ops use (so never two at once): the
+        #: executor names them where it may skip asking for them (dse/sim/pipeline.py)
+        self.private_ports: set[str] = set()
         #: schedules of ops run alone, by what they depend on (pipeline.solo_end)
         self.solo_schedules: dict[tuple, tuple | None] = {}
         #: id of a plan's transfers -> (the transfers, its costs as a key, its buses)

@@ -70,8 +70,14 @@ def run_op(env: simpy.Environment, machine: Machine, plan: OpPlan, max_chunks: i
         for ch in chunks:
             ch.loaded_first.succeed(env.now)
             ch.loaded.succeed(env.now)
-    ports = [(machine.sram_ports[name], t / n, name) for name, t in plan.sram_s.items() if t > 0]
-    compute = env.process(_compute(env, chunks, c_tile, ports, machine))
+    ports, private = [], []
+    for name, t in plan.sram_s.items():
+        if t > 0:
+            if name in machine.private_ports:
+                private.append((t / n, name))
+            else:
+                ports.append((machine.sram_ports[name], t / n, name))
+    compute = env.process(_compute(env, chunks, c_tile, ports, private, machine))
     if first_out is not None:
         s_tile = max((t for _, t in writes), default=0.0)
         env.process(_first_out(env, chunks[0], s_tile, first_out))
@@ -90,18 +96,22 @@ def _first_out(env, first: _Chunk, s_tile: float, event: simpy.Event):
 
 
 def _transfer(env, bus, t_tile: float, g: int, started: simpy.Event | None):
-    """Hold a bus for g tiles of t_tile each; report when the first tile will have arrived."""
-    with bus.resource.request() as req:
+    """Hold a bus for g tiles of t_tile each; report when the first tile will have arrived.
+    A private bus (``MemoryBus.private``) is free whenever its one reader asks: no request."""
+    req = None if bus.private else bus.resource.request()
+    if req is not None:
         yield req
-        turn = bus.turn("read")
-        if turn:
-            yield env.timeout(turn)
-        start = env.now
-        first = start + bus.latency + t_tile
-        if started is not None:
-            started.succeed(first)
-        yield env.timeout(g * t_tile)
-        bus.busy_s += g * t_tile
+    turn = bus.turn("read")
+    if turn:
+        yield env.timeout(turn)
+    start = env.now
+    first = start + bus.latency + t_tile
+    if started is not None:
+        started.succeed(first)
+    yield env.timeout(g * t_tile)
+    bus.busy_s += g * t_tile
+    if req is not None:
+        bus.resource.release(req)
     return start, first, env.now + bus.latency
 
 
@@ -148,11 +158,15 @@ def _hold(env, port, t: float, name: str, machine: Machine) -> tuple[simpy.Event
     return req, box
 
 
-def _compute(env, chunks: list[_Chunk], c_tile: float, ports, machine: Machine):
+def _compute(env, chunks: list[_Chunk], c_tile: float, ports, private, machine: Machine):
     """The unit's tiles, chunk by chunk; the array and the SRAM ports work side by side, the
     slower sets the pace. A port is asked for when the chunk starts and released when its
     hold ends (FIFO among the ops asking for it), as a process holding it would, but with
-    two events per hold (the grant, the hold's end) instead of a process and a condition."""
+    two events per hold (the grant, the hold's end) instead of a process and a condition.
+
+    A ``private`` port (``Machine.private_ports``: only one unit's ops use it, one at a time,
+    and this op asks for it only once its previous hold has ended) is always free when
+    asked: its hold is the time it takes, added to the array's, without asking."""
     sram_busy = machine.sram_busy_s
     for ch in chunks:
         first = yield ch.loaded_first
@@ -160,7 +174,13 @@ def _compute(env, chunks: list[_Chunk], c_tile: float, ports, machine: Machine):
             yield env.timeout(first - env.now)
         if ch.computed_first is not None:
             ch.computed_first.succeed(env.now + c_tile)
-        array = env.timeout(ch.g * c_tile)
+        longest = ch.g * c_tile
+        for t, name in private:
+            held = ch.g * t
+            sram_busy[name] += held
+            if held > longest:
+                longest = held
+        array = env.timeout(longest)
         if len(ports) == 1:
             port, t, name = ports[0]
             req = port.request()
@@ -189,14 +209,17 @@ def _store(env, chunks: list[_Chunk], writes):
             yield env.timeout(first - env.now)
         s_tile = 0.0
         for bus, t in writes:
-            with bus.resource.request() as req:
+            req = None if bus.private else bus.resource.request()
+            if req is not None:
                 yield req
-                turn = bus.turn("write")
-                if turn:
-                    yield env.timeout(turn)
-                s_tile = max(s_tile, t)
-                yield env.timeout(ch.g * t)
-                bus.busy_s += ch.g * t
+            turn = bus.turn("write")
+            if turn:
+                yield env.timeout(turn)
+            s_tile = max(s_tile, t)
+            yield env.timeout(ch.g * t)
+            bus.busy_s += ch.g * t
+            if req is not None:
+                bus.resource.release(req)
         computed = yield ch.computed
         end = computed + s_tile
         if end > env.now:
