@@ -156,3 +156,39 @@ def test_ops_that_start_together_while_another_can_start_beside_them_go_through_
     assert same(fast, slow) == []
     ends = {r["op"]: r["end_s"] for r in fast.timeline}
     assert {r["op"]: r["start_s"] for r in fast.timeline}["r2"] < ends["ds"]
+
+
+def _mapped(arch, wl):
+    from dse.sim.allocate import allocate
+    from dse.sim.cost import Coster, migration_plans
+    from dse.sim.map import map_tasks
+    from dse.sim.partition import partition
+    from dse.sim.program import System, build_program
+    from dse.tech.models import tier_model
+
+    (program,) = partition(build_program(System.of(arch), wl))
+    models = {m.name: tier_model(m) for m in arch.memories}
+    return map_tasks(program, allocate(program), Coster(arch, models)), migration_plans(program, models)
+
+
+def test_only_a_port_or_bus_that_one_unit_uses_one_way_is_never_asked_for():
+    from dse.sim.execute import private_buses, private_ports
+
+    # the TPU: only the MXU stages tiles in the weight FIFO and reads DDR3 (the weights); the
+    # activation pipeline works in the unified buffer, which the MXU uses too
+    mapping, copies = _mapped(load_architecture("tpu-v1-like"), load_workload("resnet50"))
+    assert private_ports(mapping, copies) == {"weight_fifo"}
+    assert private_buses(mapping, copies) == {"ddr3"}
+    # in front of Optane, the DMA copies write DDR4 and read Optane: no bus is private
+    mapping, copies = _mapped(load_architecture("dram-nvm-tiered"), load_workload("resnet50"))
+    assert private_buses(mapping, copies) == set()
+    # two arrays share the buffer and DRAM: nothing private, and their ops queue at both
+    units = toy().model_dump()["compute"]
+    two = toy(compute=[*units, {**units[0], "name": "pe2"}])
+    wl = Workload("gemms", [Op(f"g{i}", "matmul", m=64, n=64, k=64) for i in range(4)])
+    mapping, copies = _mapped(two, wl)
+    assert private_ports(mapping, copies) == set() and private_buses(mapping, copies) == set()
+    # where everything sits in DRAM, one array reads and writes it: both ways, not private
+    one = toy(placement={"weights": "dram", "activations": "dram"})
+    mapping, copies = _mapped(one, Workload("g", [Op("a", "matmul", m=256, n=256, k=256)]))
+    assert "dram" not in private_buses(mapping, copies)

@@ -48,7 +48,11 @@ def private_ports(mapping: Mapping, migrations: dict[str, list[OpPlan]]) -> set[
     counted): a unit runs one op at a time, so no two ops ever ask for such a port at once.
     Prefetch copies are not serialised by a unit: any port one of them uses is shared."""
     users: dict[str, set] = {}
+    seen = set()  # (plans of one shape share their cost dicts: each looked at once per unit)
     for (_, unit), plan in mapping.plans.items():
+        if (unit, id(plan.sram_s)) in seen:
+            continue
+        seen.add((unit, id(plan.sram_s)))
         for name, t in plan.sram_s.items():
             if t > 0:
                 users.setdefault(name, set()).add(unit)
@@ -66,7 +70,11 @@ def private_buses(mapping: Mapping, migrations: dict[str, list[OpPlan]]) -> set[
     each way, so no transfer on such a bus ever waits for another. Prefetch copies make a
     bus shared."""
     users: dict[str, set] = {}
+    seen = set()
     for (_, unit), plan in mapping.plans.items():
+        if (unit, id(plan.read_s)) in seen:
+            continue
+        seen.add((unit, id(plan.read_s)))
         for way, times in (("read", plan.read_s), ("write", plan.write_s)):
             for name, t in times.items():
                 if t > 0:

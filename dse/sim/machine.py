@@ -110,5 +110,6 @@ class Machine:
         self.private_ports: set[str] = set()
         #: schedules of ops run alone, by what they depend on (pipeline.solo_end)
         self.solo_schedules: dict[tuple, tuple | None] = {}
-        #: id of a plan's transfers -> (the transfers, its costs as a key, its buses)
+        #: id of a plan's transfers -> (the transfers, its costs as a key, its buses, its
+        #: schedules by the ways its buses last turned)
         self.solo_costs: dict[int, tuple] = {}

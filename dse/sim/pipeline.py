@@ -257,17 +257,22 @@ def solo_schedule(machine: Machine, plan: OpPlan, max_chunks: int | None) -> tup
         key = (plan.compute_s, plan.n_tiles, tuple(plan.read_s.items()), tuple(plan.write_s.items()),
                tuple(plan.sram_s.items()), max_chunks)
         buses = tuple(machine.buses[t] for t in plan.read_s) + tuple(machine.buses[t] for t in plan.write_s)
-        costs = machine.solo_costs[id(plan.transfers)] = (plan.transfers, key, buses)
-    _, key, buses = costs
-    key = (key, *[bus.last for bus in buses])
-    known = machine.solo_schedules.get(key, False)
+        costs = machine.solo_costs[id(plan.transfers)] = (plan.transfers, key, buses, {})
+    _, key, buses, by_ways = costs
+    # (the schedules of these costs, by the ways their buses last turned: no hash of the costs)
+    ways = tuple([bus.last for bus in buses]) if buses else ()
+    known = by_ways.get(ways, False)
     if known is False:
-        known = _solo_schedule(machine, plan, max_chunks)
-        if known is not None:
-            duration, busy, last, sram_busy, holds = known
-            known = (duration, tuple((machine.buses[name], b, last[name]) for name, b in busy.items()),
-                     tuple(sram_busy.items()), tuple(holds))
-        machine.solo_schedules[key] = known
+        key = (key, *ways)
+        known = machine.solo_schedules.get(key, False)
+        if known is False:
+            known = _solo_schedule(machine, plan, max_chunks)
+            if known is not None:
+                duration, busy, last, sram_busy, holds = known
+                known = (duration, tuple((machine.buses[name], b, last[name]) for name, b in busy.items()),
+                         tuple(sram_busy.items()), tuple(holds))
+            machine.solo_schedules[key] = known
+        by_ways[ways] = known
     return known
 
 
