@@ -55,15 +55,8 @@ def run_op(env: simpy.Environment, machine: Machine, plan: OpPlan, max_chunks: i
     event = env.event
     first_seen = bool(writes) or first_out is not None
     waited = len(sizes) if writes else len(sizes) - 2 if reads else 0
-    if reads:
-        chunks = [_Chunk(g, event(), event(), event() if first_seen else None, event() if j < waited else None)
-                  for j, g in enumerate(sizes)]
-    else:
-        # every chunk is loaded from the start: one event, the compute's first wait (by the
-        # time it waits again, the event has been processed, as each chunk's own would have)
-        ready = event().succeed(env.now)
-        chunks = [_Chunk(g, ready, ready, event() if first_seen else None, event() if j < waited else None)
-                  for j, g in enumerate(sizes)]
+    chunks = [_Chunk(g, event(), event(), event() if first_seen else None, event() if j < waited else None)
+              for j, g in enumerate(sizes)]
     if reads:
         # Double buffering: tile i+2 may load only once tile i, which arrives `latency`
         # after its transfer, is computed. So tiles cannot start closer together on
@@ -73,6 +66,10 @@ def run_op(env: simpy.Environment, machine: Machine, plan: OpPlan, max_chunks: i
         latency = max(bus.latency for bus, _ in reads)
         period = max(l_tile, c_tile, (latency + l_tile + c_tile) / 2)
         env.process(_load(env, chunks, reads, l_tile, latency, period))
+    else:
+        for ch in chunks:
+            ch.loaded_first.succeed(env.now)
+            ch.loaded.succeed(env.now)
     ports, private = [], []
     for name, t in plan.sram_s.items():
         if t > 0:
