@@ -1,0 +1,237 @@
+"""The queueing side of the serving screen: what continuous batching with chunked prefill
+makes of a request stream, in expectation, given the cost of one iteration.
+
+``dse.search.screen_serving`` states the model and its derivation; this module holds its
+pieces: the stream's moments, the mean iteration under chunked prefill, the steady batch,
+the spread of TPOT over requests and the run's length and energy. Iteration costs come from
+a ``step(decode_seqs, chunks, logits) -> (seconds, joules)`` callable (the serving model's
+``IterationCost.iteration`` with each part by the one-chip roofline).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+#: prompt lengths at which a last prefill chunk's extra time is averaged (quantile midpoints)
+QUADRATURE = 16
+
+Step = Callable[[int, list[tuple[int, int]], int], tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class Stream:
+    """Moments of a request stream, for chunks of ``chunk`` prompt tokens."""
+
+    count: int
+    first_s: float
+    last_s: float
+    #: arrival times in order, prompt tokens and decode iterations (output tokens - 1: the
+    #: first output token comes with the prefill)
+    arrival_s: np.ndarray
+    prompt: np.ndarray
+    decode: np.ndarray
+    output_tokens: float
+    chunk: int
+
+    @classmethod
+    def of(cls, arrival_s: np.ndarray, prompt: np.ndarray, output: np.ndarray, chunk: int) -> "Stream":
+        order = np.argsort(arrival_s, kind="stable")
+        arrival_s, prompt, output = arrival_s[order], prompt[order], output[order]
+        return cls(len(arrival_s), float(arrival_s[0]), float(arrival_s[-1]), arrival_s.astype(float),
+                   prompt.astype(float), output.astype(float) - 1.0, float(output.sum()), chunk)
+
+    @property
+    def rate_per_s(self) -> float:
+        """Arrivals per second over the arrival window."""
+        return self.count / max(self.last_s - self.first_s, 1e-9)
+
+    @property
+    def mean_decode(self) -> float:
+        return float(self.decode.mean())
+
+    @property
+    def mean_past(self) -> float:
+        """Mean cached tokens of a sequence at a decode step, each step counted once: a request's
+        k-th step (k = 1..D) follows P + k - 1 cached tokens, so sum(P D + D (D - 1) / 2) / sum(D)."""
+        p, d = self.prompt, self.decode
+        return float((p * d + d * (d - 1) / 2).sum() / max(d.sum(), 1.0))
+
+    @property
+    def prefill_iterations(self) -> np.ndarray:
+        """B = ceil(P / chunk): the iterations a prompt takes when it prefills alone."""
+        return np.ceil(self.prompt / self.chunk)
+
+    @property
+    def last_chunk(self) -> np.ndarray:
+        """The tokens of a prompt's last chunk, in (0, chunk]."""
+        return self.prompt - self.chunk * (self.prefill_iterations - 1)
+
+    @property
+    def full_chunk_past(self) -> int:
+        """Mean cached tokens before a full chunk (the k-th of a prompt follows k x chunk)."""
+        full = self.prefill_iterations - 1
+        return int(round(self.chunk * (full * (full - 1) / 2).sum() / max(full.sum(), 1.0)))
+
+    def quadrature(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Prompt lengths at the quantile midpoints: their full chunks, last chunk and its past."""
+        p = np.quantile(self.prompt, (np.arange(QUADRATURE) + 0.5) / QUADRATURE, method="inverted_cdf")
+        b = np.ceil(p / self.chunk)
+        return b - 1, (p - self.chunk * (b - 1)).astype(int), (self.chunk * (b - 1)).astype(int)
+
+    def residual_survival(self) -> np.ndarray:
+        """P(R > x), x = 0, 1, ...: R the decode iterations a sequence found decoding at a random
+        moment has left (the equilibrium residual of D: P(R > x) = E[(D - x)+] / E[D])."""
+        d = self.decode.astype(int)
+        at_least = np.cumsum(np.bincount(d)[::-1])[::-1]        # requests with D >= k, k = 0..max
+        excess = np.cumsum(at_least[::-1])[::-1] - at_least     # sum over k > x of #(D >= k)
+        return excess / max(d.sum(), 1)
+
+
+class Iterations:
+    """The mean iteration of a decode batch b while prompts start prefilling at r per iteration.
+
+    The chunk budget C is a single FCFS server of prompt tokens (in iterations). Within a busy
+    period of it every chunk is full (the next waiting prompt takes what the previous left of
+    the budget) but the last, of the busy period's remainder, taken as a prompt's own last chunk
+    ell = P - C (ceil(P / C) - 1). A busy period ends where a prompt finishes with none waiting:
+    a share 1 - rho of prompts (as in M/G/1, where that share of departures leave the server
+    empty), rho being the share of iterations that prefill. Per iteration, in expectation:
+
+        last chunks  n_last = r (1 - rho)
+        full chunks  n_full = (r Pbar - n_last E[ell]) / C           (the prompt tokens left)
+        rho = n_full + n_last  =>  rho = (r Pbar / C + u) / (1 + u),  u = r (1 - E[ell] / C)
+
+    and the mean iteration is T(b) + n_full dT(b, C) + n_last E[dT(b, ell)], dT being a chunk's
+    time over the decode-only iteration T(b) at its own size (the iteration is memory-bound until
+    its tokens reach the chip's ridge, then compute-bound, so a mean prefill of r Pbar tokens
+    spread over every iteration would be too cheap). Joules likewise.
+    """
+
+    def __init__(self, step: Step, stream: Stream):
+        self.step, self.s = step, stream
+        self.chunk = stream.chunk
+        self.past = stream.mean_past
+        self.mean_prompt = float(stream.prompt.mean())
+        self.mean_last = float(stream.last_chunk.mean())
+        self.full_past = stream.full_chunk_past
+        self.q_full, self.q_last, self.q_past = stream.quadrature()
+        self._parts: dict[int, tuple] = {}
+
+    def parts(self, b: int) -> tuple:
+        """At a whole batch b: the decode-only (t, e), a full chunk's extra (t, e), a last
+        chunk's mean extra (t, e), and the first two moments of a prompt's extra time when it
+        prefills alone (its full chunks and its last)."""
+        hit = self._parts.get(b)
+        if hit is None:
+            base = self.step(b, [], b) if b else (0.0, 0.0)
+            full = self.step(b, [(self.chunk, self.full_past)], b)
+            dfull = (full[0] - base[0], full[1] - base[1])
+            lasts = np.array([self.step(b, [(int(q), int(p))], b + 1) for q, p in zip(self.q_last, self.q_past)])
+            dlast_t, dlast_e = lasts[:, 0] - base[0], lasts[:, 1] - base[1]
+            shot = self.q_full * dfull[0] + dlast_t
+            hit = self._parts[b] = (base, dfull, (float(dlast_t.mean()), float(dlast_e.mean())),
+                                    (float(shot.mean()), float((shot ** 2).mean())))
+        return hit
+
+    def chunks(self, r: float) -> tuple[float, float]:
+        """(n_full, n_last): full and last prefill chunks per iteration at r prompts per iteration."""
+        u = r * (1 - self.mean_last / self.chunk)
+        rho = min((r * self.mean_prompt / self.chunk + u) / (1 + u), 1.0)
+        n_last = r * (1 - rho)
+        return (r * self.mean_prompt - n_last * self.mean_last) / self.chunk, n_last
+
+    def mean(self, b: float, r: float) -> tuple[float, float]:
+        """Mean seconds and joules of an iteration decoding b sequences (linear between whole
+        batches) while r prompts per iteration start prefilling."""
+        n_full, n_last = self.chunks(r)
+        lo = max(int(math.floor(b)), 0)
+        w = b - lo
+        out = []
+        for bi in (lo, lo + 1):
+            (t0, e0), (tf, ef), (tl, el), _ = self.parts(bi)
+            out.append((t0 + n_full * tf + n_last * tl, e0 + n_full * ef + n_last * el))
+        return (1 - w) * out[0][0] + w * out[1][0], (1 - w) * out[0][1] + w * out[1][1]
+
+    def slope(self, b: float, r: float) -> float:
+        """Seconds per iteration per decoding sequence at a fixed prefill rate."""
+        lo = max(b - 0.5, 0.0)
+        return (self.mean(b + 0.5, r)[0] - self.mean(lo, r)[0]) / (b + 0.5 - lo)
+
+
+def clipped_variance_share(mean: float, cap: float) -> float:
+    """Var[min(N, cap)] / Var[N] for N ~ Poisson(mean): how much of the batch's swings a cap leaves."""
+    if mean <= 0:
+        return 1.0
+    n = np.arange(0, int(max(cap, mean) + 12 * math.sqrt(mean) + 20))
+    p = np.exp(n * math.log(mean) - mean - np.array([math.lgamma(k + 1.0) for k in n]))
+    x = np.minimum(n, max(cap, 0.0))
+    mu = float((p * x).sum())
+    return float((p * (x - mu) ** 2).sum() / mean)
+
+
+def tpot_sigma(decode: np.ndarray, t: float, slope: float, share: float, dispersion: float,
+               rate_per_s: float, shot: tuple[float, float]) -> np.ndarray:
+    """The spread (seconds) of the TPOT of requests of ``decode`` iterations (D >= 1).
+
+    A request's TPOT is its D iterations' time over D. Other requests start as a Poisson
+    process (rate lambda) and each adds to that time a shot: X_j, its prompt's chunks' extra time
+    (when it starts within the request's life L = D t), plus (t'/t) x the overlap of its decode
+    (S_j = D_j t long) with L, t' being the slope of the iteration in the batch at a fixed
+    prefill rate. Campbell's theorem gives the variance of the sum, lambda E_j[integral over
+    its start time a of the shot squared]:
+
+        integral of overlap(a)^2 da            = s^2 l - s^3 / 3    (s, l: shorter, longer of L, S_j)
+        integral of overlap(a) 1[a in L] da    = s L - s^2 / 2
+        integral of 1[a in L] da               = L
+
+    so Var = lambda (c^2 E[s^2 l - s^3/3] + 2 c E[X] E[s L - s^2/2] + k E[X^2] L), with X_j
+    independent of D_j (a request's prompt, not its output, sets X) and sigma = sqrt(Var) / D.
+    Where a cap holds the batch, its swings are clipped: c = sqrt(share) t'/t (share: the part
+    of a Poisson batch's variance the cap leaves), and the sequences start as others finish, a
+    renewal process per batch slot whose counts vary by the squared coefficient of variation of
+    a life rather than by their mean: k = share + (1 - share) x dispersion.
+    """
+    d, inverse = np.unique(decode, return_inverse=True)
+    life = d[:, None] * t
+    other = d[None, :] * t
+    w = np.bincount(inverse, minlength=len(d)) / len(decode)
+    s, l = np.minimum(other, life), np.maximum(other, life)
+    batch = ((s ** 2 * l - s ** 3 / 3) * w[None, :]).sum(axis=1)
+    cross = ((s * life - s ** 2 / 2) * w[None, :]).sum(axis=1)
+    c = math.sqrt(share) * slope / t
+    mean_x, mean_x2 = shot
+    k = share + (1 - share) * dispersion
+    var = rate_per_s * (c ** 2 * batch + 2 * c * mean_x * cross + k * mean_x2 * life[:, 0])
+    return (np.sqrt(np.maximum(var, 0.0)) / d)[inverse]
+
+
+def transient_batch(survival: np.ndarray, mean: float, unclipped: float, main: float, length: int) -> np.ndarray:
+    """The expected number decoding at iterations x = 0..length-1 of a run that starts empty,
+    admits for ``main`` iterations and then drains. As an M/G/inf queue started empty (Takacs):
+    lambda x integral over [0, x] of P(S > y) dy = unclipped x P(R <= x), R the equilibrium
+    residual of a decode, at most ``mean`` (the cap); after admissions stop, the ``mean`` left
+    end at their residual lives, so mean x P(R <= x - main) of them have gone."""
+    x = np.arange(length, dtype=float)
+    cdf = lambda y: np.where(y < 0, 0.0, 1.0 - np.interp(y, np.arange(len(survival)), survival, right=0.0))  # noqa: E731
+    return np.maximum(np.minimum(mean, unclipped * cdf(x)) - mean * cdf(x - main), 0.0)
+
+
+_erf = np.frompyfunc(math.erf, 1, 1)
+
+
+def mixture_quantile(mean: np.ndarray, sigma: np.ndarray, p: float) -> float:
+    """The p-quantile of the equal-weight mixture of Normal(mean_i, sigma_i^2) (by bisection)."""
+    if not len(mean):
+        return 0.0
+    top = float(sigma.max())
+    lo, hi = float(mean.min()) - 8 * top - 1e-12, float(mean.max()) + 8 * top + 1e-12
+    safe = np.where(sigma > 0, sigma, 1.0)
+    for _ in range(60):
+        x = (lo + hi) / 2
+        z = np.where(sigma > 0, (x - mean) / safe, np.where(x >= mean, np.inf, -np.inf))
+        cdf = float((0.5 * (1 + _erf(z / math.sqrt(2)).astype(float))).mean())
+        lo, hi = (x, hi) if cdf < p else (lo, x)
+    return (lo + hi) / 2
