@@ -222,16 +222,34 @@ def transient_batch(survival: np.ndarray, mean: float, unclipped: float, main: f
 _erf = np.frompyfunc(math.erf, 1, 1)
 
 
-def mixture_quantile(mean: np.ndarray, sigma: np.ndarray, p: float) -> float:
-    """The p-quantile of the equal-weight mixture of Normal(mean_i, sigma_i^2) (by bisection)."""
+def preemptions_per_request(prompt: np.ndarray, output: np.ndarray, mean_decode: float) -> float:
+    """Preemptions per request where paged admission keeps a full KV budget full.
+
+    Free KV space F (tokens) after each admission: a request finishing frees P_f + O_f, the head
+    of the queue takes its prompt P_h, and until the next finish (an exponential gap of 1/r
+    iterations: r requests finish per iteration) the batch's b sequences grow by b tokens per
+    iteration, b / r = D tokens in the mean. So F moves by steps of mean about zero and variance
+    sigma^2 = Var P_f + Var P_h + Var O + D^2, held below the head's prompt (it is admitted once
+    F reaches it): a driftless walk between walls W = Pbar apart. A reflected Brownian motion
+    without drift on [0, W] is pushed at each wall at sigma^2 / (2 W) per step; at the lower wall a
+    decode finds no free block and the newest sequence, holding about Pbar tokens, is preempted:
+    sigma^2 / (2 Pbar^2) preemptions per request.
+    """
+    return float((2 * prompt.var() + output.var() + mean_decode ** 2) / (2 * prompt.mean() ** 2))
+
+
+def mixture_quantile(mean: np.ndarray, sigma: np.ndarray, p: float, weight: np.ndarray | None = None) -> float:
+    """The p-quantile of the mixture of Normal(mean_i, sigma_i^2), equal weights unless given
+    (by bisection)."""
     if not len(mean):
         return 0.0
+    weight = np.full(len(mean), 1.0 / len(mean)) if weight is None else weight / weight.sum()
     top = float(sigma.max())
     lo, hi = float(mean.min()) - 8 * top - 1e-12, float(mean.max()) + 8 * top + 1e-12
     safe = np.where(sigma > 0, sigma, 1.0)
     for _ in range(60):
         x = (lo + hi) / 2
         z = np.where(sigma > 0, (x - mean) / safe, np.where(x >= mean, np.inf, -np.inf))
-        cdf = float((0.5 * (1 + _erf(z / math.sqrt(2)).astype(float))).mean())
+        cdf = float((weight * 0.5 * (1 + _erf(z / math.sqrt(2)).astype(float))).sum())
         lo, hi = (x, hi) if cdf < p else (lo, x)
     return (lo + hi) / 2
