@@ -203,7 +203,8 @@ class ServingEstimator:
             with_prefill = np.array([it.mean(b, r)[0] for b in whole])
             without = np.array([it.mean(b, 0.0)[0] for b in whole])
             seen_i = np.minimum(1 + others, b_max)
-            mean_i = starting * np.interp(seen_i, whole, with_prefill) + (1 - starting) * np.interp(seen_i, whole, without)
+            mean_i = (starting * np.interp(seen_i, whole, with_prefill)
+                      + (1 - starting) * np.interp(seen_i, whole, without))
             life = s.prefill_iterations + s.decode
             dispersion = float(life.var() / life.mean() ** 2)
             sigma = tpot_sigma(d, t, it.slope(seen, r), clipped_variance_share(unclipped, b_max - 1), dispersion,

@@ -215,8 +215,13 @@ def transient_batch(survival: np.ndarray, mean: float, unclipped: float, main: f
     residual of a decode, at most ``mean`` (the cap); after admissions stop, the ``mean`` left
     end at their residual lives, so mean x P(R <= x - main) of them have gone."""
     x = np.arange(length, dtype=float)
-    cdf = lambda y: np.where(y < 0, 0.0, 1.0 - np.interp(y, np.arange(len(survival)), survival, right=0.0))  # noqa: E731
-    return np.maximum(np.minimum(mean, unclipped * cdf(x)) - mean * cdf(x - main), 0.0)
+    filled = np.minimum(mean, unclipped * _residual_cdf(survival, x))
+    return np.maximum(filled - mean * _residual_cdf(survival, x - main), 0.0)
+
+
+def _residual_cdf(survival: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """P(R <= x) from P(R > k), k = 0, 1, ... (0 below zero, 1 past the longest)."""
+    return np.where(x < 0, 0.0, 1.0 - np.interp(x, np.arange(len(survival)), survival, right=0.0))
 
 
 _erf = np.frompyfunc(math.erf, 1, 1)
