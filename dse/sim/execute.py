@@ -25,7 +25,7 @@ from dse.errors import DesignError
 from dse.sim.cost import OpPlan
 from dse.sim.machine import Machine
 from dse.sim.map import Mapping
-from dse.sim.pipeline import apply_solo, run_op, solo_end, solo_schedule
+from dse.sim.pipeline import apply_solo, run_op, solo_schedule
 from dse.sim.program import Program
 
 
@@ -103,10 +103,6 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
             (streams_to if d.streaming else after)[index[d.task]].append(i)
     streaming = any(streams_to)
     closed_form = closed_form and not streaming
-    if closed_form:
-        machine.private_ports = private_ports(mapping, migrations)
-        for name in private_buses(mapping, migrations):
-            machine.buses[name].private = True
     # a streaming consumer waits for its producer's end too: those producers keep an event
     done = {tasks[i].name: env.event() for i, s in enumerate(streams_to) if s}
     pending = {name: list(plans) for name, plans in migrations.items()}
@@ -241,12 +237,37 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
                 return None
         elif active - units.waiting != 1:
             return None
-        return solo_end(machine, plan, max_chunks, now)
+        known = solo_schedule(machine, plan, max_chunks)  # (pipeline.solo_end, inline)
+        if known is None:
+            return None
+        apply_solo(machine, known)
+        return now + known[0]
 
-    # An op's pipeline runs in closed form where it runs alone, else as SimPy processes. A
-    # closed-form op with nothing else scheduled (no task waiting to start, no unit being
-    # handed over) is not even a timeout: the process's own clock moves on, and nothing can
-    # happen meanwhile that would need SimPy to order it.
+    private = not closed_form  # whether the private ports and buses are known
+
+    def run_plan(plan: OpPlan, now: float, task: int | None = None, first_out=None):
+        """Run a plan (a task's op, or a prefetch copy) from ``now``; returns when it ends.
+        Its pipeline runs in closed form where nothing can contend with it, else as SimPy
+        processes. A closed-form op with nothing else scheduled (no task waiting to start, no
+        unit being handed over) is not even a timeout: the process's own clock moves on, and
+        nothing can happen meanwhile that would need SimPy to order it."""
+        nonlocal private
+        end = closed_end(plan, now, task)
+        if end is None:
+            if not private:  # found for the run's first op through SimPy, if any
+                private = True
+                machine.private_ports = private_ports(mapping, migrations)
+                for name in private_buses(mapping, migrations):
+                    machine.buses[name].private = True
+            sync(now)
+            yield env.process(run_op(env, machine, plan, max_chunks, first_out))
+            return env.now
+        if end > now:
+            if queue:
+                yield env.timeout(end - now)
+                return env.now
+            return now + (end - now)  # where that timeout would have landed
+        return now
 
     def task_process(i: int):
         nonlocal active, finished
@@ -257,17 +278,7 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
             # first use of prefetched tensors: copy them over
             for mig in pending.pop(task.name, ()) if pending else ():
                 t0 = now
-                end = closed_end(mig, now)
-                if end is None:
-                    sync(now)
-                    yield env.process(run_op(env, machine, mig, max_chunks))
-                    now = env.now
-                elif end > now:
-                    if queue:
-                        yield env.timeout(end - now)
-                        now = env.now
-                    else:
-                        now = now + (end - now)  # where that timeout would have landed
+                now = yield from run_plan(mig, now)
                 run.migrations.append(mig)
                 run.ran[mig.op.name] = (mig, t0, now)
                 run.timeline.append({"op": mig.op.name, "resource": "dma", "start_s": t0, "end_s": now})
@@ -287,17 +298,7 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
                 sync(now)
                 first_out = env.event()
                 first_out.callbacks.append(lambda _, i=i: [ready(j) for j in satisfied(streams_to[i])])
-            end = closed_end(plan, now, i)
-            if end is None:
-                sync(now)
-                yield env.process(run_op(env, machine, plan, max_chunks, first_out))
-                now = env.now
-            elif end > now:
-                if queue:
-                    yield env.timeout(end - now)
-                    now = env.now
-                else:
-                    now = now + (end - now)  # where that timeout would have landed
+            now = yield from run_plan(plan, now, i, first_out)
             upstream = [done[d.task] for d in task.deps if d.streaming] if streaming else None
             if upstream:
                 # it still cannot end before the producer has, plus one tile of its own

@@ -263,12 +263,7 @@ def solo_schedule(machine: Machine, plan: OpPlan, max_chunks: int | None) -> tup
         key = (key, *ways)
         known = machine.solo_schedules.get(key, False)
         if known is False:
-            known = _solo_schedule(machine, plan, max_chunks)
-            if known is not None:
-                duration, busy, last, sram_busy, holds = known
-                known = (duration, tuple((machine.buses[name], b, last[name]) for name, b in busy.items()),
-                         tuple(sram_busy.items()), tuple(holds))
-            machine.solo_schedules[key] = known
+            known = machine.solo_schedules[key] = _solo_schedule(machine, plan, max_chunks)
         by_ways[ways] = known
     return known
 
@@ -286,9 +281,9 @@ def apply_solo(machine: Machine, known: tuple) -> None:
 
 
 def _solo_schedule(machine: Machine, plan: OpPlan, max_chunks: int | None):
-    """(duration, busy time added per bus, the way each bus last turned, busy time added per
-    SRAM port, the port holds (from, to, SRAM)) of the op run alone from time 0, or None (see
-    ``solo_end``).
+    """(duration, (bus, busy time added, the way it last turned) per bus, (SRAM, port busy
+    time added) per SRAM, the port holds (from, to, SRAM)) of the op run alone from time 0,
+    or None (see ``solo_end``).
 
     Each line mirrors a step of ``_load``, ``_compute`` or ``_store``: a process resumed by an
     event continues at max(its clock, the event's time), a wait until ``x`` lands at ``now +
@@ -408,5 +403,5 @@ def _solo_schedule(machine: Machine, plan: OpPlan, max_chunks: int | None):
                 p = p + (end - p)
             p_store = p
             i += 1
-    return ((p_store if writes else p_comp), {b.name: busy[b] for b in buses}, {b.name: last[b] for b in buses},
-            sram_busy, holds)
+    return ((p_store if writes else p_comp), tuple([(b, t, last[b]) for b, t in busy.items()]),
+            tuple(sram_busy.items()), tuple(holds))
