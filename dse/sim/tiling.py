@@ -12,6 +12,7 @@ tile would serialise load, compute and store).
 """
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
 from math import ceil
@@ -177,28 +178,44 @@ def _weights_only(m: int, n: int, k: int, elem_bytes: float, free_bytes: float,
     tile of b is kept while M tiles pass, or every M tile reads its own), and needs 2 Kt Nt
     elements of buffer; a K-split one reads b once only with Mt = M. Among them the fewest
     tiles that fill the pipeline win, then the first in (Mt, Nt, Kt) order; None where none
-    fits (the general search then finds a tiling that reads b more than once, or none)."""
+    fits (the general search then finds a tiling that reads b more than once, or none).
+
+    For one Nt, the tile counts fall as Mt (or Kt) grows: those that fill the pipeline
+    (tiles >= target) are a prefix of the candidates, and the best of the prefix is its
+    fewest tiles, the first candidate with its last tile count; where the prefix is empty,
+    the most tiles, the first candidate. So each Nt costs two bisections, not a scan."""
     twice = 2.0 * elem_bytes
     Ms, Ns, Ks = grid
-    best = None  # ((fill, Mt, Nt, Kt), Tiling)
-    tms = [(-(-m // M), M) for M in Ms]
+    Ks = Ks[:-1]  # (the K-split candidates)
+    # the tile counts along M and K, negated so that they ascend (for bisect)
+    neg_tm = [-(-(-m // M)) for M in Ms]
+    neg_tk = [-(-(-k // K)) for K in Ks]
+    best = None  # ((fill, Mt, Nt, Kt), (Mt, Nt, Kt, tiles, reads_a, reads_b))
     for N in Ns:
-        if not twice * (k * N) <= free_bytes:
-            break  # larger N tiles need more
         tn = -(-n // N)
-        for tm, M in tms:
+        need = -(-target // tn)  # tiles >= target <=> count along M (or K) >= need
+        if twice * (k * N) <= free_bytes:  # full K: any Mt
+            p = bisect_right(neg_tm, -need)  # (the prefix whose count is >= need)
+            tm = -neg_tm[p - 1 if p else 0]
+            M = Ms[bisect_left(neg_tm, -tm)]  # the first with that count
             tiles = tm * tn
             key = (tiles if tiles >= target else 2**62 - tiles, M, N, k)
             if best is None or key < best[0]:
                 # m outer keeps b[:, n] only when its tile is all of N or there is one M tile
                 reads_a = 1 if (N == n or tm == 1) else tn
                 best = (key, (M, N, k, tiles, reads_a, 1))
-    for N in Ns:
-        tn = -(-n // N)
-        for K in Ks[:-1]:  # K-split: a is refetched per N tile, b once with Mt = M
-            if not twice * (K * N) <= free_bytes:
-                break
-            tiles = tn * -(-k // K)
+        # K-split: a is refetched per N tile, b once with Mt = M; the K tiles that fit are a
+        # prefix (the buffer need grows with Kt)
+        fit = bisect_right(Ks, free_bytes / (twice * N)) if Ks else 0
+        while fit and not twice * (Ks[fit - 1] * N) <= free_bytes:  # (the test itself decides)
+            fit -= 1
+        while fit < len(Ks) and twice * (Ks[fit] * N) <= free_bytes:
+            fit += 1
+        if fit:
+            p = min(bisect_right(neg_tk, -need), fit)
+            tk = -neg_tk[p - 1 if p else 0]
+            K = Ks[bisect_left(neg_tk, -tk)]
+            tiles = tn * tk
             key = (tiles if tiles >= target else 2**62 - tiles, m, N, K)
             if best is None or key < best[0]:
                 best = (key, (m, N, K, tiles, tn, 1))
