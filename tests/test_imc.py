@@ -211,3 +211,29 @@ def test_overrides_accept_unit_strings():
     p = CrossbarParams.from_library(crossbar_read_s="50 ns", crossbars=12)
     assert p.crossbar_read_s == pytest.approx(50 * NS)
     assert p.area_mm2 == pytest.approx(12 * 0.372 / 96)   # ISAAC tile area per crossbar
+
+
+def _one_copy_at_a_time(vectors, need, left):
+    """ISAAC-style replication as specified: each spare copy goes to the layer with the most
+    input vectors per copy (the first among equals); a layer that cannot take one more
+    (too few crossbars left, or already a copy per vector) drops out."""
+    copies, out = [1] * len(vectors), set()
+    while len(out) < len(vectors):
+        i = max((j for j in range(len(vectors)) if j not in out),
+                key=lambda j: (math.ceil(vectors[j] / copies[j]), -j))
+        if need[i] > left or copies[i] >= vectors[i]:
+            out.add(i)
+            continue
+        copies[i] += 1
+        left -= need[i]
+    return copies
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 400), st.integers(1, 12)), min_size=1, max_size=8),
+       st.integers(0, 600))
+def test_replicated_layers_get_the_copies_of_one_copy_at_a_time(layers, left):
+    from dse.sim.map import replicate
+
+    vectors, need = [v for v, _ in layers], [n for _, n in layers]
+    assert replicate(vectors, need, left) == _one_copy_at_a_time(vectors, need, left)

@@ -149,32 +149,62 @@ def allocate_imc_replicated(arch: Architecture, ops: list[Op],
                 left -= need
         # spare crossbars hold extra copies of the layers that take longest (most input
         # vectors per copy), one copy at a time, as ISAAC balances its layer pipeline
-        need = {op.name: crossbars_for(params, op, memo) for op in mine}
-        vectors = {op.name: op.gemm()[0] for op in mine}
-        copies = {op.name: 1 for op in mine}
-        heap = [(-vectors[n], i, n) for i, n in enumerate(copies)]
-        heapq.heapify(heap)
-        pop, push = heapq.heappop, heapq.heappush
-        while heap:
-            _, i, name = pop(heap)
-            c, v, cost = copies[name], vectors[name], need[name]
-            if cost > left or c >= v:
-                continue
-            # the copy goes to it, and so do the next ones while it would be popped again next
-            # (its key still below every other) and may take another
-            while True:
-                c += 1
-                left -= cost
-                key = (-ceil(v / c), i, name)
-                if heap and key > heap[0]:
-                    push(heap, key)
-                    break
-                if cost > left or c >= v:
-                    break
-            copies[name] = c
+        extra = replicate([op.gemm()[0] for op in mine], [crossbars_for(params, op, memo) for op in mine], left)
+        copies = {op.name: c for op, c in zip(mine, extra)}
         for name, c in copies.items():
             out[name] = (unit.name, c)
     return out
+
+
+def replicate(vectors: list[int], need: list[int], left: int) -> list[int]:
+    """Copies of each layer (``vectors``: input vectors it processes, ``need``: crossbars a
+    copy takes) once ``left`` spare crossbars hold extra copies: one at a time, each to the
+    layer with the most vectors per copy (the first in order among equals), a layer dropping
+    out once it cannot take another (too few crossbars left, or a copy per vector).
+
+    Copies go to layers above the current most vectors per copy, so the state where no layer
+    has more than T vectors per copy is every layer at ceil(v / T) copies (at least one),
+    whatever order they came in; every copy on the way was affordable where the whole of it
+    is. That state is set at once for the least T the crossbars pay for (a bisection), and
+    only the rest is given one copy, or one run of copies, at a time (tests/test_imc.py
+    checks the answer against one copy at a time)."""
+    layers = list(zip(vectors, need))
+
+    def cost(per: int) -> int:  # crossbars that bring every layer to at most ``per`` vectors per copy
+        return sum(n * (c - 1) for v, n in layers if (c := -(-v // per)) > 1)
+
+    lo, hi = 1, max(vectors, default=1)  # cost(hi) = 0: one copy each
+    if cost(lo) > left:
+        while hi - lo > 1:  # cost(lo) > left >= cost(hi)
+            mid = (lo + hi) // 2
+            if cost(mid) > left:
+                lo = mid
+            else:
+                hi = mid
+        lo = hi
+    left -= cost(lo)
+    copies = [-(-v // lo) for v in vectors]
+    heap = [(-ceil(v / c), i) for i, (v, c) in enumerate(zip(vectors, copies))]
+    heapq.heapify(heap)
+    pop, push = heapq.heappop, heapq.heappush
+    while heap:
+        _, i = pop(heap)
+        c, v, cost_i = copies[i], vectors[i], need[i]
+        if cost_i > left or c >= v:
+            continue
+        # the copy goes to it, and so do the next ones while it would be popped again next
+        # (its key still below every other) and may take another
+        while True:
+            c += 1
+            left -= cost_i
+            key = (-ceil(v / c), i)
+            if heap and key > heap[0]:
+                push(heap, key)
+                break
+            if cost_i > left or c >= v:
+                break
+        copies[i] = c
+    return copies
 
 
 def imc_utilisation(arch: Architecture, ops: list[Op], assigned: dict[str, str],
