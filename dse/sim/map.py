@@ -145,12 +145,12 @@ def allocate_imc_replicated(arch: Architecture, ops: list[Op],
             if whole and need <= left:
                 out[op.name] = (unit.name, 1)
                 held[op.weight_key] = op.name
-                mine.append(op)
+                mine.append((op, m, need))
                 left -= need
         # spare crossbars hold extra copies of the layers that take longest (most input
         # vectors per copy), one copy at a time, as ISAAC balances its layer pipeline
-        extra = replicate([op.gemm()[0] for op in mine], [crossbars_for(params, op, memo) for op in mine], left)
-        copies = {op.name: c for op, c in zip(mine, extra)}
+        extra = replicate([m for _, m, _ in mine], [need for _, _, need in mine], left)
+        copies = {op.name: c for (op, _, _), c in zip(mine, extra)}
         for name, c in copies.items():
             out[name] = (unit.name, c)
     return out
