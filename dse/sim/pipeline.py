@@ -299,6 +299,9 @@ def _solo_schedule(machine: Machine, plan: OpPlan, max_chunks: int | None):
     chunks = len(sizes)
     c_tile = plan.compute_s / n
     ports = [(name, t / n) for name, t in plan.sram_s.items() if t > 0]
+    if not writes:
+        return _solo_without_stores(machine.buses[reads[0][0]] if reads else None, reads[0][1] / n if reads else 0.0,
+                                    sizes, c_tile, ports)
     sram_busy = {name: 0.0 for name, _ in ports}
     holds: list[tuple[float, float, str]] = []  # (from, to, SRAM) of every port hold
     buses = [machine.buses[t] for t, _ in reads + writes]
@@ -405,3 +408,65 @@ def _solo_schedule(machine: Machine, plan: OpPlan, max_chunks: int | None):
             i += 1
     return ((p_store if writes else p_comp), tuple([(b, t, last[b]) for b, t in busy.items()]),
             tuple(sram_busy.items()), tuple(holds))
+
+
+def _solo_without_stores(rbus, l_tile: float, sizes: list[int], c_tile: float, ports):
+    """``_solo_schedule`` for an op that stores nothing off chip (a network's usual case: its
+    activations stay on chip): the same steps, with nothing to order between loads and
+    stores, as one pass over the chunks (load j, then compute j)."""
+    sram_busy = {name: 0.0 for name, _ in ports}
+    holds: list[tuple[float, float, str]] = []
+    computed: list[float] = []
+    p_comp = 0.0
+    if rbus is not None:
+        latency = rbus.latency
+        period = max(l_tile, c_tile, (latency + l_tile + c_tile) / 2)
+        turnaround = rbus.model.turnaround_s
+        way, busy = rbus.last, 0.0
+        p_load = next_start = 0.0
+        free = None  # when the bus is released
+    f0 = f1 = l0 = l1 = 0.0  # (without reads, every chunk is loaded at 0)
+    for j, g in enumerate(sizes):
+        if rbus is not None:  # _load's step for chunk j
+            p = p_load
+            if j >= 2 and computed[j - 2] > p:
+                p = computed[j - 2]
+            if next_start > p:
+                p = p + (next_start - p)
+            if free is not None:
+                p = max(p, free)
+            t = turnaround(way, "read")
+            way = "read"
+            busy += t
+            if t:
+                p = p + t
+            start = p
+            f0, f1 = start, start + latency + l_tile
+            p = p + g * l_tile
+            busy += g * l_tile
+            free = p
+            done = max(p + latency, start + (g - 1) * period + l_tile + latency)
+            next_start = start + g * period
+            p_load = p
+            l0, l1 = p, done
+        p = p_comp  # _compute's step for chunk j
+        if f0 > p:
+            p = f0
+        if f1 > p:
+            p = p + (f1 - p)
+        end = p + g * c_tile
+        for name, t in ports:  # the array and the ports side by side; the slower sets the pace
+            sram_busy[name] += g * t
+            holds.append((p, p + g * t, name))
+            if p + g * t > end:
+                end = p + g * t
+        p = end
+        if l0 > p:
+            p = l0
+        end = l1 + c_tile
+        if end > p:
+            p = p + (end - p)
+        computed.append(p)
+        p_comp = p
+    buses = ((rbus, busy, way),) if rbus is not None else ()
+    return p_comp, buses, tuple(sram_busy.items()), tuple(holds)
