@@ -86,7 +86,9 @@ def map_tasks(program: Program, alloc: Allocation, coster: Coster) -> Mapping:
         homes = {key: homes_of[tid] for key, tid in operands[name].items()}
         resident = alloc.resident[name]
         tensors = sizes.get(name)
-        units = compatible_units(arch, op, imc, ranked)
+        units = None if imc and name in imc else ranked.get((op.kind, op.precision))  # (the memo, inline)
+        if units is None:
+            units = compatible_units(arch, op, imc, ranked)
         if not units:
             raise DesignError(f"no compute unit can run op '{op.name}' ({op.kind})")
         for u in units:

@@ -155,6 +155,7 @@ def build_program(system: System, workload: Workload, *, streaming: bool = False
         else:
             deps = tuple([whole.get(d) or whole.setdefault(d, Dependency(d)) for d in op.deps])
         tasks.append(Task(name, "compute", op, deps))
-    tensors = {tid: Tensor(tid, b, role, producer, tuple(dict.fromkeys(names)) if names else ())
+    tensors = {tid: Tensor(tid, b, role, producer,
+                           (names[0],) if len(names) == 1 else tuple(dict.fromkeys(names)))
                for tid, (b, role, producer, names) in found.items()}
     return Program(system, workload, tasks, tensors, operands, sizes)

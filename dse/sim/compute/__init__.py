@@ -43,9 +43,11 @@ def plan_op(coster, op, unit_name: str, homes: dict, resident: dict, tensors: di
         ctx, rooms = coster.placed(op, unit_name, homes, tensors)
         known = coster.planned[key] = (ctx, rooms, any(ctx.streamed.values()), {})
     ctx, rooms, staged, plans = known
-    free = coster.free_bytes(ctx, rooms, resident)
-    plan = plans.get(free if staged else None)
+    free = coster.free_bytes(ctx, rooms, resident) if staged else None
+    plan = plans.get(free)
     if plan is None:
+        if free is None:
+            free = coster.free_bytes(ctx, rooms, resident)
         ctx = OpContext(op, ctx.buf, ctx.tensors, ctx.place, ctx.homes, ctx.streamed, free, ctx.min_tile)
         unit = coster.units[unit_name]
         plan = plans[free if staged else None] = coster.finish(kind_of(unit).plan(coster, unit, ctx))
