@@ -48,14 +48,14 @@ def private_ports(mapping: Mapping, migrations: dict[str, list[OpPlan]]) -> set[
     counted): a unit runs one op at a time, so no two ops ever ask for such a port at once.
     Prefetch copies are not serialised by a unit: any port one of them uses is shared."""
     users: dict[str, set] = {}
-    seen = set()  # (plans of one shape share their cost dicts: each looked at once per unit)
-    for (_, unit), plan in mapping.plans.items():
-        if (unit, id(plan.sram_s)) in seen:
+    seen = set()  # (plans of one shape share their cost dicts, and their unit: each looked at once)
+    for plan in mapping.plans.values():
+        if id(plan.sram_s) in seen:
             continue
-        seen.add((unit, id(plan.sram_s)))
+        seen.add(id(plan.sram_s))
         for name, t in plan.sram_s.items():
             if t > 0:
-                users.setdefault(name, set()).add(unit)
+                users.setdefault(name, set()).add(plan.unit)
     for plans in migrations.values():
         for plan in plans:
             for name, t in plan.sram_s.items():
@@ -71,14 +71,14 @@ def private_buses(mapping: Mapping, migrations: dict[str, list[OpPlan]]) -> set[
     bus shared."""
     users: dict[str, set] = {}
     seen = set()
-    for (_, unit), plan in mapping.plans.items():
-        if (unit, id(plan.read_s)) in seen:
+    for plan in mapping.plans.values():
+        if id(plan.read_s) in seen:
             continue
-        seen.add((unit, id(plan.read_s)))
+        seen.add(id(plan.read_s))
         for way, times in (("read", plan.read_s), ("write", plan.write_s)):
             for name, t in times.items():
                 if t > 0:
-                    users.setdefault(name, set()).add((unit, way))
+                    users.setdefault(name, set()).add((plan.unit, way))
     for plans in migrations.values():
         for plan in plans:
             for name in (*plan.read_s, *plan.write_s):
@@ -308,7 +308,8 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
                     yield env.timeout(ends - env.now)
                 now = env.now
             machine.unit_busy_s[unit] += plan.compute_s
-            sync(now)
+            if now != env.now:  # (sync, inline)
+                env._now = now
             # it ran alone: every other task waits for a unit, none is about to start
             alone = closed_form and not starting and not units.releasing and active - 1 == units.waiting
             machine.units.put(unit)
@@ -318,7 +319,11 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
             active -= 1
             if done and task.name in done:
                 done[task.name].succeed(now)
-            nxt = satisfied(after[i])
+            nxt = []  # (satisfied, inline)
+            for j in after[i]:
+                waiting[j] -= 1
+                if not waiting[j]:
+                    nxt.append(j)
             if len(nxt) == 1 and closed_form and active == 0:
                 i = nxt[0]  # the one task it made ready runs alone: go on in this process
                 active += 1

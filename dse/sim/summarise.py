@@ -41,8 +41,20 @@ def op_rows(program: Program, run: Run) -> list[dict]:
     arch = program.arch
     static: dict[int, tuple] = {}
     ran = run.ran
-    rows = [op_row(arch, *ran[t.name], static) for t in program.tasks]
-    return rows + [op_row(arch, *ran[m.op.name], static) for m in run.migrations]
+    rows = []
+    for name in [t.name for t in program.tasks] + [m.op.name for m in run.migrations]:
+        plan, start, end = ran[name]
+        part = static.get(id(plan.transfers))
+        if part is None or part[0] is not plan.transfers:
+            rows.append(op_row(arch, plan, start, end, static))
+            continue
+        row = part[1].copy()  # (op_row's second half, inline: most ops share a shape)
+        row["op"] = plan.op.name
+        row["start_s"] = start
+        row["end_s"] = end
+        row[R.LATENCY] = end - start
+        rows.append(row)
+    return rows
 
 
 def summary(program: Program, alloc: Allocation, run: Run, models: dict) -> dict:
