@@ -3,11 +3,14 @@ against a hand count, the screen's estimates over a serving study's knobs, and i
 model against the serving scheduler's simulation on other cases."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from dse.search.resolve import resolve_study
 from dse.search.screen_serving import RooflineCost, ServingEstimator
+from dse.search.screen_serving_queue import clipped_variance_share
 from dse.search.two_stage import screen_for
 from dse.serving.run import simulate_serving
 from dse.serving.spec import parse_serving_spec
@@ -143,3 +146,21 @@ def test_the_screen_counts_preemption_where_the_kv_budget_binds(case):
     assert est["tpot_p99_s"] == pytest.approx(sim["tpot_p99_s"], rel=0.06)
     for metric in ("tpot_p50_s", "tokens_per_j"):
         assert est[metric] == pytest.approx(sim[metric], rel=0.05), metric
+
+
+def test_the_share_of_a_poisson_batchs_variance_a_cap_leaves():
+    """Var[min(N, cap)] / Var[N] for N ~ Poisson(mean), by hand: capped at 1, min(N, 1) is
+    Bernoulli(1 - e^-mean); a cap far above the mean leaves it all; a cap far below leaves
+    nothing (and a mean of 10^9 is no reason to sum 10^9 terms)."""
+    q = 1 - math.exp(-2.0)
+    assert clipped_variance_share(2.0, 1) == pytest.approx(q * (1 - q) / 2.0, rel=1e-9)
+    assert clipped_variance_share(5.0, 200) == pytest.approx(1.0, rel=1e-9)
+    assert clipped_variance_share(1e9, 64) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_lone_request():
+    """One request: it decodes alone, each iteration a batch of one (the scheduler's TPOT within 2%)."""
+    arch, spec = load_architecture("h100-class"), parse_serving_spec("serve:requests=1")
+    est = ServingEstimator(arch).estimate(spec)
+    sim = simulate_serving(arch, spec, cost=RooflineCost(arch, spec.shape(), spec.formats)).summary_row
+    assert est["tpot_p99_s"] == pytest.approx(sim["tpot_p99_s"], rel=0.02)

@@ -165,9 +165,11 @@ def clipped_variance_share(mean: float, cap: float) -> float:
     """Var[min(N, cap)] / Var[N] for N ~ Poisson(mean): how much of the batch's swings a cap leaves."""
     if mean <= 0:
         return 1.0
-    n = np.arange(0, int(max(cap, mean) + 12 * math.sqrt(mean) + 20))
-    p = np.exp(n * math.log(mean) - mean - np.array([math.lgamma(k + 1.0) for k in n]))
-    x = np.minimum(n, max(cap, 0.0))
+    cap = max(cap, 0.0)
+    below = np.arange(0, int(math.ceil(cap)))              # N < cap; the rest sits at the cap
+    p = np.exp(below * math.log(mean) - mean - np.array([math.lgamma(k + 1.0) for k in below]))
+    x = np.append(below.astype(float), cap)
+    p = np.append(p, max(1.0 - p.sum(), 0.0))
     mu = float((p * x).sum())
     return float((p * (x - mu) ** 2).sum() / mean)
 
