@@ -58,12 +58,12 @@ SEARCHED_MAX = 8192
 def _candidates(d: int, floor: int = 1) -> tuple[int, ...]:
     out = _candidate_memo.get((d, floor))
     if out is None:
-        vals = {d}
+        vals = [d]
         v = d
-        while v > floor:
-            v = max(floor, ceil(v / 2))
-            vals.add(v)
-        out = _candidate_memo[(d, floor)] = tuple(sorted(vals))
+        while v > floor:  # (strictly falling: no repeats, and reversed, ascending)
+            v = max(floor, -(-v // 2))
+            vals.append(v)
+        out = _candidate_memo[(d, floor)] = tuple(reversed(vals))
     return out
 
 
