@@ -43,7 +43,7 @@ from dse.search.screen import Roofline, feasible
 from dse.search.screen_errors import unscreenable
 from dse.system.collectives import phases
 from dse.system.comm import Communicator
-from dse.system.parallelism import ATTENTION_CORE, _params, split_model, suffix
+from dse.system.parallelism import ATTENTION_CORE, split_model, suffix, weight_params
 from dse.system.simulate import step_flops
 from dse.system.spec import LinkSpec, ParallelismSpec
 from dse.system.topology import Topology
@@ -79,7 +79,7 @@ def chip_share(arch, ops, optimizer_shards: int, recompute: str) -> _Chip:
     """Roofline estimate of a stage's training step on one chip (``dse.system.roles.profile``'s
     split into forward, backward and optimizer, without simulating)."""
     wl = training_workload(Workload("stage", list(ops), samples=1, params={}))
-    params = sum(_params(o) for o in ops)
+    params = sum(weight_params(o) for o in ops)
     adam = max(1, int(params) // optimizer_shards)
     wl = replace(wl, ops=[replace(o, elements=adam) if o.name == "optimizer.adam" else o for o in wl.ops])
     d = Roofline(arch)

@@ -135,7 +135,9 @@ def _expert_index(op: Op) -> int:
     return int(op.name.split(".", 1)[0][len("expert"):])
 
 
-def _params(op: Op) -> float:
+def weight_params(op: Op) -> float:
+    """The weights an op holds (parameters, not bytes): K x N per matmul, the kernel per conv; none for
+    a vector op or an op whose second operand is an activation."""
     if op.b_role != "weights" or op.kind == "vector":
         return 0.0
     if op.kind == "matmul":
@@ -212,8 +214,8 @@ def _stage(c: int, sel: list[Op], layers: list[int], rank: int | None, par: Para
         o = replace(o, deps=deps)
         sharded.append(_shard(o, par.tensor, par.sequence) if not _is_expert(o) else o)
     st = Stage(c, sharded, layers, rank)
-    st.params = sum(_params(o) for o in sharded)
-    st.expert_params = sum(_params(o) for o in sharded if _is_expert(o))
+    st.params = sum(weight_params(o) for o in sharded)
+    st.expert_params = sum(weight_params(o) for o in sharded if _is_expert(o))
     last = sel[-1] if sel else None
     if last is not None:
         st.boundary_bytes = last.tensor_bytes()["out"]["bytes"] if "out" in last.tensor_bytes() else 0.0

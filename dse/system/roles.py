@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 from dse.sim.engine import simulate
 from dse.spec.architecture import Architecture
-from dse.system.parallelism import ATTENTION_CORE, Stage, _is_expert, _params, _strip_layer, layer_of, suffix
+from dse.system.parallelism import ATTENTION_CORE, Stage, _is_expert, _strip_layer, layer_of, suffix, weight_params
 from dse.workloads.ops import Op, Workload
 from dse.workloads.training import training_workload
 
@@ -118,7 +118,7 @@ def profile(arch: Architecture, st: Stage, *, optimizer_shards: int, recompute: 
         ops = [replace(o, deps=tuple(second + d.split(".", 1)[1] if layer_of_name(d) not in (None, *keep)
                                      else d for d in o.deps)) for o in ops]
     wl = training_workload(Workload(f"stage{st.index}", ops, samples=1, params={}))
-    params = sum(_params(o) for o in st.ops)
+    params = sum(weight_params(o) for o in st.ops)
     adam = max(1, int(params) // optimizer_shards)
     wl = replace(wl, ops=[replace(o, elements=adam) if o.name == "optimizer.adam" else o for o in wl.ops])
     res = simulate(arch, wl)
