@@ -25,7 +25,7 @@ from dse.errors import DesignError
 from dse.sim.cost import OpPlan
 from dse.sim.machine import Machine
 from dse.sim.map import Mapping
-from dse.sim.pipeline import apply_solo, run_op, solo_schedule
+from dse.sim.pipeline import apply_solo, run_op, solo_end, solo_schedule
 from dse.sim.program import Program
 
 
@@ -237,11 +237,7 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
                 return None
         elif active - units.waiting != 1:
             return None
-        known = solo_schedule(machine, plan, max_chunks)  # (pipeline.solo_end, inline)
-        if known is None:
-            return None
-        apply_solo(machine, known)
-        return now + known[0]
+        return solo_end(machine, plan, max_chunks, now)
 
     private = not closed_form  # whether the private ports and buses are known
 
@@ -308,8 +304,7 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
                     yield env.timeout(ends - env.now)
                 now = env.now
             machine.unit_busy_s[unit] += plan.compute_s
-            if now != env.now:  # (sync, inline)
-                env._now = now
+            sync(now)
             # it ran alone: every other task waits for a unit, none is about to start
             alone = closed_form and not starting and not units.releasing and active - 1 == units.waiting
             machine.units.put(unit)
@@ -319,11 +314,7 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
             active -= 1
             if done and task.name in done:
                 done[task.name].succeed(now)
-            nxt = []  # (satisfied, inline)
-            for j in after[i]:
-                waiting[j] -= 1
-                if not waiting[j]:
-                    nxt.append(j)
+            nxt = satisfied(after[i])
             if len(nxt) == 1 and closed_form and active == 0:
                 i = nxt[0]  # the one task it made ready runs alone: go on in this process
                 active += 1

@@ -29,7 +29,12 @@ def op_row(arch: Architecture, plan: OpPlan, start: float, end: float, static: d
         part = (plan.transfers, row)
         if static is not None:
             static[key] = part
-    row = part[1].copy()  # its columns in order, then this op's own
+    return _timed(part[1], plan, start, end)
+
+
+def _timed(shape_row: dict, plan: OpPlan, start: float, end: float) -> dict:
+    """A copy of the row of the op's shape, its columns in order, with this op's own name and times."""
+    row = shape_row.copy()
     row["op"] = plan.op.name
     row["start_s"] = start
     row["end_s"] = end
@@ -44,16 +49,7 @@ def op_rows(program: Program, run: Run) -> list[dict]:
     rows = []
     for name in [t.name for t in program.tasks] + [m.op.name for m in run.migrations]:
         plan, start, end = ran[name]
-        part = static.get(id(plan.transfers))
-        if part is None or part[0] is not plan.transfers:
-            rows.append(op_row(arch, plan, start, end, static))
-            continue
-        row = part[1].copy()  # (op_row's second half, inline: most ops share a shape)
-        row["op"] = plan.op.name
-        row["start_s"] = start
-        row["end_s"] = end
-        row[R.LATENCY] = end - start
-        rows.append(row)
+        rows.append(op_row(arch, plan, start, end, static))  # most ops share a shape: its row is built once
     return rows
 
 
