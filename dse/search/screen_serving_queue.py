@@ -156,9 +156,13 @@ class Iterations:
         return (1 - w) * out[0][0] + w * out[1][0], (1 - w) * out[0][1] + w * out[1][1]
 
     def slope(self, b: float, r: float) -> float:
-        """Seconds per iteration per decoding sequence at a fixed prefill rate."""
-        lo = max(b - 0.5, 0.0)
-        return (self.mean(b + 0.5, r)[0] - self.mean(lo, r)[0]) / (b + 0.5 - lo)
+        """Seconds per iteration per decoding sequence at a fixed prefill rate, over a batch
+        span of one around b and never below a batch of one: ``parts(0)`` costs nothing (no
+        iteration runs, no weights read), so a span reaching b = 0 would count the iteration's
+        fixed cost as one sequence's marginal cost."""
+        lo = max(b - 0.5, 1.0)
+        hi = max(b + 0.5, lo + 1.0)
+        return (self.mean(hi, r)[0] - self.mean(lo, r)[0]) / (hi - lo)
 
 
 def clipped_variance_share(mean: float, cap: float) -> float:
