@@ -178,8 +178,11 @@ class ServingEstimator:
         batch = m * np.interp(np.arange(last), np.arange(len(surv)), surv, right=0.0)
         drain = [it.parts(max(int(round(x)), 1))[0] for x in batch]
         drain_s, drain_j = sum(x[0] for x in drain), sum(x[1] for x in drain)
-        busy = -math.expm1(-rate * (bbar + dbar) * t)
-        tb, eb = it.mean(m / -math.expm1(-m), r * (1 + preempted))   # mean batch when busy (M/G/inf, N >= 1)
+        # the busy share of the main phase and the mean batch when busy (M/G/inf given N >= 1);
+        # saturated (the cap binds), the queue never empties and the batch sits at the cap
+        saturated = unclipped >= b_max
+        busy = 1.0 if saturated else -math.expm1(-rate * (bbar + dbar) * t)
+        tb, eb = it.mean(min(m / -math.expm1(-m), b_max), r * (1 + preempted))
         span = main + drain_s
         energy = main * busy * eb / tb + drain_j + cost.static_power_w * span
         # TPOT per request: the mean over its own life of the batch expected then (the run starts
