@@ -67,7 +67,7 @@ from dse.search.objective import CAPACITY_MARGIN
 from dse.search.screen import Roofline, feasible
 from dse.search.screen_errors import unscreenable
 from dse.search.screen_serving_queue import (Iterations, Stream, clipped_variance_share, mixture_quantile,
-                                             preemptions_per_request, tpot_sigma, transient_batch)
+                                             preemptions_per_request, tpot_sigma, transient_area)
 from dse.serving.budget import kv_blocks, margin_bytes
 from dse.serving.cost import IterationCost
 from dse.serving.spec import PARAM_PREFIX, ServingSpec
@@ -197,10 +197,8 @@ class ServingEstimator:
                 start = np.maximum(start, np.arange(s.count) * main_it / s.count)
             start = (start + s.prefill_iterations)[dec]
             d = s.decode[dec]
-            length = int(math.ceil((start + d).max())) + 2
-            area = np.concatenate([[0.0], np.cumsum(transient_batch(surv, m, unclipped, main_it, length))])
-            grid = np.arange(length + 1)
-            others = (np.interp(start + d, grid, area) - np.interp(start, grid, area)) / d
+            others = (transient_area(surv, m, unclipped, main_it, start + d)
+                      - transient_area(surv, m, unclipped, main_it, start)) / d
             starting = np.clip((main_it - start) / d, 0.0, 1.0)
             whole = np.arange(int(math.ceil(b_max)) + 2, dtype=float)
             with_prefill = np.array([it.mean(b, r)[0] for b in whole])

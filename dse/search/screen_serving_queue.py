@@ -214,15 +214,48 @@ def tpot_sigma(decode: np.ndarray, t: float, slope: float, share: float, dispers
     return (np.sqrt(np.maximum(var, 0.0)) / d)[inverse]
 
 
-def transient_batch(survival: np.ndarray, mean: float, unclipped: float, main: float, length: int) -> np.ndarray:
-    """The expected number decoding at iterations x = 0..length-1 of a run that starts empty,
-    admits for ``main`` iterations and then drains. As an M/G/inf queue started empty (Takacs):
+def transient_batch(survival: np.ndarray, mean: float, unclipped: float, main_iterations: float,
+                    x: np.ndarray) -> np.ndarray:
+    """The expected number decoding at iterations ``x`` of a run that starts empty, admits for
+    ``main_iterations`` and then drains. As an M/G/inf queue started empty (Takacs):
     lambda x integral over [0, x] of P(S > y) dy = unclipped x P(R <= x), R the equilibrium
     residual of a decode, at most ``mean`` (the cap); after admissions stop, the ``mean`` left
-    end at their residual lives, so mean x P(R <= x - main) of them have gone."""
-    x = np.arange(length, dtype=float)
+    end at their residual lives, so mean x P(R <= x - main_iterations) of them have gone."""
+    x = np.asarray(x, dtype=float)
     filled = np.minimum(mean, unclipped * _residual_cdf(survival, x))
-    return np.maximum(filled - mean * _residual_cdf(survival, x - main), 0.0)
+    return np.maximum(filled - mean * _residual_cdf(survival, x - main_iterations), 0.0)
+
+
+def transient_area(survival: np.ndarray, mean: float, unclipped: float, main_iterations: float,
+                   y: np.ndarray) -> np.ndarray:
+    """The integral of ``transient_batch`` over [0, y] (the batch held over each whole
+    iteration, linear within one), at the points ``y`` >= 0 only.
+
+    P(R <= x) is 1 from the last index of ``survival`` on, so past it the fill is flat at
+    min(mean, unclipped) until the drain starts, and once the drain has run as long as
+    ``survival`` the batch stays at its floor; the batch is evaluated only where it varies (the
+    first len(survival) iterations and as many from the drain's start) and the flat runs are
+    counted by length: memory O(len(survival) + len(y)) however long the run."""
+    y = np.asarray(y, dtype=float)
+    n = len(survival)
+    drain = int(math.ceil(main_iterations))
+    # whole iterations where the batch varies; between and after, it is flat
+    varying = np.union1d(np.arange(n), np.arange(max(n, drain), max(n, drain + n)))
+    values = transient_batch(survival, mean, unclipped, main_iterations, varying)
+    before = np.concatenate([[0.0], np.cumsum(values)])   # area of the varying iterations below
+    flat = max(min(mean, unclipped), 0.0)                  # fill done, drain not begun
+    floor = max(min(mean, unclipped) - mean, 0.0)          # drain done
+    flat_run = (n, max(n, drain))
+    floor_from = max(n, drain + n)
+
+    def whole(k: np.ndarray) -> np.ndarray:   # area of iterations 0..k-1
+        k = k.astype(float)
+        return (before[np.searchsorted(varying, k)]
+                + flat * np.clip(k - flat_run[0], 0, flat_run[1] - flat_run[0])
+                + floor * np.maximum(k - floor_from, 0))
+
+    k = np.floor(y)
+    return whole(k) + (y - k) * (whole(k + 1) - whole(k))
 
 
 def _residual_cdf(survival: np.ndarray, x: np.ndarray) -> np.ndarray:
