@@ -61,7 +61,7 @@ def test_serving_estimates_over_the_batch_cap():
 
 #: serving runs away from the llama3-70b-serving study's stream: other models and chips, light
 #: to saturating loads, fixed and spread lengths, chunk sizes, caps and both admissions; none is
-#: bound by its KV budget (the screen does not model preemption)
+#: bound by its KV budget, so the scheduler never preempts (preempting runs: PREEMPTING_CASES)
 QUEUEING_CASES = [
     "h100-class|serve:model=llama-3-8b,rate=1,requests=100,prompt_tokens=512,output_tokens=64-256",
     "h100-class|serve:model=llama-3-8b,rate=4,requests=200,prompt_tokens=256-1024,output_tokens=64-256,"

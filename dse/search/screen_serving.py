@@ -27,8 +27,9 @@ D = output - 1 decode iterations (its first token comes with its prefill); the p
   b_max the chip is saturated: requests queue and the batch stays at b_max.
 - TPOT: a request's mean is the iteration at the batch expected over its own life (the run
   starts empty and fills, as an M/G/inf queue started empty does, and drains after the last
-  admission: ``transient_batch``), with prompts prefilling while requests still start. Its spread
-  comes from the other requests' starts, a Poisson shot noise (their chunks' extra time within its
+  admission: ``transient_batch``, its area read at each request's start and end by
+  ``transient_area``), with prompts prefilling while requests still start. Its spread comes
+  from the other requests' starts, a Poisson shot noise (their chunks' extra time within its
   life, and their decode overlapping it; Campbell's theorem, ``tpot_sigma``), clipped where the
   cap holds the batch. p50/p90/p99 are the quantiles of the mixture of the requests' normal
   laws; the mean, the mean of theirs.
@@ -43,8 +44,10 @@ D = output - 1 decode iterations (its first token comes with its prefill); the p
   iteration plus half the time the arrivals take to fill the batch), then the drain of the last
   m sequences over their residual lives (equilibrium residual of D), the batch shrinking as they
   end. Energy: the chip's static power over the run, the dynamic power of a busy iteration (mean
-  batch m / (1 - exp(-m)) when busy) over the busy share of the main phase (1 - exp(-lambda
-  (ceil(P/C) + D) t): M/G/inf is empty with probability exp(-mean)), and the drain's iterations.
+  batch m / (1 - exp(-m)) when busy, at most b_max) over the busy share of the main phase
+  (1 - exp(-rate (ceil(P/C) + D) t): M/G/inf is empty with probability exp(-mean), the rate
+  being lambda, or at saturation the r / t that start as others finish; saturated, the queue
+  never empties and the share is 1), and the drain's iterations.
 
 Against the serving scheduler run on the same iteration costs (tests/test_screen_serving.py),
 p50/p99 TPOT and tokens per joule fall within 5% on models, chips, rates, lengths, chunks, caps
@@ -75,6 +78,14 @@ from dse.spec.architecture import Architecture
 
 if TYPE_CHECKING:
     from dse.search.resolve import Study
+
+#: the least mean decode iterations (where every output is one token no request decodes; the
+#: floor keeps the prefilling share B / D and the prompt rate m / D finite, and the TPOT is 0)
+MIN_MEAN_DECODE = 1e-9
+#: the share of the chunk budget C the prompts may take (r Pbar < C strictly: at r Pbar = C the
+#: chunk budget, an FCFS server of prompt tokens, is busy every iteration and its queue grows
+#: without bound, so the batch is held just below it)
+CHUNK_BUDGET_SHARE = 0.999
 
 TPOT_COLS = [R.percentile_col(R.TPOT, p) for p in R.PERCENTILES] + ["tpot_mean_s"]
 #: Metrics the serving screen estimates.
@@ -139,7 +150,7 @@ class ServingEstimator:
         cost = self._costs[ckey]
         past = s.mean_past
         it = Iterations(lambda b, chunks, logits: cost.iteration(b, int(round(b * past)), chunks, logits), s)
-        lam, dbar = s.rate_per_s, max(s.mean_decode, 1e-9)
+        lam, dbar = s.rate_per_s, max(s.mean_decode, MIN_MEAN_DECODE)
         bbar = float(s.prefill_iterations.mean())
         if spec.admission == "reserve":   # prompt + output reserved for a sequence's whole life
             life = s.prefill_iterations + s.decode
@@ -151,7 +162,7 @@ class ServingEstimator:
         # the most decoding: the cap (or what the KV budget holds) less the prefilling (r B by
         # Little), and below what the chunk budget can prefill (r Pbar < C)
         b_max = min(spec.batch_cap, by_memory, s.count) / (1 + bbar / dbar)
-        b_max = max(min(b_max, 0.999 * spec.chunk_tokens / it.mean_prompt * dbar), 1.0)
+        b_max = max(min(b_max, CHUNK_BUDGET_SHARE * spec.chunk_tokens / it.mean_prompt * dbar), 1.0)
         m = b_max
         for _ in range(60):   # Little's law: m = lambda x D x TPOT, TPOT at the batch a request sees
             t, _ = it.mean(min(1 + m, b_max), m / dbar)
@@ -197,8 +208,8 @@ class ServingEstimator:
                 start = np.maximum(start, np.arange(s.count) * main_it / s.count)
             start = (start + s.prefill_iterations)[dec]
             d = s.decode[dec]
-            others = (transient_area(surv, m, unclipped, main_it, start + d)
-                      - transient_area(surv, m, unclipped, main_it, start)) / d
+            others = (transient_area(surv, m, unclipped, main_iterations=main_it, y=start + d)
+                      - transient_area(surv, m, unclipped, main_iterations=main_it, y=start)) / d
             starting = np.clip((main_it - start) / d, 0.0, 1.0)
             whole = np.arange(int(math.ceil(b_max)) + 2, dtype=float)
             with_prefill = np.array([it.mean(b, r)[0] for b in whole])
@@ -208,8 +219,9 @@ class ServingEstimator:
                       + (1 - starting) * np.interp(seen_i, whole, without))
             life = s.prefill_iterations + s.decode
             dispersion = float(life.var() / life.mean() ** 2)
-            sigma = tpot_sigma(d, t, it.slope(seen, r), clipped_variance_share(unclipped, b_max - 1), dispersion,
-                               rate, it.parts(int(round(seen)))[3])
+            sigma = tpot_sigma(d, iteration_s=t, slope_s=it.slope(seen, r),
+                               share=clipped_variance_share(unclipped, b_max - 1), dispersion=dispersion,
+                               rate_per_s=rate, shot=it.parts(int(round(seen)))[3])
             weight = np.full(len(d), 1.0)
             if preempted:   # a preempted request waits for the next finish, then prefills again
                 wait, wait_var = (1 / r + bbar) * t, (t / r) ** 2

@@ -1,10 +1,12 @@
 """The queueing side of the serving screen: what continuous batching with chunked prefill
 makes of a request stream, in expectation, given the cost of one iteration.
 
-``dse.search.screen_serving`` states the model and its derivation; this module holds its
-pieces: the stream's moments, the mean iteration under chunked prefill, the steady batch,
-the spread of TPOT over requests and the run's length and energy. Iteration costs come from
-a ``step(decode_seqs, chunks, logits) -> (seconds, joules)`` callable (the serving model's
+``dse.search.screen_serving`` states the model and its derivation, and
+``ServingEstimator.estimate`` there solves the steady batch and sums the run's length and
+energy; this module holds the pieces it calls: the stream's moments, the mean iteration under
+chunked prefill, the batch over a run that fills and drains, the spread of TPOT over requests,
+preemptions per request and the quantiles of their mixture. Iteration costs come from a
+``step(decode_seqs, chunks, logits) -> (seconds, joules)`` callable (the serving model's
 ``IterationCost.iteration`` with each part by the one-chip roofline).
 """
 from __future__ import annotations
@@ -17,6 +19,16 @@ import numpy as np
 
 #: prompt lengths at which a last prefill chunk's extra time is averaged (quantile midpoints)
 QUADRATURE = 16
+#: the shortest arrival window (s): a stream of one request (or all at one instant) has none,
+#: and its rate is then taken as so high that every request is present at once (a nanosecond
+#: is far below any iteration, which takes microseconds at least)
+MIN_WINDOW_S = 1e-9
+#: the mixture's quantile is bracketed this many of the widest sigma beyond the extreme means
+#: (a normal tail beyond 8 sigma holds 6e-16, below any quantile asked for) ...
+QUANTILE_BRACKET_SIGMAS = 8
+#: ... and bisected this many times: 2^-60 of a bracket some tens of sigma wide is below a
+#: double's resolution of the TPOT
+QUANTILE_BISECTIONS = 60
 
 Step = Callable[[int, list[tuple[int, int]], int], tuple[float, float]]
 
@@ -46,7 +58,7 @@ class Stream:
     @property
     def rate_per_s(self) -> float:
         """Arrivals per second over the arrival window."""
-        return self.count / max(self.last_s - self.first_s, 1e-9)
+        return self.count / max(self.last_s - self.first_s, MIN_WINDOW_S)
 
     @property
     def mean_decode(self) -> float:
@@ -111,9 +123,8 @@ class Iterations:
     """
 
     def __init__(self, step: Step, stream: Stream):
-        self.step, self.s = step, stream
+        self.step = step
         self.chunk = stream.chunk
-        self.past = stream.mean_past
         self.mean_prompt = float(stream.prompt.mean())
         self.mean_last = float(stream.last_chunk.mean())
         self.full_past = stream.full_chunk_past
@@ -178,9 +189,11 @@ def clipped_variance_share(mean: float, cap: float) -> float:
     return float((p * (x - mu) ** 2).sum() / mean)
 
 
-def tpot_sigma(decode: np.ndarray, t: float, slope: float, share: float, dispersion: float,
+def tpot_sigma(decode: np.ndarray, iteration_s: float, slope_s: float, share: float, dispersion: float,
                rate_per_s: float, shot: tuple[float, float]) -> np.ndarray:
-    """The spread (seconds) of the TPOT of requests of ``decode`` iterations (D >= 1).
+    """The spread (seconds) of the TPOT of requests of ``decode`` iterations (D >= 1), the mean
+    iteration being t = ``iteration_s`` and its slope t' = ``slope_s`` (seconds per decoding
+    sequence; ``shot``: E[X] in seconds, E[X^2] in seconds squared).
 
     A request's TPOT is its D iterations' time over D. Other requests start as a Poisson
     process (rate lambda) and each adds to that time a shot: X_j, its prompt's chunks' extra time
@@ -200,6 +213,7 @@ def tpot_sigma(decode: np.ndarray, t: float, slope: float, share: float, dispers
     renewal process per batch slot whose counts vary by the squared coefficient of variation of
     a life rather than by their mean: k = share + (1 - share) x dispersion.
     """
+    t = iteration_s
     d, inverse = np.unique(decode, return_inverse=True)
     life = d[:, None] * t
     other = d[None, :] * t
@@ -207,7 +221,7 @@ def tpot_sigma(decode: np.ndarray, t: float, slope: float, share: float, dispers
     s, l = np.minimum(other, life), np.maximum(other, life)
     batch = ((s ** 2 * l - s ** 3 / 3) * w[None, :]).sum(axis=1)
     cross = ((s * life - s ** 2 / 2) * w[None, :]).sum(axis=1)
-    c = math.sqrt(share) * slope / t
+    c = math.sqrt(share) * slope_s / t
     mean_x, mean_x2 = shot
     k = share + (1 - share) * dispersion
     var = rate_per_s * (c ** 2 * batch + 2 * c * mean_x * cross + k * mean_x2 * life[:, 0])
@@ -288,10 +302,10 @@ def mixture_quantile(mean: np.ndarray, sigma: np.ndarray, p: float, weight: np.n
     if not len(mean):
         return 0.0
     weight = np.full(len(mean), 1.0 / len(mean)) if weight is None else weight / weight.sum()
-    top = float(sigma.max())
-    lo, hi = float(mean.min()) - 8 * top - 1e-12, float(mean.max()) + 8 * top + 1e-12
+    reach = QUANTILE_BRACKET_SIGMAS * float(sigma.max()) + 1e-12   # + 1e-12 s: a bracket where every sigma is 0
+    lo, hi = float(mean.min()) - reach, float(mean.max()) + reach
     safe = np.where(sigma > 0, sigma, 1.0)
-    for _ in range(60):
+    for _ in range(QUANTILE_BISECTIONS):
         x = (lo + hi) / 2
         z = np.where(sigma > 0, (x - mean) / safe, np.where(x >= mean, np.inf, -np.inf))
         cdf = float((weight * 0.5 * (1 + _erf(z / math.sqrt(2)).astype(float))).sum())
