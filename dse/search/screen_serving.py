@@ -50,8 +50,9 @@ D = output - 1 decode iterations (its first token comes with its prefill); the p
   never empties and the share is 1), and the drain's iterations.
 
 Against the serving scheduler run on the same iteration costs (tests/test_screen_serving.py),
-p50/p99 TPOT and tokens per joule fall within 5% on models, chips, rates, lengths, chunks, caps
-and both admissions, and the p99 TPOT within 6% where the scheduler preempts. Where every
+p50/p99 TPOT and tokens per joule fall within 4% on 19 runs over models, chips, rates (light
+loads and saturated caps of one and two among them), lengths, chunks, caps and both
+admissions, and the p99 TPOT within 5.1% on 3 runs where the scheduler preempts. Where every
 request has the same prompt and output, preemptions come in cascades the walk does not see
 (a p99 of 51 ms against an estimate of 31 ms in one such run). Not modelled: TTFT (a
 constraint on it counts as met), disaggregated prefill. Chip fields cannot be searched together
