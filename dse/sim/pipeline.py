@@ -320,26 +320,10 @@ def _solo_schedule(machine: Machine, plan: OpPlan, max_chunks: int | None):
 
     def compute(g: int, first: tuple[float, float], loaded: tuple[float, float]) -> None:
         nonlocal p_comp
-        p = p_comp
-        if first[0] > p:
-            p = first[0]
-        if first[1] > p:
-            p = p + (first[1] - p)
-        computed_first.append((p, p + c_tile))
-        end = p + g * c_tile
-        for name, t in ports:  # the array and the ports side by side; the slower sets the pace
-            sram_busy[name] += g * t
-            holds.append((p, p + g * t, name))
-            if p + g * t > end:
-                end = p + g * t
-        p = end
-        if loaded[0] > p:
-            p = loaded[0]
-        end = loaded[1] + c_tile
-        if end > p:
-            p = p + (end - p)
-        computed.append(p)
-        p_comp = p
+        start, p_comp = _compute_step(p_comp, first[0], first[1], loaded[0], loaded[1], g, c_tile, ports,
+                                      sram_busy, holds)
+        computed_first.append((start, start + c_tile))
+        computed.append(p_comp)
 
     if not reads:
         for g in sizes:
@@ -410,6 +394,33 @@ def _solo_schedule(machine: Machine, plan: OpPlan, max_chunks: int | None):
             tuple(sram_busy.items()), tuple(holds))
 
 
+def _compute_step(p: float, first_event: float, first_value: float, loaded_event: float, loaded_value: float,
+                  g: int, c_tile: float, ports, sram_busy: dict, holds: list) -> tuple[float, float]:
+    """``_compute``'s step for a chunk of ``g`` tiles run alone, as its process would find it: from
+    ``p`` (the previous chunk's end) it waits for the chunk's first tile (an event at
+    ``first_event`` whose value is ``first_value``), computes beside its SRAM ports (the slower
+    sets the pace; their busy time and holds are recorded), then waits for the chunk's last
+    tile (``loaded_*``) plus one tile of compute. Returns (when it started, when it ended)."""
+    if first_event > p:
+        p = first_event
+    if first_value > p:
+        p = p + (first_value - p)  # a timeout to the value, as SimPy adds it
+    start = p
+    end = p + g * c_tile
+    for name, t in ports:  # the array and the ports side by side; the slower sets the pace
+        sram_busy[name] += g * t
+        holds.append((p, p + g * t, name))
+        if p + g * t > end:
+            end = p + g * t
+    p = end
+    if loaded_event > p:
+        p = loaded_event
+    end = loaded_value + c_tile
+    if end > p:
+        p = p + (end - p)
+    return start, p
+
+
 def _solo_without_stores(rbus, l_tile: float, sizes: list[int], c_tile: float, ports):
     """``_solo_schedule`` for an op that stores nothing off chip (a network's usual case: its
     activations stay on chip): the same steps, with nothing to order between loads and
@@ -449,24 +460,7 @@ def _solo_without_stores(rbus, l_tile: float, sizes: list[int], c_tile: float, p
             next_start = start + g * period
             p_load = p
             l0, l1 = p, done
-        p = p_comp  # _compute's step for chunk j
-        if f0 > p:
-            p = f0
-        if f1 > p:
-            p = p + (f1 - p)
-        end = p + g * c_tile
-        for name, t in ports:  # the array and the ports side by side; the slower sets the pace
-            sram_busy[name] += g * t
-            holds.append((p, p + g * t, name))
-            if p + g * t > end:
-                end = p + g * t
-        p = end
-        if l0 > p:
-            p = l0
-        end = l1 + c_tile
-        if end > p:
-            p = p + (end - p)
-        computed.append(p)
-        p_comp = p
+        _, p_comp = _compute_step(p_comp, f0, f1, l0, l1, g, c_tile, ports, sram_busy, holds)
+        computed.append(p_comp)
     buses = ((rbus, busy, way),) if rbus is not None else ()
     return p_comp, buses, tuple(sram_busy.items()), tuple(holds)
