@@ -90,7 +90,7 @@ MIN_MEAN_DECODE = 1e-9
 #: without bound, so the batch is held just below it)
 CHUNK_BUDGET_SHARE = 0.999
 
-TPOT_COLS = [R.percentile_col(R.TPOT, p) for p in R.PERCENTILES] + ["tpot_mean_s"]
+TPOT_COLS = [R.percentile_col(R.TPOT, p) for p in R.PERCENTILES] + [R.mean_col(R.TPOT)]
 #: Metrics the serving screen estimates.
 SCREENED = (R.TOKENS_PER_S, R.TOKENS_PER_J, R.REQUESTS_PER_S, R.ENERGY, R.AVG_POWER, R.LATENCY,
             R.THROUGHPUT_SAMPLES, R.ENERGY_PER_SAMPLE, R.AREA, CAPACITY_MARGIN, *TPOT_COLS)
@@ -233,7 +233,7 @@ class ServingEstimator:
                 weight = np.concatenate([weight * (1 - preempted), weight * preempted])
             row = {R.percentile_col(R.TPOT, p): mixture_quantile(mean_i, sigma, p / 100, weight)
                    for p in R.PERCENTILES}
-            row["tpot_mean_s"] = float((mean_i * weight).sum() / weight.sum())
+            row[R.mean_col(R.TPOT)] = float((mean_i * weight).sum() / weight.sum())
         tokens = s.output_tokens
         row.update({R.TOKENS_PER_S: tokens / span, R.TOKENS_PER_J: tokens / energy, R.REQUESTS_PER_S: s.count / span,
                     R.THROUGHPUT_SAMPLES: s.count / span, R.ENERGY: energy, R.AVG_POWER: energy / span,

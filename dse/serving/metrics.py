@@ -42,7 +42,7 @@ def run_summary(log: RunLog, requests: pd.DataFrame, *, static_power_w: float, s
         vals = requests[col].dropna().to_numpy(dtype=float)
         for p in PERCENTILES:
             row[percentile_col(col, p)] = float(np.percentile(vals, p)) if len(vals) else 0.0
-        row[f"{col[:-2]}_mean_s"] = float(vals.mean()) if len(vals) else 0.0
+        row[R.mean_col(col)] = float(vals.mean()) if len(vals) else 0.0
     tpot = requests[TPOT].fillna(0.0).to_numpy(dtype=float)
     met = (requests[TTFT].to_numpy() <= slo_ttft_s) & (tpot <= slo_tpot_s)
     row[TOKENS_PER_S] = tokens / span
