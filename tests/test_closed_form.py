@@ -133,6 +133,16 @@ def _event_by_event(monkeypatch) -> list[str]:
     return names
 
 
+def _both_ways(monkeypatch, arch, wl, **kwargs):
+    """The closed-form run, checked equal to the event-by-event one, and the ops it ran
+    through SimPy."""
+    slow = simulate(arch, wl, closed_form=False, **kwargs)
+    through_simpy = _event_by_event(monkeypatch)
+    fast = simulate(arch, wl, **kwargs)
+    assert same(fast, slow) == []
+    return fast, slow, through_simpy
+
+
 def _with_buffer(bandwidth: str):
     return toy(sram=[{**toy().model_dump()["sram"][0], "bandwidth": bandwidth}])
 
@@ -143,10 +153,7 @@ def test_ops_that_start_together_but_never_wait_for_each_other_run_in_closed_for
                                                                                    monkeypatch):
     # a fast buffer: r1 is done with the port (32 KiB in and out, at most 0.22 us) before ds's
     # first tile arrives from DRAM (100 ns latency + 16 KiB at 10 GB/s): they never contend
-    slow = simulate(_with_buffer(bandwidth), _fork(), max_chunks=max_chunks, closed_form=False)
-    through_simpy = _event_by_event(monkeypatch)
-    fast = simulate(_with_buffer(bandwidth), _fork(), max_chunks=max_chunks)
-    assert same(fast, slow) == []
+    fast, slow, through_simpy = _both_ways(monkeypatch, _with_buffer(bandwidth), _fork(), max_chunks=max_chunks)
     assert through_simpy == []
     assert fast["sim_events"] <= 3 * 6 < slow["sim_events"] / 10  # no op went event by event
     starts = {r["op"]: r["start_s"] for r in fast.timeline}
@@ -159,10 +166,7 @@ def test_ops_that_start_together_and_would_queue_for_a_port_go_through_simpy(ban
                                                                               monkeypatch):
     # a slow buffer: r1 still holds the port when ds asks for it, so ds waits: contention,
     # which SimPy orders (r1 and ds event by event), and the tables still agree
-    slow = simulate(_with_buffer(bandwidth), _fork(), max_chunks=max_chunks, closed_form=False)
-    through_simpy = _event_by_event(monkeypatch)
-    fast = simulate(_with_buffer(bandwidth), _fork(), max_chunks=max_chunks)
-    assert same(fast, slow) == []
+    _, _, through_simpy = _both_ways(monkeypatch, _with_buffer(bandwidth), _fork(), max_chunks=max_chunks)
     assert {"r1", "ds"} <= set(through_simpy)
 
 
@@ -171,10 +175,7 @@ def test_ops_that_start_together_while_another_can_start_beside_them_go_through_
     # r2 starts on the vector unit when r1 ends, while ds still runs: whether or not r1 and
     # ds could contend, r2 might (at 20 GB/s r1 never meets ds at the port, but r2 does), so
     # the three go event by event and still agree
-    slow = simulate(_with_buffer(bandwidth), _fork(chain=True), closed_form=False)
-    through_simpy = _event_by_event(monkeypatch)
-    fast = simulate(_with_buffer(bandwidth), _fork(chain=True))
-    assert same(fast, slow) == []
+    fast, _, through_simpy = _both_ways(monkeypatch, _with_buffer(bandwidth), _fork(chain=True))
     assert {"r1", "ds", "r2"} <= set(through_simpy)
     ends = {r["op"]: r["end_s"] for r in fast.timeline}
     assert {r["op"]: r["start_s"] for r in fast.timeline}["r2"] < ends["ds"]
