@@ -25,6 +25,8 @@ Home = tuple[tuple[str, float], ...]
 #: Share of a staging SRAM that placement leaves free for the tiles streaming through it.
 STAGING_SHARE = 1 / 8
 
+_INF = float("inf")
+
 
 @dataclass
 class Allocation:
@@ -88,6 +90,10 @@ class _Space:
     def spill(self, first: str, nbytes: float) -> tuple[Home, float]:
         """Place ``nbytes`` on tier ``first`` and the tiers after it (then those before);
         returns the home and the bytes that found no room."""
+        if nbytes <= self.cap[first] - self.used[first] and nbytes < _INF:
+            # (all of it on the first tier: the loop's first step, as it would find it)
+            self.take(first, nbytes)
+            return ((first, nbytes / nbytes),), 0.0
         start = self.tiers.index(first)
         left, parts = nbytes, []
         for tier in self.tiers[start:] + self.tiers[:start]:
@@ -136,22 +142,26 @@ def allocate(program: Program) -> Allocation:
         for w, frac in home:
             _count(roles, t.role, w, t.bytes * frac)
 
-    persistent = [t for t in program.tensors.values() if t.persistent]
+    tensors, operands = program.tensors, program.operands
+    by_role: dict[str, list[Tensor]] = {}
+    for t in tensors.values():
+        if t.role in PERSISTENT_ROLES:
+            by_role.setdefault(t.role, []).append(t)
     for role in PERSISTENT_ROLES:
-        for t in persistent:
-            if t.role == role and not _written_in_place(program, t):
+        for t in by_role.get(role, ()):
+            if not _written_in_place(program, t):
                 place(t, sram_first=True)
         extra = _extra_persistent(program, role)
         if extra is not None:
             place(extra, sram_first=True)
 
-    tensors, operands = program.tensors, program.operands
     order = {task.name: i for i, task in enumerate(program.tasks)}
-    # a tensor is freed after the task that uses it last: tensors by that task's index
+    # a tensor is freed after the task that uses it last (consumers are in task order):
+    # tensors by that task's index
     dies: list[list[str]] = [[] for _ in program.tasks]
     for t in tensors.values():
         if t.consumers:
-            last = max(order[c] for c in t.consumers)
+            last = order[t.consumers[-1]]
         else:
             last = order.get(t.producer, -1)
         if last >= 0:

@@ -241,29 +241,28 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
 
     private = not closed_form  # whether the private ports and buses are known
 
-    def run_plan(plan: OpPlan, now: float, task: int | None = None, first_out=None):
-        """Run a plan (a task's op, or a prefetch copy) from ``now``; returns when it ends.
-        Its pipeline runs in closed form where nothing can contend with it, else as SimPy
-        processes. A closed-form op with nothing else scheduled (no task waiting to start, no
-        unit being handed over) is not even a timeout: the process's own clock moves on, and
-        nothing can happen meanwhile that would need SimPy to order it."""
+    def run_events(plan: OpPlan, now: float, first_out=None):
+        """Run a plan's pipeline from ``now`` as SimPy processes; returns when it ends."""
         nonlocal private
-        end = closed_end(plan, now, task)
-        if end is None:
-            if not private:  # found for the run's first op through SimPy, if any
-                private = True
-                machine.private_ports = private_ports(mapping, migrations)
-                for name in private_buses(mapping, migrations):
-                    machine.buses[name].private = True
-            sync(now)
-            yield env.process(run_op(env, machine, plan, max_chunks, first_out))
-            return env.now
-        if end > now:
-            if queue:
-                yield env.timeout(end - now)
-                return env.now
-            return now + (end - now)  # where that timeout would have landed
-        return now
+        if not private:  # found for the run's first op through SimPy, if any
+            private = True
+            machine.private_ports = private_ports(mapping, migrations)
+            for name in private_buses(mapping, migrations):
+                machine.buses[name].private = True
+        sync(now)
+        yield env.process(run_op(env, machine, plan, max_chunks, first_out))
+        return env.now
+
+    def wait_until(end: float, now: float):
+        yield env.timeout(end - now)
+        return env.now
+
+    # A plan (a task's op, or a prefetch copy) started at ``now`` runs in closed form where
+    # nothing can contend with it (``closed_end``), else as SimPy processes (``run_events``).
+    # A closed-form op with nothing else scheduled (no task waiting to start, no unit being
+    # handed over) is not even a timeout: the process's own clock moves on to where that
+    # timeout would have landed, and nothing can happen meanwhile that would need SimPy to
+    # order it. (Written out where a plan runs: a generator per op costs more than the rest.)
 
     def task_process(i: int):
         nonlocal active, finished
@@ -274,7 +273,11 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
             # first use of prefetched tensors: copy them over
             for mig in pending.pop(task.name, ()) if pending else ():
                 t0 = now
-                now = yield from run_plan(mig, now)
+                end = closed_end(mig, now)
+                if end is None:
+                    now = yield from run_events(mig, now)
+                elif end > now:
+                    now = (yield from wait_until(end, now)) if queue else now + (end - now)
                 run.migrations.append(mig)
                 run.ran[mig.op.name] = (mig, t0, now)
                 run.timeline.append({"op": mig.op.name, "resource": "dma", "start_s": t0, "end_s": now})
@@ -294,7 +297,11 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
                 sync(now)
                 first_out = env.event()
                 first_out.callbacks.append(lambda _, i=i: [ready(j) for j in satisfied(streams_to[i])])
-            now = yield from run_plan(plan, now, i, first_out)
+            end = closed_end(plan, now, i)
+            if end is None:
+                now = yield from run_events(plan, now, first_out)
+            elif end > now:
+                now = (yield from wait_until(end, now)) if queue else now + (end - now)
             upstream = [done[d.task] for d in task.deps if d.streaming] if streaming else None
             if upstream:
                 # it still cannot end before the producer has, plus one tile of its own

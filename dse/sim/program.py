@@ -11,7 +11,7 @@ pass and the executor can grow into them without a new data model.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from dse.spec.architecture import Architecture
 from dse.workloads.ops import Op, Workload
@@ -23,9 +23,10 @@ PERSISTENT_ROLES = ("weights", "kv_cache", "embeddings", "optimizer_state")
 INPUT_KEYS = ("a", "b", "in")
 
 
-@dataclass(frozen=True, slots=True)
-class Tensor:
-    """One tensor of the program: its identity, size, role and who makes and reads it."""
+class Tensor(NamedTuple):
+    """One tensor of the program: its identity, size, role and who makes and reads it
+    (``consumers`` in task order). Immutable; a named tuple because a program makes one
+    per tensor and a frozen dataclass costs twice as much to build."""
 
     id: str
     bytes: float
@@ -38,8 +39,7 @@ class Tensor:
         return self.role in PERSISTENT_ROLES
 
 
-@dataclass(frozen=True, slots=True)
-class Dependency:
+class Dependency(NamedTuple):
     """``task`` must finish before the dependent task can (``streaming``: the dependent may
     start on the producer's first chunks; it still ends after the producer)."""
 
@@ -50,8 +50,7 @@ class Dependency:
 TaskKind = Literal["compute", "transfer", "collective"]
 
 
-@dataclass(frozen=True, slots=True)
-class Task:
+class Task(NamedTuple):
     """A unit of work on one chip: an op on a compute unit (later also transfers on links)."""
 
     name: str
@@ -116,6 +115,14 @@ def linked_input(op: Op, tensors: dict[str, dict]) -> str | None:
     return None
 
 
+class _Whole(dict):
+    """Dependencies on whole producers by producer, made on first use (one per producer)."""
+
+    def __missing__(self, task: str) -> Dependency:
+        dep = self[task] = Dependency(task)
+        return dep
+
+
 def build_program(system: System, workload: Workload, *, streaming: bool = False) -> Program:
     """Put a workload on a system: one compute task per op on chip 0. Dependencies are on whole
     producers; with ``streaming``, an elementwise op streams from its first producer (it may
@@ -127,18 +134,20 @@ def build_program(system: System, workload: Workload, *, streaming: bool = False
     sizes: dict[str, dict[str, dict]] = {}
     tasks: list[Task] = []
     produced: dict[str, str] = {}  # op -> its output tensor
-    whole: dict[str, Dependency] = {}  # dependencies on whole producers (immutable: shared)
+    whole = _Whole()  # dependencies on whole producers (immutable: shared)
     for op in workload.ops:
         name = op.name
         op_sizes = sizes[name] = op.tensor_bytes()
         mine: dict[str, str] = {}
         link = linked_input(op, op_sizes)
-        first = op.deps[0] if op.deps else None
+        op_deps = op.deps
+        # the producer's output, read back from its home
+        linked = produced.get(op_deps[0]) if link is not None and op_deps else None
         for key, t in op_sizes.items():
             if key == "out":
                 tid = f"{name}.out"
-            elif key == link and first in produced:
-                tid = produced[first]          # the producer's output, read back from its home
+            elif key == link and linked is not None:
+                tid = linked
             else:
                 tid = op.tensor_id(key)
             mine[key] = tid
@@ -150,10 +159,10 @@ def build_program(system: System, workload: Workload, *, streaming: bool = False
         if "out" in mine and op_sizes["out"]["role"] not in PERSISTENT_ROLES:
             produced[name] = mine["out"]
         operands[name] = mine
-        if streaming and op.kind == "vector" and op.deps:
-            deps = tuple([Dependency(d, i == 0) for i, d in enumerate(op.deps)])
+        if streaming and op.kind == "vector" and op_deps:
+            deps = tuple([Dependency(d, i == 0) for i, d in enumerate(op_deps)])
         else:
-            deps = tuple([whole.get(d) or whole.setdefault(d, Dependency(d)) for d in op.deps])
+            deps = tuple(map(whole.__getitem__, op_deps))
         tasks.append(Task(name, "compute", op, deps))
     tensors = {tid: Tensor(tid, b, role, producer,
                            (names[0],) if len(names) == 1 else tuple(dict.fromkeys(names)))
