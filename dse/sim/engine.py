@@ -64,14 +64,15 @@ def simulate(arch: Architecture, workload: Workload, *, max_chunks: int | None =
     migrations = migration_plans(program, models)
     t_run = time.perf_counter()
     run = execute(program, mapping, migrations, models, max_chunks, closed_form)
-    row = summary(program, alloc, run, models)
+    rows = op_rows(program, run)
+    row = summary(program, alloc, run, models, rows)
     for unit, frac in imc_utilisation(arch, workload.ops, mapping.imc, mapping.imc_copies,
                                       mapping.crossbars).items():
         row[f"imc_utilisation_{unit}"] = frac
         row[f"imc_ops_{unit}"] = sum(1 for u in mapping.imc.values() if u == unit)
     row["sim_events"] = run.events
     try:
-        result = R.Result(arch.name, workload.name, row, op_rows(program, run), run.timeline)
+        result = R.Result(arch.name, workload.name, row, rows, run.timeline)
     except DesignError as exc:
         raise _implausible_cause(arch, exc) from None
     # wall-clock figures stay out of the tables, which must be identical run to run

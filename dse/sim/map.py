@@ -213,6 +213,8 @@ def imc_utilisation(arch: Architecture, ops: list[Op], assigned: dict[str, str],
                     copies: dict[str, int] | None = None, memo: dict | None = None) -> dict[str, float]:
     """Fraction of each IMC unit's crossbars holding weights (copies included; ``memo``: see
     ``crossbars_for``)."""
+    if all(u.kind != "imc" for u in arch.compute):
+        return {}
     used: dict[str, float] = {}
     counted: set[str] = set()
     units = {u.name: u for u in arch.compute}

@@ -46,44 +46,47 @@ def op_rows(program: Program, run: Run) -> list[dict]:
     arch = program.arch
     static: dict[int, tuple] = {}
     ran = run.ran
-    rows = []
-    for name in [t.name for t in program.tasks] + [m.op.name for m in run.migrations]:
-        plan, start, end = ran[name]
-        rows.append(op_row(arch, plan, start, end, static))  # most ops share a shape: its row is built once
-    return rows
+    # most ops share a shape: its row is built once
+    return [op_row(arch, *ran[name], static) for name in [t.name for t in program.tasks]
+            + [m.op.name for m in run.migrations]]
 
 
-def summary(program: Program, alloc: Allocation, run: Run, models: dict) -> dict:
+def summary(program: Program, alloc: Allocation, run: Run, models: dict, rows: list[dict] | None = None) -> dict:
     """Totals of a run: time, throughput, energy by component and cause, busy fractions,
-    bytes and peak occupancy per SRAM and tier, and what bound the workload."""
+    bytes and peak occupancy per SRAM and tier, and what bound the workload (``rows``: the
+    run's ``op_rows``, if made: its ops and MACs are read from them)."""
     arch, workload = program.arch, program.workload
-    plans = [run.ran[t.name][0] for t in program.tasks] + run.migrations
+    ran = run.ran
+    plans = [ran[t.name][0] for t in program.tasks] + run.migrations
     makespan = run.makespan_s
     machine = run.machine
-    total_ops = sum(p.op.ops for p in plans)
+    if rows is None:
+        rows = [{"ops": p.op.ops, "macs": p.macs} for p in plans]
+    total_ops = sum([r["ops"] for r in rows])
     energy: dict[str, float] = {c.name: 0.0 for c in arch.components()}
+    details: dict[str, float] = {}
+    tier_stats: dict[str, AccessStats] = {m.name: AccessStats() for m in arch.memories}
+    # one pass over the plans; each total still adds its terms in plan order
     for p in plans:
         for comp, e in p.energy.items():
             energy[comp] += e
+        if p.energy_detail:
+            for key, e in p.energy_detail.items():
+                details[R.energy_col(key)] = details.get(R.energy_col(key), 0.0) + e
+        for tier, kind, nbytes, pattern, access in p.transfers:
+            stats = tier_stats.get(tier)
+            if stats is not None:
+                models[tier].account(stats, nbytes, kind, pattern, access)
     dynamic = sum(energy.values())
-    details: dict[str, float] = {}
-    for p in plans:
-        for key, e in p.energy_detail.items():
-            details[R.energy_col(key)] = details.get(R.energy_col(key), 0.0) + e
     for c in arch.components():
         energy[c.name] += component_leakage(c) * makespan
     tier_extra: dict[str, float] = {}
-    tier_stats: dict[str, AccessStats] = {}
     for m in arch.memories:
         model = models[m.name]
         for cause, power in model.static_power_w.items():
             energy[m.name] += power * makespan
             tier_extra[R.energy_col(f"{m.name}_{cause}")] = power * makespan
-        stats = tier_stats[m.name] = AccessStats()
-        for p in plans:
-            for tier, kind, nbytes, pattern, access in p.transfers:
-                if tier == m.name:
-                    model.account(stats, nbytes, kind, pattern, access)
+        stats = tier_stats[m.name]
         moved = stats.bytes_read + stats.bytes_written
         tier_extra[f"achieved_bandwidth_{m.name}_bps"] = moved / makespan if makespan else 0.0
         for key, value in model.extra_metrics(stats, makespan).items():
@@ -103,7 +106,7 @@ def summary(program: Program, alloc: Allocation, run: Run, models: dict) -> dict
     row[R.AREA] = arch.area_mm2
     row[R.ENERGY_PER_SAMPLE] = total / workload.samples
     row["total_ops"] = total_ops
-    row["macs"] = sum(p.macs for p in plans)
+    row["macs"] = sum([r["macs"] for r in rows])
     row["dynamic_energy_j"] = dynamic
     row["static_energy_j"] = total - dynamic
     # what bound the workload: the resource busiest over the run
