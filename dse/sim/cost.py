@@ -149,30 +149,38 @@ class Coster:
         if tensors is None:
             tensors = op.tensor_bytes()
         fused = op.on_chip
+        memories, srams, tier_of = self.memories, self.srams, self.arch.tier_of
         place: dict[str, str] = {}
+        streamed: dict[str, bool] = {}
+        full: dict[str, Home] = {}
+        # tiles large enough that two in flight cover the latency of the tiers they come from
+        min_tiles = [MIN_TILE_BYTES]
+        # an operand placed on another SRAM that did not fit there is staged through what
+        # is left of that SRAM (the TPU's overflowing outputs go through the unified
+        # buffer, not the weight FIFO)
+        spilled: set[str] = set()
         for key, t in tensors.items():
-            home = homes.get(key) or ()
+            home = full[key] = homes.get(key) or ()
             if key in fused or not home:
                 # produced and consumed tile by tile with a neighbouring op: stays in the buffer
-                place[key] = buf.name if buf is not None else self.arch.tier_of(t["role"])
+                where = place[key] = buf.name if buf is not None else tier_of(t["role"])
             else:
-                place[key] = home[0][0]
-        streamed = {key: place[key] in self.memories for key in tensors}
+                where = place[key] = home[0][0]
+            if where in memories:
+                streamed[key] = True
+                model = self.models[where]
+                min_tiles.append(model.latency_s * model.bandwidth)
+                if buf is not None and tier_of(t["role"]) in srams:
+                    spilled.add(tier_of(t["role"]))
+            else:
+                streamed[key] = False
         rooms: tuple[str, ...] = ()
         if buf is None:
             if any(streamed.values()):
                 raise DesignError(f"compute unit '{unit.name}' has no SRAM buffer to stage tiles of op '{op.name}'")
-        else:
-            # an operand placed on another SRAM that did not fit there is staged through what
-            # is left of that SRAM (the TPU's overflowing outputs go through the unified
-            # buffer, not the weight FIFO)
-            spilled = {self.arch.tier_of(tensors[k]["role"]) for k in tensors
-                       if streamed[k] and self.arch.tier_of(tensors[k]["role"]) in self.srams}
+        elif spilled:
             rooms = tuple(spilled - {buf.name})
-        # tiles large enough that two in flight cover the latency of the tiers they come from
-        min_tile = max([MIN_TILE_BYTES] + [self.models[place[k]].latency_s * self.models[place[k]].bandwidth
-                                           for k in tensors if streamed[k]])
-        ctx = OpContext(op, buf, tensors, place, {k: homes.get(k) or () for k in tensors}, streamed, 0.0, min_tile)
+        ctx = OpContext(op, buf, tensors, place, full, streamed, 0.0, max(min_tiles))
         return ctx, rooms
 
     def free_bytes(self, ctx: OpContext, rooms: tuple[str, ...], resident: dict[str, float]) -> float:
@@ -239,20 +247,24 @@ class Coster:
         op = ctx.op
         m, n, k, reps = op.gemm()
         eb = op.elem_bytes
-        plan = OpPlan(op, unit_name, compute_s, 1, macs=float(op.macs))
+        plan = OpPlan(op, unit_name, compute_s, 1, macs=float(m * n * k * reps))  # (op.macs)
         s = ctx.streamed
         tiling = tile_gemm(m, n, k, eb, ctx.free, s["a"], s["b"], s["out"], min_kt, min_nt, ctx.min_tile)
         if tiling is None:
             need = 2 * eb * (s["a"] * min_kt + s["b"] * min_kt * min(n, min_nt) + s["out"] * min(n, min_nt))
             raise self.too_small(ctx, f"the smallest tile needs {need / 2**10:.0f} KiB (double-buffered)")
         plan.n_tiles = tiling.n_tiles * reps
-        fetches = {"a": tiling.reads_a, "b": tiling.reads_b, "out": 1}
         ra, rb = element_reads
-        used = {"a": ra * reps * eb, "b": rb * reps * eb, "out": ctx.tensors["out"]["bytes"]}
         for key, t in ctx.tensors.items():
-            moved = t["bytes"] * fetches[key]
-            self.traffic(plan, ctx, key, moved)
-            self.stage(plan, ctx, key, moved, used[key])
+            if key == "a":
+                moved, used = t["bytes"] * tiling.reads_a, ra * reps * eb
+            elif key == "b":
+                moved, used = t["bytes"] * tiling.reads_b, rb * reps * eb
+            else:  # "out": written once
+                moved, used = t["bytes"] * 1, t["bytes"]
+            if s[key]:
+                self.traffic(plan, ctx, key, moved)
+            self.stage(plan, ctx, key, moved, used)
         return plan
 
     def vector_plan(self, ctx: OpContext, unit_name: str, rate_ops_per_s: float) -> OpPlan:

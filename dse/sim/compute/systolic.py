@@ -42,19 +42,20 @@ class SystolicKind:
                               f"run the workload at a supported precision (dse run ... --precision "
                               f"{next(iter(unit.macs_per_cycle))})")
         # the fastest of the unit's dataflows and group packings for this shape (ties: the first)
-        packings = {1, packing(unit.rows, unit.cols, n, k)} if reps > 1 else {1}
+        packings = sorted({1, packing(unit.rows, unit.cols, n, k)}) if reps > 1 else (1,)
         options = [(array_cycles(unit, m, n * p, k * p, d, -(-reps // p), rate), i, d, p)
-                   for i, d in enumerate(unit.dataflows) for p in sorted(packings)]
-        cycles, _, dataflow, p = min(options)
+                   for i, d in enumerate(unit.dataflows) for p in packings]
+        cycles, _, dataflow, p = min(options) if len(options) > 1 else options[0]
         min_kt, min_nt = (unit.rows, unit.cols) if dataflow != "input_stationary" else (unit.rows, 1)
         ra, rb = systolic.sram_reads(unit.rows, unit.cols, m, n * p, k * p, dataflow)
         folds = -(-reps // p)
         # element reads per group, as gemm_plan multiplies by the op's own group count
         reads = (ra * folds / reps, rb * folds / reps)
         plan = coster.gemm_plan(ctx, unit.name, cycles / unit.clock, min_kt, min_nt, reads)
-        add(plan.energy, unit.name, op.macs * unit.energy_per_mac.get(op.precision, 0.0))
+        macs = m * n * k * reps  # (op.macs)
+        add(plan.energy, unit.name, macs * unit.energy_per_mac.get(op.precision, 0.0))
         if unit.register_file_energy is not None:
-            rf = op.macs * REGISTER_ACCESSES_PER_MAC * unit.register_file_energy
+            rf = macs * REGISTER_ACCESSES_PER_MAC * unit.register_file_energy
             plan.energy_detail[f"{unit.name}_register_file"] = rf
             add(plan.energy, unit.name, rf)
         return plan
