@@ -264,14 +264,18 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
     # timeout would have landed, and nothing can happen meanwhile that would need SimPy to
     # order it. (Written out where a plan runs: a generator per op costs more than the rest.)
 
+    choices, plans = mapping.choices, mapping.plans
+    ran, timeline, unit_busy = run.ran, run.timeline, machine.unit_busy_s
+
     def task_process(i: int):
         nonlocal active, finished
         starting.discard(i)
         now = env.now
         while True:
             task = tasks[i]
+            name = task.name
             # first use of prefetched tensors: copy them over
-            for mig in pending.pop(task.name, ()) if pending else ():
+            for mig in pending.pop(name, ()) if pending else ():
                 t0 = now
                 end = closed_end(mig, now)
                 if end is None:
@@ -279,17 +283,17 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
                 elif end > now:
                     now = (yield from wait_until(end, now)) if queue else now + (end - now)
                 run.migrations.append(mig)
-                run.ran[mig.op.name] = (mig, t0, now)
-                run.timeline.append({"op": mig.op.name, "resource": "dma", "start_s": t0, "end_s": now})
-            allowed = mapping.choices[task.name]
-            unit = machine.units.take(allowed)
+                ran[mig.op.name] = (mig, t0, now)
+                timeline.append({"op": mig.op.name, "resource": "dma", "start_s": t0, "end_s": now})
+            allowed = choices[name]
+            unit = units.take(allowed)
             if unit is None:
                 sync(now)
                 waits[i] = allowed
-                unit = yield machine.units.get(allowed)
+                unit = yield units.get(allowed)
                 del waits[i]
                 now = env.now
-            plan = mapping.plans[(task.name, unit)]
+            plan = plans[(name, unit)]
             start = now
             first_out = None
             if streams_to[i]:
@@ -302,25 +306,26 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
                 now = yield from run_events(plan, now, first_out)
             elif end > now:
                 now = (yield from wait_until(end, now)) if queue else now + (end - now)
-            upstream = [done[d.task] for d in task.deps if d.streaming] if streaming else None
-            if upstream:
-                # it still cannot end before the producer has, plus one tile of its own
-                yield env.all_of(upstream)
-                ends = max(e.value for e in upstream) + plan.compute_s / plan.n_tiles
-                if ends > env.now:
-                    yield env.timeout(ends - env.now)
-                now = env.now
-            machine.unit_busy_s[unit] += plan.compute_s
+            if streaming:
+                upstream = [done[d.task] for d in task.deps if d.streaming]
+                if upstream:
+                    # it still cannot end before the producer has, plus one tile of its own
+                    yield env.all_of(upstream)
+                    ends = max(e.value for e in upstream) + plan.compute_s / plan.n_tiles
+                    if ends > env.now:
+                        yield env.timeout(ends - env.now)
+                    now = env.now
+            unit_busy[unit] += plan.compute_s
             sync(now)
             # it ran alone: every other task waits for a unit, none is about to start
             alone = closed_form and not starting and not units.releasing and active - 1 == units.waiting
-            machine.units.put(unit)
-            run.ran[task.name] = (plan, start, now)
-            run.timeline.append({"op": task.name, "resource": unit, "start_s": start, "end_s": now})
+            units.put(unit)
+            ran[name] = (plan, start, now)
+            timeline.append({"op": name, "resource": unit, "start_s": start, "end_s": now})
             finished += 1
             active -= 1
-            if done and task.name in done:
-                done[task.name].succeed(now)
+            if done and name in done:
+                done[name].succeed(now)
             nxt = satisfied(after[i])
             if len(nxt) == 1 and closed_form and active == 0:
                 i = nxt[0]  # the one task it made ready runs alone: go on in this process

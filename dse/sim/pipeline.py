@@ -432,8 +432,9 @@ def _solo_without_stores(rbus, l_tile: float, sizes: list[int], c_tile: float, p
     if rbus is not None:
         latency = rbus.latency
         period = max(l_tile, c_tile, (latency + l_tile + c_tile) / 2)
-        turnaround = rbus.model.turnaround_s
         way, busy = rbus.last, 0.0
+        # the bus turns before the first load, if at all, then reads again (a pure function)
+        turns = (rbus.model.turnaround_s(way, "read"), rbus.model.turnaround_s("read", "read"))
         p_load = next_start = 0.0
         free = None  # when the bus is released
     f0 = f1 = l0 = l1 = 0.0  # (without reads, every chunk is loaded at 0)
@@ -444,9 +445,9 @@ def _solo_without_stores(rbus, l_tile: float, sizes: list[int], c_tile: float, p
                 p = computed[j - 2]
             if next_start > p:
                 p = p + (next_start - p)
-            if free is not None:
-                p = max(p, free)
-            t = turnaround(way, "read")
+            if free is not None and free > p:  # (max(p, free))
+                p = free
+            t = turns[j > 0]
             way = "read"
             busy += t
             if t:
