@@ -158,20 +158,20 @@ def allocate(program: Program) -> Allocation:
     order = {task.name: i for i, task in enumerate(program.tasks)}
     # a tensor is freed after the task that uses it last (consumers are in task order):
     # tensors by that task's index
-    dies: list[list[str]] = [[] for _ in program.tasks]
+    dies: list[list[Tensor]] = [[] for _ in program.tasks]
     for t in tensors.values():
         if t.consumers:
             last = order[t.consumers[-1]]
         else:
             last = order.get(t.producer, -1)
         if last >= 0:
-            dies[last].append(t.id)
+            dies[last].append(t)
     resident: dict[str, dict[str, float]] = {}
     live: set[str] = set()
     for i, task in enumerate(program.tasks):
-        op = task.op
-        mine = operands[task.name]
-        fused = op.on_chip
+        name = task.name
+        mine = operands[name]
+        fused = task.op.on_chip
         new = []
         for key, tid in mine.items():
             if tid in homes:
@@ -189,11 +189,11 @@ def allocate(program: Program) -> Allocation:
             for _, _, t in new:
                 place(t, sram_first=True)
                 live.add(t.id)
-        resident[task.name] = {s: used[s] for s in srams}
-        for tid in dies[i]:
-            if tid in live:
-                space.free(homes[tid], tensors[tid].bytes)
-                live.discard(tid)
+        resident[name] = {s: used[s] for s in srams}
+        for t in dies[i]:
+            if t.id in live:
+                space.free(homes[t.id], t.bytes)
+                live.discard(t.id)
         if fused:
             for key in fused:
                 if key in mine:
