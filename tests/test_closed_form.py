@@ -170,6 +170,40 @@ def test_ops_that_start_together_and_would_queue_for_a_port_go_through_simpy(ban
     assert {"r1", "ds"} <= set(through_simpy)
 
 
+@pytest.mark.parametrize("bandwidth", ["2 GB/s", "10 GB/s"])
+@pytest.mark.parametrize("max_chunks", [None, 8])
+def test_an_op_left_alone_in_simpy_stops_asking_for_ports(bandwidth, max_chunks, monkeypatch):
+    # r1 and ds contend for the buffer's port, so both go through SimPy; once r1 has ended,
+    # c2 waits for the array that ds holds and nothing else can start: ds's later chunks hold
+    # the port without asking (no request after r1's end), and the tables still agree
+    import sys
+
+    import simpy
+
+    asked: list[float] = []  # when an op's compute stage asked for an SRAM port
+    real = simpy.Resource.request
+
+    def spy(port):
+        if sys._getframe(1).f_code.co_name == "_compute":
+            asked.append(port._env.now)
+        return real(port)
+
+    monkeypatch.setattr(simpy.Resource, "request", spy)
+    arch, wl = _with_buffer(bandwidth), _fork()
+    slow = simulate(arch, wl, max_chunks=max_chunks, closed_form=False)
+    slow_asks = list(asked)
+    asked.clear()
+    through_simpy = _event_by_event(monkeypatch)
+    fast = simulate(arch, wl, max_chunks=max_chunks)
+    assert same(fast, slow) == []
+    assert {"r1", "ds"} <= set(through_simpy)
+    ends = {r["op"]: r["end_s"] for r in fast.timeline}
+    assert ends["r1"] < ends["ds"]
+    assert asked and max(asked) <= ends["r1"]  # contention went through SimPy, then no request
+    # the event-by-event run asked for the port for every chunk of ds, after r1's end too
+    assert any(ends["r1"] < t for t in slow_asks)
+
+
 @pytest.mark.parametrize("bandwidth", ["2 GB/s", "20 GB/s", "1 TB/s"])
 def test_ops_that_start_together_while_another_can_start_beside_them_go_through_simpy(bandwidth, monkeypatch):
     # r2 starts on the vector unit when r1 ends, while ds still runs: whether or not r1 and

@@ -11,8 +11,10 @@ and every other task for a dependency), nothing can contend with it until it end
 op runs in closed form
 (``pipeline.solo_end``: one timeout instead of a process per stage and an event per chunk)
 and the same process goes on with its successor when that is again the only one. Where
-several run at once, their ops go through SimPy event by event. ``closed_form=False`` runs
-every op event by event; the tables are the same (tests/test_closed_form.py).
+several run at once, their ops go through SimPy event by event; once all but one have ended
+and nothing else can start before it does, that one stops asking for SRAM ports (nobody else
+can hold one: ``pipeline._compute``). ``closed_form=False`` runs every op event by event; the
+tables are the same (tests/test_closed_form.py).
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from dse.errors import DesignError
 from dse.sim.cost import OpPlan
 from dse.sim.machine import Machine
 from dse.sim.map import Mapping
-from dse.sim.pipeline import apply_solo, run_op, solo_end, solo_schedule
+from dse.sim.pipeline import Alone, apply_solo, run_op, solo_end, solo_schedule
 from dse.sim.program import Program
 
 
@@ -43,16 +45,18 @@ class Run:
     run_s: float = 0.0
 
 
+def _distinct(mapping: Mapping):
+    """The mapping's plans, one per shape: plans of one shape share their cost dicts (and
+    their unit), so each is looked at once."""
+    return {id(plan.transfers): plan for plan in mapping.plans.values()}.values()
+
+
 def private_ports(mapping: Mapping, migrations: dict[str, list[OpPlan]]) -> set[str]:
     """SRAMs whose port the plans of only one compute unit use (every unit a task may take
     counted): a unit runs one op at a time, so no two ops ever ask for such a port at once.
     Prefetch copies are not serialised by a unit: any port one of them uses is shared."""
     users: dict[str, set] = {}
-    seen = set()  # (plans of one shape share their cost dicts, and their unit: each looked at once)
-    for plan in mapping.plans.values():
-        if id(plan.sram_s) in seen:
-            continue
-        seen.add(id(plan.sram_s))
+    for plan in _distinct(mapping):
         for name, t in plan.sram_s.items():
             if t > 0:
                 users.setdefault(name, set()).add(plan.unit)
@@ -70,11 +74,7 @@ def private_buses(mapping: Mapping, migrations: dict[str, list[OpPlan]]) -> set[
     each way, so no transfer on such a bus ever waits for another. Prefetch copies make a
     bus shared."""
     users: dict[str, set] = {}
-    seen = set()
-    for plan in mapping.plans.values():
-        if id(plan.read_s) in seen:
-            continue
-        seen.add(id(plan.read_s))
+    for plan in _distinct(mapping):
         for way, times in (("read", plan.read_s), ("write", plan.write_s)):
             for name, t in times.items():
                 if t > 0:
@@ -241,7 +241,9 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
 
     private = not closed_form  # whether the private ports and buses are known
 
-    def run_events(plan: OpPlan, now: float, first_out=None):
+    lone: dict[int, Alone] = {}  # task -> what its op running through SimPy knows (pipeline.Alone)
+
+    def run_events(plan: OpPlan, now: float, task: int, first_out=None):
         """Run a plan's pipeline from ``now`` as SimPy processes; returns when it ends."""
         nonlocal private
         if not private:  # found for the run's first op through SimPy, if any
@@ -250,8 +252,17 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
             for name in private_buses(mapping, migrations):
                 machine.buses[name].private = True
         sync(now)
-        yield env.process(run_op(env, machine, plan, max_chunks, first_out))
+        alone = lone[task] = Alone()
+        yield env.process(run_op(env, machine, plan, max_chunks, first_out, alone))
+        del lone[task]
         return env.now
+
+    def left_alone() -> None:
+        """Called where a task ends or starts to wait for a unit: if one task's op is left
+        running through SimPy and nothing else can start until it ends (``solo``, from its
+        side), nothing can contend with it any more: it need not ask for SRAM ports."""
+        if len(lone) == 1 and solo():
+            next(iter(lone.values())).now = True
 
     def wait_until(end: float, now: float):
         yield env.timeout(end - now)
@@ -279,7 +290,7 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
                 t0 = now
                 end = closed_end(mig, now)
                 if end is None:
-                    now = yield from run_events(mig, now)
+                    now = yield from run_events(mig, now, i)
                 elif end > now:
                     now = (yield from wait_until(end, now)) if queue else now + (end - now)
                 run.migrations.append(mig)
@@ -290,7 +301,10 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
             if unit is None:
                 sync(now)
                 waits[i] = allowed
-                unit = yield units.get(allowed)
+                asked = units.get(allowed)
+                if lone:
+                    left_alone()
+                unit = yield asked
                 del waits[i]
                 now = env.now
             plan = plans[(name, unit)]
@@ -303,7 +317,7 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
                 first_out.callbacks.append(lambda _, i=i: [ready(j) for j in satisfied(streams_to[i])])
             end = closed_end(plan, now, i)
             if end is None:
-                now = yield from run_events(plan, now, first_out)
+                now = yield from run_events(plan, now, i, first_out)
             elif end > now:
                 now = (yield from wait_until(end, now)) if queue else now + (end - now)
             if streaming:
@@ -335,6 +349,8 @@ def execute(program: Program, mapping: Mapping, migrations: dict[str, list[OpPla
                 fork(unit, nxt, now)
             for j in nxt:
                 ready(j)
+            if lone:
+                left_alone()
             return
 
     for i, n in enumerate(waiting):

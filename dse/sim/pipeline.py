@@ -38,12 +38,23 @@ class _Chunk:
     computed: simpy.Event | None
 
 
+class Alone:
+    """What the executor knows of an op running through SimPy: ``now`` is set once nothing
+    else can ask for any resource until the op ends (every other task waits for a unit)."""
+
+    __slots__ = ("now",)
+
+    def __init__(self) -> None:
+        self.now = False
+
+
 def run_op(env: simpy.Environment, machine: Machine, plan: OpPlan, max_chunks: int | None,
-           first_out: simpy.Event | None = None):
+           first_out: simpy.Event | None = None, alone: Alone | None = None):
     """SimPy process running one planned op to completion (load, compute, store).
 
     ``first_out``, if given, succeeds when the op's first tile of output is ready (computed,
-    and stored where the op writes off chip): what a streaming consumer waits for."""
+    and stored where the op writes off chip): what a streaming consumer waits for. ``alone``,
+    if given, may be set by the executor while the op runs (see ``_compute``)."""
     n = plan.n_tiles
     sizes = chunk_sizes(n, max_chunks)
     c_tile = plan.compute_s / n
@@ -77,7 +88,9 @@ def run_op(env: simpy.Environment, machine: Machine, plan: OpPlan, max_chunks: i
                 private.append((t / n, name))
             else:
                 ports.append((machine.sram_ports[name], t / n, name))
-    compute = env.process(_compute(env, chunks, c_tile, ports, private, machine))
+    if alone is not None and (not ports or {id(b) for b, _ in reads} & {id(b) for b, _ in writes}):
+        alone = None  # (see _compute: its loads and stores could ask for one bus at one instant)
+    compute = env.process(_compute(env, chunks, c_tile, ports, private, machine, alone))
     if first_out is not None:
         s_tile = max((t for _, t in writes), default=0.0)
         env.process(_first_out(env, chunks[0], s_tile, first_out))
@@ -158,15 +171,23 @@ def _hold(env, port, t: float, name: str, machine: Machine) -> tuple[simpy.Event
     return req, box
 
 
-def _compute(env, chunks: list[_Chunk], c_tile: float, ports, private, machine: Machine):
+def _compute(env, chunks: list[_Chunk], c_tile: float, ports, private, machine: Machine,
+             alone: Alone | None = None):
     """The unit's tiles, chunk by chunk; the array and the SRAM ports work side by side, the
     slower sets the pace. A port is asked for when the chunk starts and released when its
     hold ends (FIFO among the ops asking for it), as a process holding it would, but with
-    two events per hold (the grant, the hold's end) instead of a process and a condition.
+    three events per hold (the grant, the hold's end, the release) instead of a process and
+    a condition.
 
     A ``private`` port (``Machine.private_ports``: only one unit's ops use it, one at a time,
     and this op asks for it only once its previous hold has ended) is always free when
-    asked: its hold is the time it takes, added to the array's, without asking."""
+    asked: its hold is the time it takes, added to the array's, without asking. So is every
+    port once the op is ``alone`` (nobody else can ask for one until it ends): from the next
+    chunk on its holds go without asking. The times are those the requests would give (a
+    free port is granted at once, and the hold ends by the array's time or its own, the later),
+    and the op's other processes see the same times: where its loads and stores could ask
+    for one bus at one instant, whose request comes first might depend on which process
+    SimPy resumes first, and ``run_op`` passes no ``alone``."""
     sram_busy = machine.sram_busy_s
     for ch in chunks:
         first = yield ch.loaded_first
@@ -174,6 +195,9 @@ def _compute(env, chunks: list[_Chunk], c_tile: float, ports, private, machine: 
             yield env.timeout(first - env.now)
         if ch.computed_first is not None:
             ch.computed_first.succeed(env.now + c_tile)
+        if alone is not None and alone.now:
+            private = private + [(t, name) for _, t, name in ports]
+            ports, alone = [], None
         longest = ch.g * c_tile
         for t, name in private:
             held = ch.g * t
