@@ -32,8 +32,8 @@ def chunk_sizes(n_tiles: int, max_chunks: int | None) -> list[int]:
 @dataclass
 class _Chunk:
     g: int
-    loaded_first: simpy.Event
-    loaded: simpy.Event
+    loaded_first: simpy.Event | None  # (None where nothing is loaded: the chunk is there at the start)
+    loaded: simpy.Event | None
     computed_first: simpy.Event | None  # (None where no process waits for it)
     computed: simpy.Event | None
 
@@ -62,11 +62,13 @@ def run_op(env: simpy.Environment, machine: Machine, plan: OpPlan, max_chunks: i
     writes = [(machine.buses[t], s / n) for t, s in plan.write_s.items() if s > 0]
     # a chunk's "computed" events exist only where a process waits for them (an event
     # nobody waits for changes nothing but SimPy's count): the store waits for every chunk,
-    # the loads for all but the last two (double buffering), a streaming consumer for the first
+    # the loads for all but the last two (double buffering), a streaming consumer for the first;
+    # its "loaded" ones only where it is loaded (else it is there when the compute starts)
     event = env.event
     first_seen = bool(writes) or first_out is not None
     waited = len(sizes) if writes else len(sizes) - 2 if reads else 0
-    chunks = [_Chunk(g, event(), event(), event() if first_seen else None, event() if j < waited else None)
+    chunks = [_Chunk(g, event() if reads else None, event() if reads else None, event() if first_seen else None,
+                     event() if j < waited else None)
               for j, g in enumerate(sizes)]
     if reads:
         # Double buffering: tile i+2 may load only once tile i, which arrives `latency`
@@ -77,10 +79,6 @@ def run_op(env: simpy.Environment, machine: Machine, plan: OpPlan, max_chunks: i
         latency = max(bus.latency for bus, _ in reads)
         period = max(l_tile, c_tile, (latency + l_tile + c_tile) / 2)
         env.process(_load(env, chunks, reads, l_tile, latency, period))
-    else:
-        for ch in chunks:
-            ch.loaded_first.succeed(env.now)
-            ch.loaded.succeed(env.now)
     ports, private = [], []
     for name, t in plan.sram_s.items():
         if t > 0:
@@ -189,8 +187,9 @@ def _compute(env, chunks: list[_Chunk], c_tile: float, ports, private, machine: 
     for one bus at one instant, whose request comes first might depend on which process
     SimPy resumes first, and ``run_op`` passes no ``alone``."""
     sram_busy = machine.sram_busy_s
+    t0 = env.now  # (where nothing is loaded, every chunk is there from the start: no event to wait for)
     for ch in chunks:
-        first = yield ch.loaded_first
+        first = t0 if ch.loaded_first is None else (yield ch.loaded_first)
         if first > env.now:
             yield env.timeout(first - env.now)
         if ch.computed_first is not None:
@@ -218,7 +217,7 @@ def _compute(env, chunks: list[_Chunk], c_tile: float, ports, private, machine: 
                 yield req
                 yield box[0]
         yield array
-        loaded = yield ch.loaded
+        loaded = t0 if ch.loaded is None else (yield ch.loaded)
         end = loaded + c_tile
         if end > env.now:
             yield env.timeout(end - env.now)
