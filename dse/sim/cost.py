@@ -129,6 +129,8 @@ class Coster:
         self.planned: dict[tuple, tuple] = {}
         #: unit -> the SRAM staging its tiles
         self.buffers: dict[str, object] = {}
+        #: an IMC unit's cost of a GEMM, by (unit, M, N, K, bits) (dse/sim/compute/imc.py)
+        self.imc_costs: dict[tuple, object] = {}
 
     def context(self, op: Op, unit_name: str, homes: dict[str, Home], resident: dict[str, float],
                 tensors: dict[str, dict] | None = None) -> OpContext:

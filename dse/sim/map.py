@@ -38,16 +38,16 @@ class Mapping:
 def crossbars_for(params, op: Op, memo: dict | None = None) -> int:
     """Crossbars one copy of an op's weights needs (every group of a grouped conv included);
     ``memo`` keeps the answers by GEMM shape (the layers of a network share a few)."""
-    from dse.tech.imc import crossbars_for as _crossbars  # IMC designs only
-
     m, n, k, reps = op.gemm()
     bits = int(8 * op.elem_bytes)
-    if memo is None:
-        return _crossbars(params, m, n, k, reps, weight_bits=bits)
     key = (id(params), m, n, k, reps, bits)  # (params: one per IMC unit, alive all run)
-    need = memo.get(key)
+    need = memo.get(key) if memo is not None else None
     if need is None:
-        need = memo[key] = _crossbars(params, m, n, k, reps, weight_bits=bits)
+        from dse.tech.imc import crossbars_for as _crossbars  # IMC designs only
+
+        need = _crossbars(params, m, n, k, reps, weight_bits=bits)
+        if memo is not None:
+            memo[key] = need
     return need
 
 
@@ -172,8 +172,15 @@ def replicate(vectors: list[int], need: list[int], left: int) -> list[int]:
     checks the answer against one copy at a time)."""
     layers = list(zip(vectors, need))
 
+    by_vectors = sorted(layers, reverse=True)
+
     def cost(per: int) -> int:  # crossbars that bring every layer to at most ``per`` vectors per copy
-        return sum(n * (c - 1) for v, n in layers if (c := -(-v // per)) > 1)
+        total = 0
+        for v, n in by_vectors:  # (a layer needs another copy where v > per: the first ones)
+            if v <= per:
+                break
+            total += n * (-(-v // per) - 1)
+        return total
 
     lo, hi = 1, max(vectors, default=1)  # cost(hi) = 0: one copy each
     if cost(lo) > left:
@@ -217,11 +224,12 @@ def imc_utilisation(arch: Architecture, ops: list[Op], assigned: dict[str, str],
         return {}
     used: dict[str, float] = {}
     counted: set[str] = set()
-    units = {u.name: u for u in arch.compute}
+    params = {u.name: u.params() for u in arch.compute if u.kind == "imc"}
+    copies = copies or {}
     for op in ops:
         unit = assigned.get(op.name)
         if unit is None or op.weight_key in counted:
             continue
         counted.add(op.weight_key)
-        used[unit] = used.get(unit, 0.0) + crossbars_for(units[unit].params(), op, memo) * (copies or {}).get(op.name, 1)
+        used[unit] = used.get(unit, 0.0) + crossbars_for(params[unit], op, memo) * copies.get(op.name, 1)
     return {u.name: used.get(u.name, 0.0) / u.params().crossbars for u in arch.compute if u.kind == "imc"}

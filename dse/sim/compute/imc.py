@@ -20,10 +20,13 @@ class ImcKind:
         m, n, k, reps = op.gemm()
         bits = int(8 * op.elem_bytes)
         copies = coster.imc_copies.get(op.name, 1)
-        cost = imc_gemm_cost(params, m, n, k, weight_bits=bits, input_bits=bits)
+        key = (unit.name, m, n, k, bits)  # (a layer's plans differ by where its operands are, not by this)
+        cost = coster.imc_costs.get(key)
+        if cost is None:
+            cost = coster.imc_costs[key] = imc_gemm_cost(params, m, n, k, weight_bits=bits, input_bits=bits)
         # copies of the weights take ceil(M / copies) input vectors each, side by side
         time_s = cost.time_s * ceil(m / copies) / m
-        plan = OpPlan(op, unit.name, time_s, 1, macs=float(op.macs))
+        plan = OpPlan(op, unit.name, time_s, 1, macs=float(m * n * k * reps))  # (op.macs)
         # groups of a grouped conv sit on their own crossbars and run side by side;
         # leakage is charged once for the whole run by the static ledger, not per op
         parts = {key: value * reps for key, value in cost.energy().items() if key != "leakage"}
