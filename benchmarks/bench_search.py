@@ -11,7 +11,10 @@ rest, of which "ms sampler" is Optuna's suggestions (the TPE sampler fits its es
 at a cost that grows with the trials done), "ms storage" the trial's rows written and counted
 (dse.search.record) and "ms rest" everything else (designs built, Optuna's ask and tell, tables,
 opening the storage); this checkout also runs at the study's own budget (200 trials), where the
-sampler costs less per trial. "all CPU s" adds the worker processes' CPU time (what --jobs N spends in all). The machine
+sampler costs less per trial. "all CPU s" adds the worker processes' CPU time (what --jobs N spends in all). The
+steady-state line gives the rate over the middle 80% of the trials (from the storage's completion times), without
+a run's fixed start and end (opening the storage, the workers' start-up, the final tables), which a short run pays
+in full and a long one amortises; the target is the whole run's rate. The machine
 may be shared: the load average is printed with each run. Targets (issue 13): a trial at most 1.5x a simulate(); --jobs 2 at least 1.8x the
 trials per minute of --jobs 1; 1,000 trials in at most 30 s with --jobs 2 on 2 cores.
 """
@@ -90,8 +93,22 @@ def measure(trials: int, jobs: int) -> dict:
         wall, cpu, wcpu = time.perf_counter(), time.process_time(), workers_cpu()
         df = run_study(st, n_trials=trials, jobs=jobs, out_dir=Path(tmp))
         wall, cpu, wcpu = time.perf_counter() - wall, time.process_time() - cpu, workers_cpu() - wcpu
+        steady = steady_rate(Path(tmp) / "study.db", st.name)
     return {"trials": int((df["workload"] == ALL).sum()), "wall_s": wall, "cpu_s": cpu, "workers_cpu_s": wcpu,
-            "sim_s": sim[0], "sims": sim[1], "sampler_s": asked[0], "storage_s": stored[0]}
+            "sim_s": sim[0], "sims": sim[1], "sampler_s": asked[0], "storage_s": stored[0], "steady_per_min": steady}
+
+
+def steady_rate(db: Path, name: str) -> float:
+    """Trials per minute between the 10th and the 90th percentile of the trials' completion
+    times (from the storage): the rate once every process runs trials, without the run's fixed
+    start (storage, workers' start-up) and end (joining workers, the final tables)."""
+    import optuna
+
+    done = sorted(t.datetime_complete for t in optuna.load_study(study_name=name, storage=f"sqlite:///{db}").trials
+                  if t.datetime_complete is not None)
+    lo, hi = len(done) // 10, len(done) * 9 // 10
+    span = (done[hi] - done[lo]).total_seconds()
+    return (hi - lo) / span * 60 if span > 0 else float("nan")
 
 
 def run(src: Path, trials: int, jobs: int) -> dict:
@@ -138,7 +155,7 @@ def main() -> None:
                              [int(j) for j in args.jobs.split(",")]))
         for name, src, n, jobs_list in trees:
             for _ in range(args.repeat):
-                rates = {}
+                rates, steady = {}, {}
                 for jobs in jobs_list:
                     r = run(src, n, jobs)
                     rates[jobs] = r["trials"] / r["wall_s"] * 60
@@ -154,9 +171,12 @@ def main() -> None:
                     print(f"{name[:15]:<16}{jobs:>5}{r['trials']:>8}{r['wall_s']:>9.1f}{rates[jobs]:>12.0f}"
                           f"{per:>14}{sim:>13}{ratio:>11}{asked:>12}{storage:>12}{rest:>9}{every:>11.1f}"
                           f"   (load {os.getloadavg()[0]:.1f})", flush=True)
+                    steady[jobs] = r["steady_per_min"]
                 if 1 in rates and 2 in rates:
                     print(f"{'':<16}--jobs 2 / --jobs 1: {rates[2] / rates[1]:.2f}x trials per minute; "
                           f"1,000 trials with --jobs 2: {1000 / rates[2] * 60:.0f} s", flush=True)
+                    print(f"{'':<16}(steady state, the middle 80% of the trials: {steady[1]:.0f} and {steady[2]:.0f} "
+                          f"trials per minute, {steady[2] / steady[1]:.2f}x)", flush=True)
 
 
 if __name__ == "__main__":
