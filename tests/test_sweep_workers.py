@@ -57,3 +57,22 @@ def test_workers_end_with_status_0_after_their_trials(tmp_path, monkeypatch):
     stored = optuna.load_study(study_name=fx.study(seed=2)["name"],
                                storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}").trials
     assert sorted(t.number for t in stored if t.state == optuna.trial.TrialState.COMPLETE) == list(range(24))
+
+
+def test_a_sampler_the_parent_cannot_make_starts_no_worker(tmp_path, monkeypatch):
+    """The parent makes its sampler before it starts workers: a study whose sampler cannot be
+    made (GP without PyTorch) fails once, with its one line, and no worker repeats it."""
+    import importlib.util
+
+    import pytest
+
+    from dse.errors import SpecError
+
+    real_find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real_find(name, *a))
+    started = []
+    monkeypatch.setattr(study_mod, "_start_workers", lambda *a, **k: started.append(a) or [])
+    path = fx.write(tmp_path, {**fx.study(seed=2, n_trials=6), "sampler": "gp"})
+    with pytest.raises(SpecError, match="PyTorch"):
+        study_mod.run_study(path, jobs=3, out_dir=tmp_path / "out")
+    assert started == []

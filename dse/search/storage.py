@@ -176,10 +176,15 @@ def _schema_versions_unread(checked: bool):
     for), so it gets one that reads them only if asked. Where this Optuna has no
     ``_VersionManager`` (private), or not ``checked``, nothing changes.
     """
-    from optuna.storages._rdb import storage as rdb
-
+    if not checked:
+        yield
+        return
+    try:
+        from optuna.storages._rdb import storage as rdb
+    except ImportError:
+        rdb = None
     real = getattr(rdb, "_VersionManager", None)
-    if not checked or real is None:
+    if real is None:
         yield
         return
 

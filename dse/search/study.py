@@ -268,10 +268,12 @@ def _run(st: Study, n_trials, jobs, out, progress, timeout, target, url, tmp,
     procs: list[mp.process.BaseProcess] = []
     try:
         remaining = None if target is None else target - done_before
+        sampler = make_sampler(st, seed, target)  # (what a worker would fail on too: once, here)
         if jobs > 1 and (remaining is None or remaining > 0):
-            # first: a worker's start-up (a new interpreter, ~0.8 s of imports) overlaps this one's
+            # before this process's runner: a worker's start-up (a new interpreter, ~0.8 s of
+            # imports) overlaps it
             procs = _start_workers(st, url, seed, target, timeout, jobs - 1)
-        runner = Runner(st, ostudy, make_sampler(st, seed, target), target, after_trial)
+        runner = Runner(st, ostudy, sampler, target, after_trial)
         if progress is not None:
             progress(_progress(ostudy.get_trials(deepcopy=False), st, target, done_before, t0, timeout))
         if remaining is None or remaining > 0:
