@@ -9,6 +9,10 @@ from dse.sim.program import PERSISTENT_ROLES, Program
 from dse.spec.architecture import Architecture, component_leakage
 from dse.tech.memory import AccessStats
 
+#: Relative difference below which two resources' busy times are a tie for the run's bound:
+#: far above float rounding (~1e-15 here) and far below any difference a design makes.
+TIE = 1e-9
+
 
 def op_row(arch: Architecture, plan: OpPlan, start: float, end: float, static: dict | None = None) -> dict:
     """One op's row; ``static``, if given, caches what depends on the plan's costs alone
@@ -122,7 +126,13 @@ def summary(program: Program, alloc: Allocation, run: Run, models: dict, rows: l
         busy[name] = bus.busy_s
         row[R.bytes_read_col(name)] = tier_stats[name].bytes_read
         row[R.bytes_written_col(name)] = tier_stats[name].bytes_written
-    row[R.BOUND] = max(busy, key=lambda k: busy[k])
+    # Busy times within TIE of the busiest are a tie (float rounding differs between the closed
+    # form and the event-by-event run). A unit's compute time already includes the wait for its
+    # buffers' ports (cost.py: compute_s = max(compute, SRAM time)), so an SRAM or memory tied
+    # with compute is what paces it: of tied resources, the first that is not compute is named.
+    top = max(busy.values())
+    tied = [k for k, b in busy.items() if b >= top * (1.0 - TIE)] if top > 0 else ["compute"]
+    row[R.BOUND] = next((k for k in tied if k != "compute"), tied[0])
     for comp, e in energy.items():
         row[R.energy_col(comp)] = e
     row.update(tier_extra)
