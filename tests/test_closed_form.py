@@ -204,6 +204,38 @@ def test_an_op_left_alone_in_simpy_stops_asking_for_ports(bandwidth, max_chunks,
     assert any(ends["r1"] < t for t in slow_asks)
 
 
+@pytest.mark.parametrize("bandwidth", ["2 GB/s", "10 GB/s"])
+@pytest.mark.parametrize("max_chunks", [None, 8])
+def test_an_op_left_alone_in_simpy_is_finished_in_closed_form(bandwidth, max_chunks, monkeypatch):
+    # once r1 has ended, ds is alone: at the end of a chunk whose successor is loaded, its
+    # pipeline stops (a last timeout to its end) instead of waiting chunk by chunk; the
+    # event-by-event run keeps timing ds's chunks after r1's end, and the tables agree
+    import sys
+
+    import simpy
+
+    waits: list[float] = []  # when a pipeline process asked SimPy for a timeout
+    real = simpy.Environment.timeout
+
+    def spy(env, delay=0, value=None):
+        if sys._getframe(1).f_code.co_name in ("_load", "_transfer", "_compute"):
+            waits.append(env.now)
+        return real(env, delay, value)
+
+    monkeypatch.setattr(simpy.Environment, "timeout", spy)
+    arch, wl = _with_buffer(bandwidth), _fork()
+    slow = simulate(arch, wl, max_chunks=max_chunks, closed_form=False)
+    slow_waits = list(waits)
+    waits.clear()
+    fast = simulate(arch, wl, max_chunks=max_chunks)
+    assert same(fast, slow) == []
+    ends = {r["op"]: r["end_s"] for r in fast.timeline}
+    after_slow = [t for t in slow_waits if ends["r1"] < t < ends["ds"]]
+    after_fast = [t for t in waits if ends["r1"] < t < ends["ds"]]
+    assert len(after_slow) > 8  # ds's chunks, timed one by one after r1's end
+    assert len(after_fast) <= 4  # at most a chunk in flight, then one wait to the end
+
+
 @pytest.mark.parametrize("bandwidth", ["2 GB/s", "20 GB/s", "1 TB/s"])
 def test_ops_that_start_together_while_another_can_start_beside_them_go_through_simpy(bandwidth, monkeypatch):
     # r2 starts on the vector unit when r1 ends, while ds still runs: whether or not r1 and

@@ -13,8 +13,9 @@ op runs in closed form
 and the same process goes on with its successor when that is again the only one. Where
 several run at once, their ops go through SimPy event by event; once all but one have ended
 and nothing else can start before it does, that one stops asking for SRAM ports (nobody else
-can hold one: ``pipeline._compute``). ``closed_form=False`` runs every op event by event; the
-tables are the same (tests/test_closed_form.py).
+can hold one) and, where it stores nothing, is finished in closed form from where it stands
+(``pipeline._compute``). ``closed_form=False`` runs every op event by event; the tables are
+the same (tests/test_closed_form.py).
 """
 from __future__ import annotations
 

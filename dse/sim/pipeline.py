@@ -11,7 +11,9 @@ compares both). Contention is resolved at chunk granularity on the buses.
 Where nothing else runs while an op does (the executor knows), ``solo_end`` computes the
 same schedule in closed form, chunk by chunk with the processes' own arithmetic, without
 SimPy events: the op then costs the executor one timeout (tests/test_closed_form.py checks
-it against the event-by-event run on every bundled design and workload).
+it against the event-by-event run on every bundled design and workload). An op that went
+through SimPy because another ran beside it is finished the same way once it is left alone
+(``_compute``: the closed form resumed from the state its processes have reached).
 """
 from __future__ import annotations
 
@@ -36,6 +38,21 @@ class _Chunk:
     loaded: simpy.Event | None
     computed_first: simpy.Event | None  # (None where no process waits for it)
     computed: simpy.Event | None
+
+
+class _Loaded:
+    """How far an op's loads (``_load``) have got, for ``_compute`` to take the op over: each
+    chunk's (first tile's event and value, the chunk's event and value), and at the end of the
+    last chunk loaded (``upto``) the loads' clock, next start and their bus's busy time, and
+    whether the op was alone by then. ``taken``: the loads stop where they stand."""
+
+    __slots__ = ("alone", "values", "upto", "clock", "next_start", "busy", "alone_then", "taken")
+
+    def __init__(self, alone: "Alone") -> None:
+        self.alone = alone
+        self.values: list[tuple] = []
+        self.upto = -1
+        self.alone_then = self.taken = False
 
 
 class Alone:
@@ -78,7 +95,8 @@ def run_op(env: simpy.Environment, machine: Machine, plan: OpPlan, max_chunks: i
         l_tile = max(t for _, t in reads)
         latency = max(bus.latency for bus, _ in reads)
         period = max(l_tile, c_tile, (latency + l_tile + c_tile) / 2)
-        env.process(_load(env, chunks, reads, l_tile, latency, period))
+        loads = _Loaded(alone) if len(reads) == 1 and alone is not None else None
+        env.process(_load(env, chunks, reads, l_tile, latency, period, loads))
     ports, private = [], []
     for name, t in plan.sram_s.items():
         if t > 0:
@@ -86,9 +104,14 @@ def run_op(env: simpy.Environment, machine: Machine, plan: OpPlan, max_chunks: i
                 private.append((t / n, name))
             else:
                 ports.append((machine.sram_ports[name], t / n, name))
-    if alone is not None and (not ports or {id(b) for b, _ in reads} & {id(b) for b, _ in writes}):
+    if alone is not None and {id(b) for b, _ in reads} & {id(b) for b, _ in writes}:
         alone = None  # (see _compute: its loads and stores could ask for one bus at one instant)
-    compute = env.process(_compute(env, chunks, c_tile, ports, private, machine, alone))
+    # an op that stores nothing and reads one bus at most may be taken over in closed form
+    # once alone (see _compute)
+    finish = None
+    if alone is not None and not writes and first_out is None and (not reads or loads is not None):
+        finish = (reads[0][0] if reads else None, l_tile if reads else 0.0, loads if reads else None)
+    compute = env.process(_compute(env, chunks, c_tile, ports, private, machine, alone, finish))
     if first_out is not None:
         s_tile = max((t for _, t in writes), default=0.0)
         env.process(_first_out(env, chunks[0], s_tile, first_out))
@@ -106,12 +129,16 @@ def _first_out(env, first: _Chunk, s_tile: float, event: simpy.Event):
     event.succeed(env.now)
 
 
-def _transfer(env, bus, t_tile: float, g: int, started: simpy.Event | None):
+def _transfer(env, bus, t_tile: float, g: int, started: simpy.Event | None, loads: "_Loaded | None" = None):
     """Hold a bus for g tiles of t_tile each; report when the first tile will have arrived.
-    A private bus (``MemoryBus.private``) is free whenever its one reader asks: no request."""
+    A private bus (``MemoryBus.private``) is free whenever its one reader asks: no request.
+    None where the op was taken over meanwhile (``loads.taken``): the bus is let go."""
     req = None if bus.private else bus.resource.request()
     if req is not None:
         yield req
+        if loads is not None and loads.taken:
+            bus.resource.release(req)
+            return None
     turn = bus.turn("read")
     if turn:
         yield env.timeout(turn)
@@ -120,22 +147,34 @@ def _transfer(env, bus, t_tile: float, g: int, started: simpy.Event | None):
     if started is not None:
         started.succeed(first)
     yield env.timeout(g * t_tile)
+    if loads is not None and loads.taken:
+        if req is not None:
+            bus.resource.release(req)
+        return None
     bus.busy_s += g * t_tile
     if req is not None:
         bus.resource.release(req)
     return start, first, env.now + bus.latency
 
 
-def _load(env, chunks: list[_Chunk], reads, l_tile: float, latency: float, period: float):
+def _load(env, chunks: list[_Chunk], reads, l_tile: float, latency: float, period: float,
+          loads: _Loaded | None = None):
     next_start = env.now
     for j, ch in enumerate(chunks):
         if j >= 2:  # double buffering: chunk j reuses the buffer of chunk j-2
             yield chunks[j - 2].computed
+            if loads is not None and loads.taken:
+                return
         if next_start > env.now:
             yield env.timeout(next_start - env.now)
+            if loads is not None and loads.taken:
+                return
         if len(reads) == 1:
             bus, bt = reads[0]
-            start, first, done = yield from _transfer(env, bus, bt, ch.g, ch.loaded_first)
+            moved = yield from _transfer(env, bus, bt, ch.g, ch.loaded_first, loads)
+            if moved is None:
+                return
+            start, first, done = moved
         else:
             procs = [env.process(_transfer(env, bus, bt, ch.g, None)) for bus, bt in reads]
             results = yield env.all_of(procs)
@@ -147,6 +186,10 @@ def _load(env, chunks: list[_Chunk], reads, l_tile: float, latency: float, perio
         done = max(done, start + (ch.g - 1) * period + l_tile + latency)
         next_start = start + ch.g * period
         ch.loaded.succeed(done)
+        if loads is not None:
+            loads.values.append((start, first, env.now, done))
+            loads.upto, loads.clock, loads.next_start = j, env.now, next_start
+            loads.busy, loads.alone_then = bus.busy_s, loads.alone.now
 
 
 def _hold(env, port, t: float, name: str, machine: Machine) -> tuple[simpy.Event, list]:
@@ -170,7 +213,7 @@ def _hold(env, port, t: float, name: str, machine: Machine) -> tuple[simpy.Event
 
 
 def _compute(env, chunks: list[_Chunk], c_tile: float, ports, private, machine: Machine,
-             alone: Alone | None = None):
+             alone: Alone | None = None, finish: tuple | None = None):
     """The unit's tiles, chunk by chunk; the array and the SRAM ports work side by side, the
     slower sets the pace. A port is asked for when the chunk starts and released when its
     hold ends (FIFO among the ops asking for it), as a process holding it would, but with
@@ -185,18 +228,27 @@ def _compute(env, chunks: list[_Chunk], c_tile: float, ports, private, machine: 
     free port is granted at once, and the hold ends by the array's time or its own, the later),
     and the op's other processes see the same times: where its loads and stores could ask
     for one bus at one instant, whose request comes first might depend on which process
-    SimPy resumes first, and ``run_op`` passes no ``alone``."""
+    SimPy resumes first, and ``run_op`` passes no ``alone``.
+
+    ``finish`` (an op that stores nothing and reads one bus at most: (that bus, its time per
+    tile, how far its loads have got)): once the op is alone, and at the end of a chunk whose
+    successor is loaded (its loads then wait for this chunk: they load nothing more before it
+    is computed), the rest of the op has nothing to wait for but itself, and its steps are
+    those of the closed form (``_solo_without_stores``) from where it stands: they are worked
+    out, their bus and port busy times added, and the op ends at once when the last would
+    have, its loads left waiting for a chunk that nobody will compute again."""
     sram_busy = machine.sram_busy_s
     t0 = env.now  # (where nothing is loaded, every chunk is there from the start: no event to wait for)
-    for ch in chunks:
+    computed_at: list[float] = []  # (for a take-over)
+    for j, ch in enumerate(chunks):
         first = t0 if ch.loaded_first is None else (yield ch.loaded_first)
         if first > env.now:
             yield env.timeout(first - env.now)
         if ch.computed_first is not None:
             ch.computed_first.succeed(env.now + c_tile)
-        if alone is not None and alone.now:
+        if ports and alone is not None and alone.now:
             private = private + [(t, name) for _, t, name in ports]
-            ports, alone = [], None
+            ports = []
         longest = ch.g * c_tile
         for t, name in private:
             held = ch.g * t
@@ -221,6 +273,27 @@ def _compute(env, chunks: list[_Chunk], c_tile: float, ports, private, machine: 
         end = loaded + c_tile
         if end > env.now:
             yield env.timeout(end - env.now)
+        if finish is not None and alone.now and j + 1 < len(chunks):
+            rbus, l_tile, loads = finish
+            if rbus is None or loads.alone_then:
+                computed_at.append(env.now)
+                named = [(name, t) for t, name in private] + [(name, t) for _, t, name in ports]
+                resume = (j + 1, env.now, computed_at, [], -1, 0.0, 0.0, 0.0,
+                          {name: sram_busy[name] for name, _ in named})
+                if rbus is not None:
+                    loads.taken = True
+                    resume = (j + 1, env.now, computed_at, loads.values, loads.upto, loads.clock, loads.next_start,
+                              loads.busy, resume[-1])
+                end, buses, srams, _ = _solo_without_stores(rbus, l_tile, [c.g for c in chunks], c_tile, named,
+                                                            resume)
+                for bus, busy, way in buses:
+                    bus.busy_s, bus.last = busy, way
+                for name, busy in srams:
+                    sram_busy[name] = busy
+                yield env.timeout(end - env.now)
+                env._now = end  # (the last step's own time: nothing else is scheduled, see above)
+                return
+        computed_at.append(env.now)
         if ch.computed is not None:
             ch.computed.succeed(env.now)
 
@@ -444,46 +517,60 @@ def _compute_step(p: float, first_event: float, first_value: float, loaded_event
     return start, p
 
 
-def _solo_without_stores(rbus, l_tile: float, sizes: list[int], c_tile: float, ports):
+def _solo_without_stores(rbus, l_tile: float, sizes: list[int], c_tile: float, ports, resume: tuple | None = None):
     """``_solo_schedule`` for an op that stores nothing off chip (a network's usual case: its
     activations stay on chip): the same steps, with nothing to order between loads and
-    stores, as one pass over the chunks (load j, then compute j)."""
-    sram_busy = {name: 0.0 for name, _ in ports}
+    stores, as one pass over the chunks (load j, then compute j).
+
+    ``resume``: go on from where an op that ran through SimPy stands (``_compute``'s take-over)
+    instead of from time 0: (its next chunk to compute, its compute's clock, when each chunk
+    so far was computed, that next chunk's (first-tile event, value, loaded event, value) if
+    its load is done (else None), the loads' clock, their next start, the bus's busy time and
+    the ports' busy times so far); the busy times returned then include those so far, each
+    term added in the order SimPy would have added it."""
     holds: list[tuple[float, float, str]] = []
-    computed: list[float] = []
-    p_comp = 0.0
+    if resume is None:
+        j0, p_comp, computed, loaded, upto, p_load, next_start, busy = 0, 0.0, [], (), -1, 0.0, 0.0, 0.0
+        sram_busy = {name: 0.0 for name, _ in ports}
+        free = None  # when the bus is released
+    else:
+        j0, p_comp, computed, loaded, upto, p_load, next_start, busy, sram_busy = resume
+        free = p_load
+    first = upto + 1  # the first chunk these steps load (those before: ``loaded``)
     if rbus is not None:
         latency = rbus.latency
         period = max(l_tile, c_tile, (latency + l_tile + c_tile) / 2)
-        way, busy = rbus.last, 0.0
+        way = rbus.last
         # the bus turns before the first load, if at all, then reads again (a pure function)
         turns = (rbus.model.turnaround_s(way, "read"), rbus.model.turnaround_s("read", "read"))
-        p_load = next_start = 0.0
-        free = None  # when the bus is released
     f0 = f1 = l0 = l1 = 0.0  # (without reads, every chunk is loaded at 0)
-    for j, g in enumerate(sizes):
+    for j in range(j0, len(sizes)):
+        g = sizes[j]
         if rbus is not None:  # _load's step for chunk j
-            p = p_load
-            if j >= 2 and computed[j - 2] > p:
-                p = computed[j - 2]
-            if next_start > p:
-                p = p + (next_start - p)
-            if free is not None and free > p:  # (max(p, free))
-                p = free
-            t = turns[j > 0]
-            way = "read"
-            busy += t
-            if t:
-                p = p + t
-            start = p
-            f0, f1 = start, start + latency + l_tile
-            p = p + g * l_tile
-            busy += g * l_tile
-            free = p
-            done = max(p + latency, start + (g - 1) * period + l_tile + latency)
-            next_start = start + g * period
-            p_load = p
-            l0, l1 = p, done
+            if j < first:
+                f0, f1, l0, l1 = loaded[j]
+            else:
+                p = p_load
+                if j >= 2 and computed[j - 2] > p:
+                    p = computed[j - 2]
+                if next_start > p:
+                    p = p + (next_start - p)
+                if free is not None and free > p:  # (max(p, free))
+                    p = free
+                t = turns[j > first]
+                way = "read"
+                busy += t
+                if t:
+                    p = p + t
+                start = p
+                f0, f1 = start, start + latency + l_tile
+                p = p + g * l_tile
+                busy += g * l_tile
+                free = p
+                done = max(p + latency, start + (g - 1) * period + l_tile + latency)
+                next_start = start + g * period
+                p_load = p
+                l0, l1 = p, done
         _, p_comp = _compute_step(p_comp, f0, f1, l0, l1, g, c_tile, ports, sram_busy, holds)
         computed.append(p_comp)
     buses = ((rbus, busy, way),) if rbus is not None else ()
