@@ -504,10 +504,12 @@ def _compute_step(p: float, first_event: float, first_value: float, loaded_event
     start = p
     end = p + g * c_tile
     for name, t in ports:  # the array and the ports side by side; the slower sets the pace
-        sram_busy[name] += g * t
-        holds.append((p, p + g * t, name))
-        if p + g * t > end:
-            end = p + g * t
+        held = g * t
+        sram_busy[name] += held
+        until = p + held
+        holds.append((p, until, name))
+        if until > end:
+            end = until
     p = end
     if loaded_event > p:
         p = loaded_event
@@ -524,10 +526,10 @@ def _solo_without_stores(rbus, l_tile: float, sizes: list[int], c_tile: float, p
 
     ``resume``: go on from where an op that ran through SimPy stands (``_compute``'s take-over)
     instead of from time 0: (its next chunk to compute, its compute's clock, when each chunk
-    so far was computed, that next chunk's (first-tile event, value, loaded event, value) if
-    its load is done (else None), the loads' clock, their next start, the bus's busy time and
-    the ports' busy times so far); the busy times returned then include those so far, each
-    term added in the order SimPy would have added it."""
+    so far was computed, each chunk loaded so far's (first-tile event, value, loaded event,
+    value), the last of them, and at its end the loads' clock, their next start and the bus's
+    busy time, and the ports' busy times so far); the busy times returned then include those
+    so far, each term added in the order SimPy would have added it."""
     holds: list[tuple[float, float, str]] = []
     if resume is None:
         j0, p_comp, computed, loaded, upto, p_load, next_start, busy = 0, 0.0, [], (), -1, 0.0, 0.0, 0.0
