@@ -90,10 +90,11 @@ class _Space:
     def spill(self, first: str, nbytes: float) -> tuple[Home, float]:
         """Place ``nbytes`` on tier ``first`` and the tiers after it (then those before);
         returns the home and the bytes that found no room."""
-        if nbytes <= self.cap[first] - self.used[first] and nbytes < _INF:
-            # (all of it on the first tier: the loop's first step, as it would find it)
+        if 0.0 < nbytes < _INF and nbytes <= self.room(first):
+            # (all of it on the first tier: the loop's first step, as it would find it; a
+            # finite x / x is exactly 1.0)
             self.take(first, nbytes)
-            return ((first, nbytes / nbytes),), 0.0
+            return ((first, 1.0),), 0.0
         start = self.tiers.index(first)
         left, parts = nbytes, []
         for tier in self.tiers[start:] + self.tiers[:start]:

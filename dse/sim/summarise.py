@@ -33,12 +33,7 @@ def op_row(arch: Architecture, plan: OpPlan, start: float, end: float, static: d
         part = (plan.transfers, row)
         if static is not None:
             static[key] = part
-    return _timed(part[1], plan, start, end)
-
-
-def _timed(shape_row: dict, plan: OpPlan, start: float, end: float) -> dict:
-    """A copy of the row of the op's shape, its columns in order, with this op's own name and times."""
-    row = shape_row.copy()
+    row = part[1].copy()  # its columns in order, then this op's own
     row["op"] = plan.op.name
     row["start_s"] = start
     row["end_s"] = end
@@ -55,17 +50,15 @@ def op_rows(program: Program, run: Run) -> list[dict]:
             + [m.op.name for m in run.migrations]]
 
 
-def summary(program: Program, alloc: Allocation, run: Run, models: dict, rows: list[dict] | None = None) -> dict:
+def summary(program: Program, alloc: Allocation, run: Run, models: dict, rows: list[dict]) -> dict:
     """Totals of a run: time, throughput, energy by component and cause, busy fractions,
     bytes and peak occupancy per SRAM and tier, and what bound the workload (``rows``: the
-    run's ``op_rows``, if made: its ops and MACs are read from them)."""
+    run's ``op_rows``, whose ops and MACs it adds up)."""
     arch, workload = program.arch, program.workload
     ran = run.ran
     plans = [ran[t.name][0] for t in program.tasks] + run.migrations
     makespan = run.makespan_s
     machine = run.machine
-    if rows is None:
-        rows = [{"ops": p.op.ops, "macs": p.macs} for p in plans]
     total_ops = sum([r["ops"] for r in rows])
     energy: dict[str, float] = {c.name: 0.0 for c in arch.components()}
     details: dict[str, float] = {}
