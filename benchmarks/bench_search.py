@@ -3,6 +3,7 @@ ResNet-50 batch 1): per-trial cost against simulate(), and trials per minute wit
 
     python benchmarks/bench_search.py                               # 1,000 trials, this checkout
     python benchmarks/bench_search.py --trials 300 --baseline 35534f0   # and a git revision
+    python benchmarks/bench_search.py --sampler random              # and the trial without TPE's model
 
 Each measurement runs in a fresh process with a fresh output directory (default storage),
 so wall times include opening the storage, starting workers and writing the tables. With
@@ -11,7 +12,9 @@ rest, of which "ms sampler" is Optuna's suggestions (the TPE sampler fits its es
 at a cost that grows with the trials done), "ms storage" the trial's rows written and counted
 (dse.search.record) and "ms rest" everything else (designs built, Optuna's ask and tell, tables,
 opening the storage); this checkout also runs at the study's own budget (200 trials), where the
-sampler costs less per trial. "all CPU s" adds the worker processes' CPU time (what --jobs N spends in all). The
+sampler costs less per trial. Under each one-job line, what the target leaves for all but simulate() (half a
+simulate()) against what it costs, and the sampler's part of that; ``--sampler random`` runs the same trials with
+Optuna's random sampler as well, whose suggestions cost next to nothing: what the rest of the trial costs. "all CPU s" adds the worker processes' CPU time (what --jobs N spends in all). The
 steady-state line gives the rate over the middle 80% of the trials (from the storage's completion times), without
 a run's fixed start and end (opening the storage, the workers' start-up, the final tables), which a short run pays
 in full and a long one amortises; the target is the whole run's rate. The machine
@@ -32,17 +35,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def resnet_study():
-    """tpu-v1-75w's eight parameters, on ResNet-50 batch 1 alone."""
+def resnet_study(sampler: str | None = None):
+    """tpu-v1-75w's eight parameters, on ResNet-50 batch 1 alone (with ``sampler`` instead of
+    the study's own, where given)."""
     from dse.search.resolve import load_spec
     from dse.search.study_spec import StudySpec
 
     spec, _, _ = load_spec("tpu-v1-75w")
-    return StudySpec.model_validate({**spec.model_dump(), "name": "bench-resnet50",
-                                     "workloads": ["resnet50:batch=1"]})
+    doc = {**spec.model_dump(), "name": "bench-resnet50", "workloads": ["resnet50:batch=1"]}
+    if sampler:
+        doc["sampler"] = sampler
+    return StudySpec.model_validate(doc)
 
 
-def measure(trials: int, jobs: int) -> dict:
+def measure(trials: int, jobs: int, sampler: str | None = None) -> dict:
     """One run of the study in this process (the child side of ``run``)."""
     import optuna
 
@@ -52,7 +58,7 @@ def measure(trials: int, jobs: int) -> dict:
     from dse.search.tables import ALL
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    st = resolve_study(resnet_study())
+    st = resolve_study(resnet_study(sampler))
     def clocked(fn, into: list):
         """``fn``, adding its CPU seconds and calls to ``into`` ([seconds, calls])."""
         def wrapper(*args, **kwargs):
@@ -111,9 +117,10 @@ def steady_rate(db: Path, name: str) -> float:
     return (hi - lo) / span * 60 if span > 0 else float("nan")
 
 
-def run(src: Path, trials: int, jobs: int) -> dict:
+def run(src: Path, trials: int, jobs: int, sampler: str | None = None) -> dict:
     env = {**os.environ, "PYTHONPATH": str(src)}
-    out = subprocess.run([sys.executable, __file__, "--child", str(trials), str(jobs)], env=env, cwd=src,
+    out = subprocess.run([sys.executable, __file__, "--child", str(trials), str(jobs), *([sampler] if sampler else [])],
+                         env=env, cwd=src,
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -135,10 +142,13 @@ def main() -> None:
     ap.add_argument("--own-trials", type=int, default=None,
                     help="also run this checkout with --jobs 1 at this many trials (default: the study's own "
                          "n_trials, 200; 0: not)")
-    ap.add_argument("--child", nargs=2, type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--sampler", help="also run this checkout with --jobs 1 and this sampler instead of the study's "
+                                      "TPE (e.g. random: what the trial costs besides the sampler's model)")
+    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(measure(*args.child)))
+        trials, jobs, *sampler = args.child
+        print(json.dumps(measure(int(trials), int(jobs), *sampler)))
         return
     print(f"cores: {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}")
     print(f"{'tree':<16}{'jobs':>5}{'trials':>8}{'wall s':>9}{'trials/min':>12}{'ms CPU/trial':>14}"
@@ -147,17 +157,19 @@ def main() -> None:
     if own is None:
         own = resnet_study().n_trials or 0
     with tempfile.TemporaryDirectory(prefix="dse-bench-") as tmp:
-        trees = [("this checkout", ROOT, args.trials, [int(j) for j in args.jobs.split(",")])]
+        trees = [("this checkout", ROOT, args.trials, [int(j) for j in args.jobs.split(",")], None)]
         if own and own != args.trials:  # the study's own budget: the sampler costs less with fewer trials
-            trees.append(("this checkout", ROOT, own, [1]))
+            trees.append(("this checkout", ROOT, own, [1], None))
+        if args.sampler:  # the same trials with another sampler: the rest of a trial's cost
+            trees += [(f"{args.sampler} sampler", ROOT, n, [1], args.sampler) for n in sorted({args.trials, own} - {0})]
         if args.baseline:
             trees.insert(0, (args.baseline, checkout(args.baseline, Path(tmp) / "base"), args.baseline_trials,
-                             [int(j) for j in args.jobs.split(",")]))
-        for name, src, n, jobs_list in trees:
+                             [int(j) for j in args.jobs.split(",")], None))
+        for name, src, n, jobs_list, sampler in trees:
             for _ in range(args.repeat):
                 rates, steady = {}, {}
                 for jobs in jobs_list:
-                    r = run(src, n, jobs)
+                    r = run(src, n, jobs, sampler)
                     rates[jobs] = r["trials"] / r["wall_s"] * 60
                     per = sim = ratio = asked = storage = rest = ""
                     if jobs == 1 and r["sims"]:
@@ -171,6 +183,10 @@ def main() -> None:
                     print(f"{name[:15]:<16}{jobs:>5}{r['trials']:>8}{r['wall_s']:>9.1f}{rates[jobs]:>12.0f}"
                           f"{per:>14}{sim:>13}{ratio:>11}{asked:>12}{storage:>12}{rest:>9}{every:>11.1f}"
                           f"   (load {os.getloadavg()[0]:.1f})", flush=True)
+                    if jobs == 1 and r["sims"]:
+                        # the target leaves 0.5x a simulate() for everything else a trial does
+                        print(f"{'':<16}all but simulate() may cost {0.5 * sim_s * 1e3:.1f} ms a trial; it costs "
+                              f"{(per_s - sim_s) * 1e3:.1f} ms, of which the sampler {asked_s * 1e3:.1f} ms", flush=True)
                     steady[jobs] = r["steady_per_min"]
                 if 1 in rates and 2 in rates:
                     print(f"{'':<16}--jobs 2 / --jobs 1: {rates[2] / rates[1]:.2f}x trials per minute; "
