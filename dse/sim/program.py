@@ -19,7 +19,8 @@ from dse.workloads.ops import Op, Workload
 #: Roles whose tensors live for the whole run (state of the model); others live from their
 #: producer to their last consumer.
 PERSISTENT_ROLES = ("weights", "kv_cache", "embeddings", "optimizer_state")
-#: Operands an op reads (its output is "out").
+#: Operands an op reads (its output is "out"); an elementwise op with one input per producer
+#: reads "in", "in1", "in2", ... (see ``input_operands``).
 INPUT_KEYS = ("a", "b", "in")
 
 
@@ -115,6 +116,24 @@ def linked_input(op: Op, tensors: dict[str, dict]) -> str | None:
     return None
 
 
+def input_operands(op: Op, tensors: dict[str, dict]) -> dict[str, dict] | None:
+    """An elementwise op that reads one input of its size from each of its producers (a
+    residual add: ``inputs=2``, two dependencies) reads each from where that producer put
+    it: its ``in`` operand (``inputs`` x its elements, the workload's compulsory read) split
+    into one operand per producer, ``in`` for the first, ``in1``, ``in2``, ... for the
+    others, in the order of ``deps``. None where the op reads otherwise: one producer (a
+    pool reads ``inputs`` elements of one tensor per output), a count of inputs other than
+    of producers, gathers, or an input fused on chip."""
+    src = tensors.get("in")
+    n = op.inputs
+    if (src is None or n < 2 or len(op.deps) != n or "in" in op.on_chip or op.pattern == "random"
+            or src["role"] != "activations"):
+        return None
+    out = {("in" if i == 0 else f"in{i}"): {"role": src["role"], "bytes": src["bytes"] / n} for i in range(n)}
+    out.update((key, t) for key, t in tensors.items() if key != "in")
+    return out
+
+
 class _Whole(dict):
     """Dependencies on whole producers by producer, made on first use (one per producer)."""
 
@@ -137,17 +156,29 @@ def build_program(system: System, workload: Workload, *, streaming: bool = False
     whole = _Whole()  # dependencies on whole producers (immutable: shared)
     for op in workload.ops:
         name = op.name
-        op_sizes = sizes[name] = op.tensor_bytes()
-        mine: dict[str, str] = {}
-        link = linked_input(op, op_sizes)
+        op_sizes = op.tensor_bytes()
         op_deps = op.deps
-        # the producer's output, read back from its home
-        linked = produced.get(op_deps[0]) if link is not None and op_deps else None
+        # each producer's output, read back from its home: the first producer's by the op's
+        # activation input, the others' by the inputs of their own (an add's skip connection)
+        links: dict[str, str] = {}
+        split = input_operands(op, op_sizes) if op.kind == "vector" and len(op_deps) > 1 else None
+        if split is not None:
+            op_sizes = split
+            for i, dep in enumerate(op_deps):
+                tid = produced.get(dep)
+                if tid is not None:
+                    links["in" if i == 0 else f"in{i}"] = tid
+        else:
+            link = linked_input(op, op_sizes)
+            if link is not None and op_deps and op_deps[0] in produced:
+                links[link] = produced[op_deps[0]]
+        sizes[name] = op_sizes
+        mine: dict[str, str] = {}
         for key, t in op_sizes.items():
             if key == "out":
                 tid = f"{name}.out"
-            elif key == link and linked is not None:
-                tid = linked
+            elif key in links:
+                tid = links[key]
             else:
                 tid = op.tensor_id(key)
             mine[key] = tid
