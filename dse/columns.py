@@ -22,8 +22,8 @@ _EXACT = {
     "n_tiles": "1", "memory_energy_share": "1", "imc_ops": "1", "weight_ops": "1", "imc_latency_share": "1",
     "capacity_margin_bytes": "B", "arithmetic_intensity": "op/B", "memory_bandwidth_b_per_s": "B/s",
 }
-_SUFFIXES = (("_b_per_s", "B/s"), ("_per_s", "1/s"), ("_bytes", "B"), ("_mm2", "mm**2"), ("_hz", "Hz"),
-             ("_s", "s"), ("_j", "J"), ("_w", "W"))
+_SUFFIXES = (("_b_per_s", "B/s"), ("_bps", "B/s"), ("_per_s", "1/s"), ("_per_j", "1/J"), ("_bytes", "B"),
+             ("_mm2", "mm**2"), ("_hz", "Hz"), ("_s", "s"), ("_j", "J"), ("_w", "W"))
 
 
 def metric_unit(column: str) -> str | None:
@@ -34,7 +34,7 @@ def metric_unit(column: str) -> str | None:
         return _EXACT[column]
     if column.startswith("busy_"):
         return "1"
-    if column.startswith("bytes_"):
+    if column.startswith(("bytes_", "peak_bytes_")):
         return "B"
     for suffix, unit in _SUFFIXES:
         if column.endswith(suffix):

@@ -84,6 +84,22 @@ def test_every_column_has_a_unit_that_matches_its_field(quickstart):
             if col.endswith(suffix) and not col.endswith("_per_s"):
                 assert q.dimensionality == _ureg.Quantity(1, DIMENSIONS[dim][0]).dimensionality, col
     assert units["latency_s"] == "s" and units["energy_j"] == "J" and units["bytes_read_ddr3"] == "B"
+    assert units["peak_bytes_ddr3"] == "B"  # what the tier holds at its fullest
+
+
+@pytest.mark.parametrize("column, dimension", [
+    ("tokens_per_j", "1 / J"),                          # output tokens per joule: a count per energy
+    ("throughput_tokens_per_s", "1 / s"),
+    ("peak_bytes_hbm3", "B"),                           # bytes a tier holds at its fullest
+    ("achieved_bandwidth_hbm3_bps", "B / s"),           # bytes moved per second
+    ("energy_hbm3_j", "J"),
+])
+def test_a_columns_unit_has_the_dimension_its_name_says(column, dimension):
+    from dse.columns import metric_unit
+
+    unit = metric_unit(column)
+    assert unit, column
+    assert _ureg.Quantity(1, unit).dimensionality == _ureg.Quantity(1, dimension).dimensionality, column
 
 
 def test_constraint_columns_are_named_for_their_constraint(quickstart):
