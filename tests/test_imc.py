@@ -237,3 +237,33 @@ def test_replicated_layers_get_the_copies_of_one_copy_at_a_time(layers, left):
 
     vectors, need = [v for v, _ in layers], [n for _, n in layers]
     assert replicate(vectors, need, left) == _one_copy_at_a_time(vectors, need, left)
+
+
+# ---- peak rate by precision ------------------------------------------------------
+
+@pytest.mark.parametrize("precision, bits", [("fp16", 16), ("int8", 8)])
+def test_peak_follows_the_bits_of_the_precision(precision, bits):
+    """By hand from ISAAC's Table I: a 128 x 128 crossbar of 2-bit cells holds 128 / (bits / 2)
+    weights per row; a 1-bit DAC applies an input in ``bits`` steps of 100 ns; the chip's
+    168 tiles x 12 IMAs x 8 crossbars all work at once."""
+    from dse.spec.loader import load_architecture
+
+    unit = next(c for c in load_architecture("reram-imc-isaac").compute if c.kind == "imc")
+    crossbars = 168 * 12 * 8
+    macs_per_step = 128 * (128 // (bits // 2))
+    by_hand = 2 * macs_per_step / (bits * 100 * NS) * crossbars
+    assert unit.peak_ops(precision) == pytest.approx(by_hand, rel=1e-9)
+
+
+def test_no_run_is_above_the_peak_the_report_draws():
+    """The roofline the report draws (peak of every unit at the run's precision) bounds an
+    int8 GEMM on the crossbars."""
+    from dse.report.build import peak_of
+    from dse.sim.engine import simulate
+    from dse.spec.loader import load_architecture
+    from dse.workloads import load_workload
+
+    arch = load_architecture("reram-imc-isaac")
+    result = simulate(arch, load_workload("gemm"))
+    assert result.ops["precision"].eq("int8").all()
+    assert result.summary["throughput_ops_per_s"].iloc[0] <= peak_of(arch, "int8")["peak_ops_per_s"]

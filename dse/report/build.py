@@ -406,7 +406,8 @@ def peak_of(arch, precision: str | None) -> dict:
     precs = {p for u in arch.compute for p in u.precisions}
     if precision not in precs:
         precision = max(precs, key=lambda p: sum(u.peak_ops(p) for u in arch.compute)) if precs else "any"
-    peak = sum(u.peak_ops(precision if u.precisions else None) for u in arch.compute)
+    # (crossbars run at the bits of the precision too: fewer bits, fewer steps)
+    peak = sum(u.peak_ops(precision if u.precisions or u.kind == "imc" else None) for u in arch.compute)
     return {"peak_ops_per_s": peak, "bandwidth_b_per_s": sum(m.bandwidth for m in arch.memories),
             "precision": precision}
 

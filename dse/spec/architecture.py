@@ -174,11 +174,15 @@ class ImcTile(_Component):
 
     def peak_ops(self, precision: str | None = None) -> float:
         """Peak op/s (2 per MAC) with every crossbar busy on a full-sized weight block, from
-        the crossbar timing model (dse/tech/imc.py)."""
-        from dse.tech.imc import imc_gemm_cost
+        the crossbar timing model (dse/tech/imc.py), with weights and inputs of ``precision``'s
+        bits as the engine runs a layer of that precision (fewer bits: fewer cells per weight,
+        fewer bit-serial steps per input); without one, of the technology's own bits."""
+        from dse.tech.imc import imc_gemm_cost, map_gemm
 
         p = self.params()
-        one = imc_gemm_cost(p, 1, p.cols // p.cells_per_weight, p.rows)
+        bits = int(8 * PRECISION_BYTES[precision]) if precision in PRECISION_BYTES else None
+        n = p.cols // map_gemm(p, 1, 1, 1, bits).cells_per_weight  # the weights one crossbar holds across
+        one = imc_gemm_cost(p, 1, n, p.rows, weight_bits=bits, input_bits=bits)
         return 2.0 * one.macs / one.time_s * p.crossbars if one.time_s else 0.0
 
     def params(self):

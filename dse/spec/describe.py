@@ -96,6 +96,8 @@ def describe(arch: Architecture) -> Tree:
                     node.add(f"{k}: {_value(type(c), k, v)}")
             if title == "compute" and c.precisions:
                 node.add("peak: " + ", ".join(f"{p} {c.peak_ops(p) / 1e12:.4g} TOPS" for p in c.precisions))
+            elif title == "compute" and c.kind == "imc":  # its rate follows the bits of a layer's precision
+                node.add("peak: " + ", ".join(f"{p} {c.peak_ops(p) / 1e12:.4g} TOPS" for p in ("int8", "fp16")))
             elif title == "compute":
                 node.add(f"peak: {c.peak_ops() / 1e9:.4g} GOPS")
             elif title == "memories":
