@@ -159,3 +159,97 @@ def test_ocs_pod_reduced_equals_full_with_optical_wraparound():
     # the ring along z (4 chips, blocks of 2) has 2 optical links of 4: the slow ones set the pace
     expected = 2 * 3 * (3e-6 + S / (4 * 50e9))
     assert time_of(red_ends, "z0") == pytest.approx(expected, rel=0.02)
+
+
+def _blocking(bw: str) -> dict:
+    return {**FREE_SWITCH, "bandwidth": bw, "nonblocking": False}
+
+
+def _two_level(n: int, node: int, inter_switch: dict) -> "SystemSpec":
+    links = {"l": LINK, "m": {**LINK, "bandwidth": "50 GB/s", "latency": "3 us", "energy_per_bit": "7 pJ/bit"}}
+    return system(n, {"kind": "two_level", "node_size": node, "intra": {"link": "l"},
+                      "inter": {"link": "m", "switch": {**inter_switch, "energy_per_bit": "2 pJ/bit"}}}, links)
+
+
+# Collectives whose members do not all do the same: a binomial tree (half the members send in
+# its first round, one in its last; a round's pairs inside a node or across nodes) and a flat
+# ring over several axes (on a torus a member at a row's end reaches the next row in 2 hops).
+UNEVEN = [
+    ("tree switched 8", lambda: switched(8), "tree", [("t", "all_reduce", S, Group(0, 8, 1))]),
+    ("tree blocking switch 8", lambda: system(8, {"kind": "switched", "link": "l", "switch": _blocking("150 GB/s")}),
+     "tree", [("t", "all_reduce", S, Group(0, 8, 1))]),
+    ("tree two level 4x4", lambda: _two_level(16, 4, _blocking("120 GB/s")), "tree",
+     [("t", "all_reduce", S, Group(0, 16, 1))]),
+    ("tree two level 3x2 mixed rounds", lambda: _two_level(6, 3, FREE_SWITCH), "tree",
+     [("t", "all_reduce", S, Group(0, 6, 1))]),
+    ("tree two level 4x3", lambda: _two_level(12, 4, _blocking("100 GB/s")), "tree",
+     [("t", "all_reduce", S, Group(0, 12, 1))]),
+    ("tree strided groups across nodes", lambda: _two_level(16, 4, _blocking("80 GB/s")), "tree",
+     [(f"t{i}", "all_reduce", S, Group(i, 8, 2)) for i in range(2)]),
+    ("flat ring torus 2x8", lambda: system(16, {"kind": "torus", "shape": [2, 8], "link": "l"}), "ring",
+     [("r", "all_reduce", S, Group(0, 16, 1))]),
+    ("flat ring torus 4x2x2", lambda: system(16, {"kind": "torus", "shape": [4, 2, 2], "link": "l"}), "ring",
+     [("r", "all_reduce", S, Group(0, 16, 1))]),
+    ("flat ring torus strided", lambda: system(16, {"kind": "torus", "shape": [4, 4], "link": "l"}), "ring",
+     [(f"r{i}", "reduce_scatter", S, Group(i, 8, 2)) for i in range(2)]),
+    ("flat ring two level", lambda: _two_level(16, 4, _blocking("100 GB/s")), "ring",
+     [("r", "all_reduce", S, Group(0, 16, 1))]),
+]
+
+
+@pytest.mark.parametrize("label,make,algorithm,calls", UNEVEN, ids=[c[0] for c in UNEVEN])
+def test_reduced_view_equals_full_for_uneven_collectives(label, make, algorithm, calls):
+    spec = make()
+    n = spec.chip_count
+    full_ends, full_led = run(spec, calls, full=True, algorithm=algorithm)
+    red_ends, red_led = run(spec, [(*calls[0], 0.0, n)], algorithm=algorithm)
+    assert time_of(red_ends, calls[0][0]) == pytest.approx(max(full_ends.values()), rel=1e-9)
+    assert red_led.energy_j == pytest.approx(full_led.energy_j, rel=1e-9)
+    assert red_led.moved_bytes == pytest.approx(full_led.moved_bytes, rel=1e-9)
+    assert red_led.bytes_by_type.keys() == full_led.bytes_by_type.keys()
+    for k, v in full_led.bytes_by_type.items():
+        assert red_led.bytes_by_type[k] == pytest.approx(v, rel=1e-9), k
+    for k, v in full_led.energy_by_type.items():
+        assert red_led.energy_by_type[k] == pytest.approx(v, rel=1e-9), k
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_tree_all_reduce_over_two_dgx_nodes_by_hand(full):
+    """16 GPUs, 8 to a node: a binomial tree's reduce has 8 + 4 + 2 pairs inside the nodes
+    (three rounds on NVLink) and one across (one round on InfiniBand, through 3 switch hops);
+    the broadcast mirrors it. Figures from the link presets the system file names."""
+    from dse.system.links import link_preset, switch_preset
+    from dse.system.spec import load_system_spec
+    from dse.units import to_si
+
+    spec, _ = load_system_spec("dgx-h100-ib")
+    nv, ib, sw = link_preset("nvlink4"), link_preset("ib-ndr"), switch_preset("tomahawk5")
+    b_nv = 18 * to_si(nv["bandwidth"], "bandwidth")         # 18 links ganged: 450 GB/s
+    b_ib = to_si(ib["bandwidth"], "bandwidth")
+    a_nv = to_si(nv["latency"], "time")
+    a_ib = to_si(ib["latency"], "time") + 3 * to_si(sw["latency"], "time")
+    grads = 76.6e6 * 2                                      # 76.6M bf16 gradients
+    ends, led = run(spec, [("t", "all_reduce", grads, Group(0, 16, 1))], full=full, algorithm="tree")
+    per_way = 3 * (a_nv + grads / b_nv) + (a_ib + grads / b_ib)
+    assert time_of(ends, "t") == pytest.approx(2 * per_way, rel=1e-6)
+    assert 2 * per_way == pytest.approx(8.16e-3, rel=0.01)   # the count written out: 2 (3 S/450G + S/50G)
+    # a message leaves by its sender's port and arrives by its receiver's: two link crossings
+    assert led.bytes_by_type["ib"] == pytest.approx(2 * 2 * grads, rel=1e-9)
+    assert led.bytes_by_type["nvlink"] == pytest.approx(2 * 2 * 2 * (4 + 2 + 1) * grads, rel=1e-9)
+    e_sw = 3 * to_si(sw["energy_per_bit"], "energy_per_bit")
+    assert led.energy_by_type["inter_switch"] == pytest.approx(2 * grads * 8 * e_sw, rel=1e-9)
+    assert led.moved_bytes == pytest.approx(2 * 15 * grads, rel=1e-9)
+
+
+def test_flat_ring_on_a_torus_by_hand():
+    """A ring of 16 over a 2 x 8 torus in chip order: (0,y) -> (1,y) is one link, (1,y) ->
+    (0,y+1) two (x wraps, then y): 1.5 links a message on average, and a step waits for the
+    two-link messages' start-up."""
+    spec = system(16, {"kind": "torus", "shape": [2, 8], "link": "l"})
+    g = 16
+    for full in (False, True):
+        ends, led = run(spec, [("r", "all_reduce", S, Group(0, g, 1))], full=full, algorithm="ring")
+        assert time_of(ends, "r") == pytest.approx(2 * (g - 1) * (2 * ALPHA + S / (g * B)), rel=1e-6)
+        link_bytes = 2 * (g - 1) * g * (S / g) * 1.5
+        assert led.bytes_by_type["l"] == pytest.approx(link_bytes, rel=1e-9)
+        assert led.energy_j == pytest.approx(link_bytes * 8 * 1e-12, rel=1e-9)   # 1 pJ/bit

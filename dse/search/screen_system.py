@@ -177,8 +177,16 @@ class _Axes:
         """``dse.system.collectives.alpha_beta_s`` over arrays of link values."""
         t = np.zeros_like(self.latency[0])
         for p in phases(kind, nbytes, self.axes, algorithm, switched):
-            t = t + p.steps * self.latency[p.axis] + p.bytes / self.bandwidth[p.axis]
+            alpha, beta = self.phase_s(p)
+            t = t + alpha + beta
         return t
+
+    def phase_s(self, p) -> tuple[np.ndarray, np.ndarray]:
+        """A phase's start-up and transfer time (``Phase.time_s`` over arrays): the slowest
+        part's latency (a chained route adds its axes'), the slowest part's bandwidth."""
+        lat = [self.latency[i] for i, _ in p.shares()]
+        alpha = p.steps * (sum(lat) if p.chained else np.maximum.reduce(lat))
+        return alpha, p.bytes / np.minimum.reduce([self.bandwidth[i] for i, _ in p.shares()])
 
 
 class SystemScreen:
@@ -325,8 +333,9 @@ class SystemScreen:
             for t_ready, b in buckets:
                 done = last_b + t_ready * stretch
                 for p in phases(coll, b, dp_ax.axes, par.algorithm, switched):
-                    start = np.maximum(done + p.steps * dp_ax.latency[p.axis], free[p.axis])
-                    done = start + p.bytes / dp_ax.bandwidth[p.axis]
+                    alpha, beta = dp_ax.phase_s(p)
+                    start = np.maximum(done + alpha, free[p.axis])
+                    done = start + beta
                     free[p.axis] = done
                 end = np.maximum(end, done)
         step = end + chip.opt_s

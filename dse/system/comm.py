@@ -84,29 +84,26 @@ class Communicator:
         yield entry[1]
 
     def _reduced_phase(self, p: Phase, axes: list[Axis], mult: float):
-        axis = axes[p.axis]
-        yield self.env.timeout(p.steps * axis.latency_s)
-        path = []
-        for h in axis.hops:
-            r = self.net.resource(h.key, h.bandwidth_bps, h.link_type)
-            path.append((r, h.weight * mult * p.shared_fraction if h.shared else h.weight))
+        """The representative's phase: one flow per part, each loading a shared switch with
+        the represented members that cross it (their share of ``mult``)."""
+        yield self.env.timeout(p.steps * p.latency_s(axes))
         self.charge(p, axes, mult)
-        yield self.net.transfer(path, p.bytes)
+        flows = []
+        for i, share in p.shares():
+            path = []
+            for h in axes[i].hops:
+                r = self.net.resource(h.key, h.bandwidth_bps, h.link_type)
+                path.append((r, h.weight * mult * share if h.shared else h.weight))
+            flows.append(self.net.transfer(path, p.bytes))
+        yield flows[0] if len(flows) == 1 else self.env.all_of(flows)
 
     def charge(self, p: Phase, axes: list[Axis], mult: float) -> None:
+        """Energy and bytes per link type of ``mult`` members' share of phase ``p``: each
+        part's share of them sends ``p.bytes`` across its axis."""
         sent = p.bytes * mult
-        self.ledger.moved_bytes += sent
-        if p.pattern == "flat":
-            # members whose ring neighbour is across axis i (the highest digit that changes)
-            fractions, below = [], 1.0
-            for i, a in enumerate(axes):
-                last = i == len(axes) - 1
-                fractions.append(1.0 / below if last else (a.size - 1) / a.size / below)
-                below *= a.size
-            weights = list(zip(axes, fractions))
-        else:
-            weights = [(axes[p.axis], 1.0)]
-        for a, f in weights:
+        self.ledger.moved_bytes += sent * p.senders()
+        for i, f in p.shares():
+            a = axes[i]
             for h in a.hops:
                 if h.shared:
                     self.ledger.add_energy(h.link_type, sent * f * 8.0 * h.energy_per_bit_j)
@@ -123,15 +120,12 @@ class Communicator:
         sizes = [a.size for a in axes]
         for p in phases(kind, nbytes, axes, algo, self.switched):
             if p.pattern == "tree":
-                rounds = int(round(p.steps))
-                piece = p.bytes / rounds
-                half = rounds // 2
-                order = list(range(half)) + list(reversed(range(half)))
-                for r in order:
-                    d = 1 << r
-                    pairs = [(members[j], members[j - d]) for j in range(len(members))
-                             if j % (2 * d) == d]
-                    yield from self._full_round(pairs, 1, piece)
+                # reduce: member j (j = d mod 2d) sends to j - d; broadcast: back again
+                d = abs(p.distance)
+                pairs = [(members[j], members[j - d]) for j in range(d, len(members), 2 * d)]
+                if p.distance < 0:
+                    pairs = [(b, a) for a, b in pairs]
+                yield from self._full_round(pairs, p.steps, p.bytes)
                 continue
             pairs = []
             if p.pattern == "all_to_all":
