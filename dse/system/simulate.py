@@ -10,7 +10,11 @@ the links of the topology, sharing bandwidth where they meet.
 
 The reduced view (default) simulates one chip per role, each standing for the chips in
 the same role; ``full=True`` simulates every chip and every physical link (tests prove both
-equal on small systems).
+equal on small systems). A tree all-reduce is always simulated in the full view: in each of
+its rounds a different subset of the chips sends (half in the first, one in the last), so
+when a tree's rounds overlap other traffic (the next gradient bucket's tree, pipeline
+messages) which ports they share depends on the chip, and no one chip can stand for the
+others. Alone, a tree is exact in the reduced view too (``dse.system.collectives``).
 """
 from __future__ import annotations
 
@@ -163,6 +167,8 @@ def simulate_system(system: str | Path | System | SystemSpec, workload: str | Wo
     elif isinstance(par, dict):
         par = ParallelismSpec.model_validate(par)
     check_degrees(par, sysm.chips)
+    if par.algorithm == "tree":
+        full = True       # the reduced view cannot stand for a tree's uneven rounds (above)
     wl = _load_workload(workload)
     p, dp, tp, ep, v, m = par.pipeline, par.data, par.tensor, par.expert, par.virtual_stages, par.micro_batches
     chunks = split_model(wl, par)          # [model chunk][expert rank]
