@@ -21,6 +21,9 @@ _EXACT = {
     "total_ops": "op", "macs": "MAC", "ops": "op", "vector_ops": "op", "samples": "sample", "sim_events": "1",
     "n_tiles": "1", "memory_energy_share": "1", "imc_ops": "1", "weight_ops": "1", "imc_latency_share": "1",
     "capacity_margin_bytes": "B", "arithmetic_intensity": "op/B", "memory_bandwidth_b_per_s": "B/s",
+    # a system's switches: energy of the bits crossing each (per bit x hops); with the
+    # link_<type>_energy_j columns and comm_static_energy_j they make up comm_energy_j
+    "switch_energy_j": "J", "intra_switch_energy_j": "J", "inter_switch_energy_j": "J",
 }
 _SUFFIXES = (("_b_per_s", "B/s"), ("_bps", "B/s"), ("_per_s", "1/s"), ("_per_j", "1/J"), ("_bytes", "B"),
              ("_mm2", "mm**2"), ("_hz", "Hz"), ("_s", "s"), ("_j", "J"), ("_w", "W"))

@@ -148,3 +148,10 @@ OBJECTIVE_METRICS.update(SYSTEM_METRICS)
 def link_col(link_type: str, what: str) -> str:
     """``link_<type>_<what>``: utilisation, bytes or energy_j of one link type."""
     return f"link_{link_type}_{what}"
+
+
+def switch_col(switch: str) -> str:
+    """``<switch>_energy_j``: energy of the bits crossing a switch (``switch``, ``intra_switch``
+    or ``inter_switch``: per bit x its hops). With the ``link_<type>_energy_j`` columns and
+    ``comm_static_energy_j`` it makes up ``comm_energy_j``."""
+    return f"{switch}_energy_j"

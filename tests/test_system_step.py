@@ -131,6 +131,40 @@ def test_reduced_equals_full_for_a_flat_ring_across_nodes():
         assert red[k] == pytest.approx(full[k], rel=1e-9), k
 
 
+@pytest.mark.parametrize("make", ["dgx", "switched", "torus"])
+def test_communication_energy_columns_add_up_to_comm_energy(make):
+    """Every joule of communication has a column: links by type, switches, static power;
+    a switch's is the bits that cross it at its preset's energy per bit and hop."""
+    from dse.system.links import switch_preset
+    from dse.units import to_si
+
+    wl = "gpt:layers=2,d_model=1024,heads=16,seq=512,batch=1"
+    if make == "dgx":
+        row = simulate_system("dgx-h100-ib", wl, {"data": 2, "tensor": 8}).summary_row
+        # every IB message crosses two IB ports and the leaf-spine fabric once (3 hops)
+        e_bit = 3 * to_si(switch_preset("tomahawk5")["energy_per_bit"], "energy_per_bit")
+        assert row["inter_switch_energy_j"] == pytest.approx(row["link_ib_bytes"] / 2 * 8 * e_bit, rel=1e-9)
+        assert row["inter_switch_energy_j"] > 0.3 * row["comm_energy_j"]
+    elif make == "switched":
+        spec = system(8, {"kind": "switched", "link": "l",
+                          "switch": {**FREE_SWITCH, "energy_per_bit": "4 pJ/bit", "static_power": "20 W"}},
+                      {"l": {"bandwidth": "100 GB/s", "latency": "1 us", "energy_per_bit": "2 pJ/bit",
+                             "static_power": "0.5 W"}}, {"data": 8})
+        row = simulate_system(spec, wl).summary_row
+        # a message crosses two 2 pJ/bit ports and the 4 pJ/bit switch: the same energy
+        assert row["switch_energy_j"] == pytest.approx(row["link_l_energy_j"], rel=1e-9)
+        assert row["comm_static_energy_j"] == pytest.approx((20 + 8 * 0.5) * row["step_time_s"], rel=1e-9)
+    else:
+        spec = system(16, {"kind": "torus", "shape": [4, 4], "link": "l"},
+                      {"l": {"bandwidth": "50 GB/s", "latency": "1 us", "energy_per_bit": "5 pJ/bit",
+                             "static_power": "1 W"}}, {"data": 4, "tensor": 4})
+        row = simulate_system(spec, wl).summary_row
+        assert not any(c.endswith("switch_energy_j") for c in row)
+    parts = [v for c, v in row.items() if c.startswith("link_") and c.endswith("_energy_j")]
+    parts += [v for c, v in row.items() if c.endswith("switch_energy_j")]
+    assert sum(parts) + row["comm_static_energy_j"] == pytest.approx(row["comm_energy_j"], rel=1e-12)
+
+
 def test_folding_identical_layers_matches_simulating_them_all():
     arch = load_architecture("h100-class")
     wl = load_workload("gpt:layers=8,d_model=2048,heads=16,seq=1024,batch=2,vocab=32000")

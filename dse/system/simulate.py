@@ -458,6 +458,8 @@ def simulate_system(system: str | Path | System | SystemSpec, workload: str | Wo
         if name in cap:
             row[R.link_col(name, "utilisation")] = b / (cap[name] * step) if step else 0.0
         row[R.link_col(name, "energy_j")] = led.energy_by_type.get(name, 0.0)
+    for name in sysm.topology.switches():
+        row[R.switch_col(name)] = led.energy_by_type.get(name, 0.0)
     row["sim_events"] = next(env._eid)
     role_rows = []
     for key, pr in cache.items():

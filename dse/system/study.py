@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from dse import results as R
 from dse.errors import DesignError, SpecError
 from dse.system.spec import ParallelismSpec, SystemSpec, apply_paths, is_system_doc
+from dse.system.topology import Topology
 
 __all__ = ["is_system_doc", "system_spec", "system_variant", "system_doc", "metric_names",
            "capacity_margin", "simulate"]
@@ -50,6 +51,7 @@ def metric_names(spec: SystemSpec) -> list[str]:
         "memory_optimizer_bytes", "memory_activations_bytes", "capacity_margin_bytes"]
     for name in spec.links:
         names += [R.link_col(name, w) for w in ("utilisation", "bytes", "energy_j")]
+    names += [R.switch_col(name) for name in Topology(spec).switches()]
     return sorted(set(names))
 
 
