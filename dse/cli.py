@@ -1,6 +1,7 @@
 """The `dse` command line (Typer + Rich). Errors become one line on stderr and exit 2."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -305,6 +306,16 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except BrokenPipeError:  # `dse ... | head`: the reader has what it wanted
+        sys.stdout = open(os.devnull, "w")  # (Python would write to the closed pipe at exit)
+        sys.exit(1)
+    except OSError as exc:  # an output or input path the system refuses: a file where a folder
+        # must be, a folder where a file must be, no permission, a full disk
+        where = exc.filename if exc.filename is not None else ""
+        why = {FileExistsError: "exists and is not a folder", NotADirectoryError: "is not a folder",
+               IsADirectoryError: "is a folder, not a file"}.get(type(exc), exc.strerror or str(exc))
+        err.print(f"error: {where}{': ' if where else ''}{why}", markup=False)
+        sys.exit(2)
     except Exception as exc:  # usage errors (Typer vendors its own click: match by behaviour)
         if type(exc).__name__ == "NoArgsIsHelpError":  # `dse`, `dse list`: the help is the answer
             sys.stdout.write(exc.format_message() + "\n")

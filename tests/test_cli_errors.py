@@ -119,3 +119,16 @@ def test_non_finite_and_empty_values_are_rejected(tmp_path):
     text = base_text().replace("  macs_per_cycle:\n    int8: 1\n", "  macs_per_cycle: {}\n", 1)
     p = write_arch(tmp_path, text)
     assert_one_line_error(dse("check", str(p)), "compute[0].macs_per_cycle")
+
+
+@pytest.mark.parametrize("args", [
+    ("run", "tpu-v1-like", "-w", "gemm", "--out", "{file}/ops.parquet"),   # a file where a folder must be
+    ("run", "tpu-v1-like", "-w", "gemm", "--out", "{folder}"),             # a folder where a file must be
+    ("sweep", "quickstart", "--n-trials", "1", "--out", "{file}"),        # the same for a study's folder
+])
+def test_an_output_path_the_system_refuses_is_one_line(tmp_path, args):
+    (tmp_path / "taken.yaml").write_text("x: 1\n")
+    (tmp_path / "dir.csv").mkdir()
+    args = [a.format(file=tmp_path / "taken.yaml", folder=tmp_path / "dir.csv") for a in args]
+    line = assert_one_line_error(dse(*args, cwd=tmp_path))
+    assert str(tmp_path) in line  # names the path it could not write
