@@ -287,6 +287,14 @@ def main() -> None:
     import warnings
 
     warnings.showwarning = _show_warning
+    import signal
+
+    from dse.errors import Terminated
+
+    def terminated(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, terminated)  # as Ctrl-C: a sweep writes its tables before it ends
     # At exit Python looks once more for reference cycles among every object the imports made
     # (~5% of a `dse run`); dse leaves none that need finalising (files are closed by `with`).
     # Frozen objects are skipped; atexit handlers registered later still run before this one.
@@ -303,9 +311,9 @@ def main() -> None:
     except typer.Abort:
         err.print("aborted")
         sys.exit(130)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        err.print("terminated" if isinstance(exc, Terminated) else "interrupted")
+        sys.exit(143 if isinstance(exc, Terminated) else 130)
     except BrokenPipeError:  # `dse ... | head`: the reader has what it wanted
         sys.stdout = open(os.devnull, "w")  # (Python would write to the closed pipe at exit)
         sys.exit(1)

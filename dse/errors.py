@@ -40,6 +40,11 @@ class DesignError(DseError):
     """A valid file describing a design that cannot run a workload (too-small SRAM...)."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, Slurm, ``docker stop``, ``kill``), which the CLI handles as it does
+    Ctrl-C: work in progress stops, what is complete is kept and written; exit status 143."""
+
+
 class SpecWarning(UserWarning):
     """A valid input with a value outside its plausible range (dse/spec/plausible.py)."""
 

@@ -231,3 +231,37 @@ def test_a_worker_killed_mid_trial_on_postgres_is_failed_retried_and_the_budget_
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     _check(pg_url, out)
+
+
+def _complete(url: str) -> int:
+    import sqlalchemy
+
+    engine = _ENGINES.setdefault(url, sqlalchemy.create_engine(url))
+    try:
+        with engine.connect() as conn:
+            return conn.exec_driver_sql("SELECT count(*) FROM trials WHERE state = 'COMPLETE'").scalar()
+    except sqlalchemy.exc.SQLAlchemyError:  # not created yet
+        return 0
+
+
+def test_sigterm_stops_a_sweep_as_ctrl_c_does_with_its_tables_written(study_file, tmp_path):
+    """SIGTERM (timeout, Slurm, docker stop) mid-sweep: exit 143 with one line, no worker left,
+    and the tables list every trial the storage holds, in the state it holds."""
+    out = tmp_path / "out"
+    url = f"sqlite:///{out / 'study.db'}"
+    proc = _sweep(study_file, out, "--n-trials", "1000")
+    deadline = time.monotonic() + 240
+    while _complete(url) < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    workers = _workers(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert "terminated: completed trials are kept" in stderr and "Traceback" not in stderr
+    assert not any(_alive(w) for w in workers)
+    trials = optuna.load_study(study_name="faults", storage=url).get_trials(deepcopy=False)
+    table = pd.read_parquet(out / "trials.parquet")
+    agg = table[table["workload"] == ALL]
+    assert dict(zip(agg["trial"], agg["state"])) == {t.number: t.state.name for t in trials}
+    assert (agg["state"] == "COMPLETE").sum() >= 2

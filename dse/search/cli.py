@@ -60,9 +60,12 @@ def sweep(
         with bar:
             df = run_study(st, n_trials=n_trials, jobs=jobs, storage=storage, out_dir=out_dir,
                            progress=bar.update, timeout=seconds)
-    except KeyboardInterrupt:
-        err.print(f"interrupted: completed trials are kept in {out_dir}/ (run the same command to resume)")
-        raise SystemExit(130) from None
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (dse.errors.Terminated)
+        from dse.errors import Terminated
+
+        stopped = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        err.print(f"{stopped}: completed trials are kept in {out_dir}/ (run the same command to resume)")
+        raise SystemExit(143 if isinstance(exc, Terminated) else 130) from None
     _summary(console, st, df, out_dir)
     _fail_if_every_trial_failed(df)
     ran = bar.ran
