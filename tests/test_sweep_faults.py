@@ -80,16 +80,20 @@ def _sweep(study: Path, out: Path, *extra: str) -> subprocess.Popen:
 _ENGINES: dict = {}
 
 
-def _running(url: str) -> int:
-    """Trials RUNNING in the storage (read straight from Optuna's table, cheaply)."""
+def _count(url: str, state: str) -> int:
+    """Trials in ``state`` in the storage (read straight from Optuna's table, cheaply)."""
     import sqlalchemy
 
     engine = _ENGINES.setdefault(url, sqlalchemy.create_engine(url))
     try:
         with engine.connect() as conn:
-            return conn.exec_driver_sql("SELECT count(*) FROM trials WHERE state = 'RUNNING'").scalar()
+            return conn.execute(sqlalchemy.text("SELECT count(*) FROM trials WHERE state = :s"), {"s": state}).scalar()
     except sqlalchemy.exc.SQLAlchemyError:  # not created yet
         return 0
+
+
+def _running(url: str) -> int:
+    return _count(url, "RUNNING")
 
 
 def _kill_worker_mid_trial(proc: subprocess.Popen, url: str) -> None:
@@ -233,17 +237,6 @@ def test_a_worker_killed_mid_trial_on_postgres_is_failed_retried_and_the_budget_
     _check(pg_url, out)
 
 
-def _complete(url: str) -> int:
-    import sqlalchemy
-
-    engine = _ENGINES.setdefault(url, sqlalchemy.create_engine(url))
-    try:
-        with engine.connect() as conn:
-            return conn.exec_driver_sql("SELECT count(*) FROM trials WHERE state = 'COMPLETE'").scalar()
-    except sqlalchemy.exc.SQLAlchemyError:  # not created yet
-        return 0
-
-
 def test_sigterm_stops_a_sweep_as_ctrl_c_does_with_its_tables_written(study_file, tmp_path):
     """SIGTERM (timeout, Slurm, docker stop) mid-sweep: exit 143 with one line, no worker left,
     and the tables list every trial the storage holds, in the state it holds."""
@@ -251,7 +244,7 @@ def test_sigterm_stops_a_sweep_as_ctrl_c_does_with_its_tables_written(study_file
     url = f"sqlite:///{out / 'study.db'}"
     proc = _sweep(study_file, out, "--n-trials", "1000")
     deadline = time.monotonic() + 240
-    while _complete(url) < 2:
+    while _count(url, "COMPLETE") < 2:
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.05)
     workers = _workers(proc.pid)
