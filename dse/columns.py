@@ -46,19 +46,10 @@ def metric_unit(column: str) -> str | None:
 
 
 def param_unit(arch, path: str, value=None) -> str:
-    """The unit of the architecture field at dotted ``path`` ('1' for a plain number, '' for text)."""
-    from dse.spec.quantities import field_dimension
+    """The unit of the design field at dotted ``path`` ('1' for a plain number, '' for text)."""
+    from dse.spec.quantities import dimension_at
 
-    parts = path.replace("[", ".").replace("]", "").split(".")
-    model = type(arch)
-    if len(parts) >= 3 and parts[0] in ("compute", "sram", "memories", "static"):
-        items = getattr(arch, parts[0], [])
-        item = next((c for c in items if c.name == parts[1]), None)
-        if item is None and parts[1].isdigit() and int(parts[1]) < len(items):
-            item = items[int(parts[1])]
-        if item is not None:
-            model = type(item)
-    dim = field_dimension(model, parts[-1]) if hasattr(model, "model_fields") else None
+    dim = dimension_at(arch, path)
     if dim is not None:
         return DIMENSION_UNITS[dim]
     if isinstance(value, str):

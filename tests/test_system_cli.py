@@ -136,3 +136,29 @@ def test_study_parameter_naming_no_system_field(tmp_path):
         "parameters": {"chips.0.cuont": {"choices": [8, 16]}}, "objectives": ["maximize throughput_samples_per_s"],
         "n_trials": 2}))
     one_line(dse("sweep", str(study), "--out", str(tmp_path / "o")), "chips.0.cuont", "did you mean")
+
+
+def _link_study(tmp_path: Path, low: str, high: str) -> Path:
+    return write(tmp_path, {
+        "name": "links", "architecture": "dgx-h100-ib",
+        "workloads": [{"spec": "gpt:layers=2,d_model=512,heads=8,seq=128,batch=1", "name": "g"}],
+        "parameters": {"links.ib.latency": {"low": low, "high": high}},
+        "derived": {"parallelism.data": 16, "parallelism.tensor": 1},
+        "objectives": ["maximize throughput_samples_per_s"], "sampler": "random", "seed": 0, "n_trials": 2})
+
+
+def test_a_searched_link_field_takes_units_of_its_dimension(tmp_path):
+    """A range on a system file's link is checked as a chip's is: a size where a time belongs is
+    one line naming the study file and the field."""
+    study = _link_study(tmp_path, "1 GB", "10 GB")
+    one_line(dse("sweep", str(study), "--out", str(tmp_path / "out")), "links.ib.latency", "expected a time")
+
+
+def test_a_searched_link_fields_column_carries_its_unit(tmp_path):
+    import pyarrow.parquet as pq
+
+    study = _link_study(tmp_path, "1 us", "10 us")
+    proc = dse("sweep", str(study), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    units = json.loads(pq.read_schema(tmp_path / "out" / "trials.parquet").metadata[b"dse.units"])
+    assert units["param_links.ib.latency"] == "s"

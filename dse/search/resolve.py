@@ -125,23 +125,13 @@ def _valid_paths(raw: dict, arch: Architecture) -> list[str]:
 
 def _check_units(p, path: str, arch: Architecture, doc) -> None:
     """A unit string in a range must have the dimension of the field it sets."""
-    from dse.spec.quantities import field_dimension
+    from dse.spec.quantities import dimension_at
     from dse.units import to_si
 
-    parts = path.replace("[", ".").replace("]", "").split(".")
-    model: Any = type(arch)
-    if len(parts) >= 3 and parts[0] in ("compute", "sram", "memories", "static"):
-        items = getattr(arch, parts[0])
-        item = next((c for c in items if c.name == parts[1]), None)
-        if item is None and parts[1].isdigit() and int(parts[1]) < len(items):
-            item = items[int(parts[1])]
-        if item is None:
-            return
-        model = type(item)
-    dim = field_dimension(model, parts[-1])
+    dim = dimension_at(arch, path)
+    if dim is None:
+        return
     for key, text in getattr(p, "_written", {}).items():
-        if dim is None:
-            continue
         try:
             to_si(text, dim)
         except ValueError as exc:

@@ -52,3 +52,26 @@ def field_dimension(model: type, name: str) -> str | None:
                               and any(m in get_args(alias) for m in f.metadata)):
                 return dim
     return None
+
+
+def dimension_at(root, path: str) -> str | None:
+    """The dimension of the field a dotted ``path`` sets in a design (an architecture or a
+    system of chips): ``compute.mxu.clock``, ``memories.0.channels``, ``links.ib.latency``,
+    ``topology.inter.switch.bandwidth``. Components in a list are found by name or index,
+    entries of a mapping by key. None: a plain number, text, or a path that names nothing."""
+    from pydantic import BaseModel
+
+    parts = path.replace("[", ".").replace("]", "").split(".")
+    obj = root
+    for part in parts[:-1]:
+        if isinstance(obj, BaseModel):
+            obj = getattr(obj, part, None)
+        elif isinstance(obj, dict):
+            obj = obj.get(part)
+        elif isinstance(obj, (list, tuple)):
+            named = next((c for c in obj if getattr(c, "name", None) == part), None)
+            obj = named if named is not None else (obj[int(part)] if part.isdigit() and int(part) < len(obj)
+                                                   else None)
+        else:
+            return None
+    return field_dimension(type(obj), parts[-1]) if isinstance(obj, BaseModel) else None
