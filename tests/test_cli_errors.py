@@ -132,3 +132,13 @@ def test_an_output_path_the_system_refuses_is_one_line(tmp_path, args):
     args = [a.format(file=tmp_path / "taken.yaml", folder=tmp_path / "dir.csv") for a in args]
     line = assert_one_line_error(dse(*args, cwd=tmp_path))
     assert str(tmp_path) in line  # names the path it could not write
+
+
+def test_a_folder_holding_another_studys_tables_is_not_overwritten(tmp_path):
+    out = tmp_path / "out"
+    assert dse("sweep", "quickstart", "--n-trials", "2", "--out", str(out)).returncode == 0
+    before = {p.name: p.read_bytes() for p in (out / "best").iterdir()} | {"trials.csv": (out / "trials.csv").read_bytes()}
+    assert_one_line_error(dse("sweep", "multiobjective", "--n-trials", "2", "--out", str(out)),
+                          "holds the tables of study 'quickstart'", "--out")
+    after = {p.name: p.read_bytes() for p in (out / "best").iterdir()} | {"trials.csv": (out / "trials.csv").read_bytes()}
+    assert after == before

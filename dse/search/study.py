@@ -8,6 +8,7 @@ continues towards its trial budget instead of starting over.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import multiprocessing as mp
 import os
@@ -207,6 +208,8 @@ def run_study(study: str | Path | StudySpec | Study, n_trials: int | None = None
     if target is None and sampler_name(st) == "grid":
         target = st.space.grid_size()
     out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        _check_out_dir(out, st.name)
     url = storage or storage_url_for(out)
     tmp = None
     if url is None and jobs > 1:  # worker processes need a storage they can share
@@ -217,6 +220,17 @@ def run_study(study: str | Path | StudySpec | Study, n_trials: int | None = None
         return _run(st, n_trials, jobs, out, progress, timeout, target, url, tmp, lock)
     finally:  # (also where the storage refuses the study: another sweep on it would wait for ever)
         lock.close()
+
+
+def _check_out_dir(out: Path, name: str) -> None:
+    """A study's tables (trials.*, study.json, best/) are rewritten each run: a folder holding
+    another study's is refused rather than overwritten."""
+    try:
+        held = json.loads((out / "study.json").read_text()).get("name")
+    except (OSError, ValueError, AttributeError):
+        return  # no tables yet (or none that name a study): nothing to lose
+    if isinstance(held, str) and held != name:
+        raise SpecError(f"{out}/ holds the tables of study '{held}'; write '{name}' to another folder (--out)")
 
 
 def _run(st: Study, n_trials, jobs, out, progress, timeout, target, url, tmp,
