@@ -206,3 +206,17 @@ def test_running_study_without_sidecars_notes_the_missing_figures(tmp_path):
     assert "still running" in page
     assert "ops.parquet is missing" in page and "timeline.parquet is missing" in page
     assert len(images(page)) == 5
+
+
+def test_damaged_study_files_are_noted_not_fatal(tmp_path):
+    """A study.json or a per-op table cut short (a full disk, an editor) leaves a report that
+    says so, not a traceback."""
+    from dse.report.build import build_report
+
+    out = make_study(tmp_path / "run")
+    (out / "study.json").write_text("{")
+    for sidecar in (out / "best").glob("*.ops.parquet"):
+        sidecar.write_bytes(sidecar.read_bytes()[:100])
+    page = build_report(out).read_text(encoding="utf-8")
+    assert "study.json could not be read" in page
+    assert "ops.parquet is missing or could not be read" in page

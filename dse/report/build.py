@@ -106,10 +106,17 @@ def load_study_dir(study_dir: str | Path) -> StudyDir:
         raise SpecError("no such directory", where=str(path))
     trials, notes = _read_trials(path)
     info: dict = {}
-    if (path / "study.json").is_file():
+    try:
         info = json.loads((path / "study.json").read_text(encoding="utf-8"))
-    else:
+        if not isinstance(info, dict):
+            raise ValueError("not a mapping")
+    except FileNotFoundError:
+        info = {}
         notes.append("study.json is missing: objectives and parameter names are guessed from the table")
+    except (OSError, ValueError) as exc:  # damaged (a write cut short by a full disk, an editor)
+        info = {}
+        notes.append(f"study.json could not be read ({exc}): objectives and parameter names are guessed "
+                     "from the table")
     trials = _normalise(trials)
     if not info.get("objectives"):
         info["objectives"] = [{"metric": R.TOPS_PER_W, "direction": "maximize"}]
@@ -421,7 +428,10 @@ def _read_sidecar(b: BestDesign, kind: str, first_workload: str | None) -> pd.Da
     path = b.sidecar(kind)
     if not path.is_file():
         return None
-    df = pd.read_parquet(path)
+    try:
+        df = pd.read_parquet(path)
+    except (OSError, ValueError):  # damaged (pyarrow's errors are ValueErrors): shown as absent
+        return None
     if "workload" not in df:  # written before sidecars covered every workload: the first one
         df = df.assign(workload=first_workload or "the first workload")
     return df
@@ -503,7 +513,7 @@ def _ops_section(sd: StudyDir, best: BestDesign | None, ops: pd.DataFrame | None
     sec.intro = (f"Chosen design: trial {best.trial}, on every workload of the study. Each op is bound by "
                  f"compute or by the memory tier (or SRAM port) whose transfers take longest.")
     if ops is None or ops.empty:
-        sec.notes.append(f"{best.sidecar('ops').name} is missing: the sweep did not record per-op results, "
+        sec.notes.append(f"{best.sidecar('ops').name} is missing or could not be read: the sweep did not record per-op results, "
                          f"so this figure is skipped (reports never rerun a simulation)")
         return sec
     label = _label(best.trial) + " (chosen)"
@@ -534,7 +544,7 @@ def _timeline_section(best: BestDesign | None, ops: pd.DataFrame | None, tl: pd.
         sec.notes.append("no best design files (best/*.yaml) yet")
         return sec
     if tl is None or tl.empty:
-        sec.notes.append(f"{best.sidecar('timeline').name} is missing: the sweep did not record the timeline, "
+        sec.notes.append(f"{best.sidecar('timeline').name} is missing or could not be read: the sweep did not record the timeline, "
                          f"so this figure is skipped (reports never rerun a simulation)")
         return sec
     first = tl["workload"].iloc[0]
