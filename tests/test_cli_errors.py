@@ -142,3 +142,9 @@ def test_a_folder_holding_another_studys_tables_is_not_overwritten(tmp_path):
                           "holds the tables of study 'quickstart'", "--out")
     after = {p.name: p.read_bytes() for p in (out / "best").iterdir()} | {"trials.csv": (out / "trials.csv").read_bytes()}
     assert after == before
+
+
+def test_a_system_given_where_a_chip_is_expected_points_to_dse_system(tmp_path):
+    assert_one_line_error(dse("check", "dgx-h100-ib"), "system of several chips", "dse system dgx-h100-ib")
+    system = Path(__file__).resolve().parents[1] / "architectures" / "systems" / "dgx-h100-ib.yaml"
+    assert_one_line_error(dse("serve", str(system), "-n", "2"), "system of several chips", "dse system")

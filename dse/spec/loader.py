@@ -51,6 +51,9 @@ def resolve(path_or_name: str | Path, kind: str) -> Path:
     if p.suffix in (".yaml", ".yml") or "/" in str(path_or_name):
         raise SpecError("file not found", where=str(path_or_name))
     names = ", ".join(bundled_names(kind)) or "none"
+    if kind == "architectures" and exists(bundled_dir("systems") / f"{path_or_name}.yaml"):
+        raise SpecError(f"'{path_or_name}' is a bundled system of several chips, not one chip: describe or run it "
+                        f"with `dse system {path_or_name}` (bundled architectures: {names})")
     raise SpecError(f"no file or bundled {kind[:-1]} named '{path_or_name}' (bundled: {names})")
 
 
@@ -63,6 +66,9 @@ def architecture_from_doc(doc: YamlDoc, overrides: dict[str, Any] | None = None)
     data = doc.data
     if not isinstance(data, dict):
         raise SpecError("expected a mapping of architecture fields at the top level", where=doc.name)
+    if "chips" in data and "topology" in data:  # (the shape dse.system.spec.is_system_doc reads)
+        raise SpecError("this file describes a system of several chips, not one chip: describe or run it "
+                        f"with `dse system {doc.name}`", where=doc.name)
     if overrides:
         data = apply_edits(data, overrides)
     try:
