@@ -124,6 +124,8 @@ CASES = [
      [("a", "all_reduce", S, Group(0, 4, 4)), ("b", "all_reduce", S, Group(1, 4, 4)),
       ("c", "all_reduce", S, Group(2, 4, 4)), ("d", "all_reduce", S, Group(3, 4, 4))]),
     ("switched", lambda: switched(8), [("a", "all_to_all", S, Group(0, 8, 1))]),
+    ("all to all on a torus", lambda: system(16, {"kind": "torus", "shape": [4, 4], "link": "l"}),
+     [(f"a{i}", "all_to_all", S, Group(4 * i, 4, 1)) for i in range(4)]),
     ("two level", lambda: system(16, {"kind": "two_level", "node_size": 4, "intra": {"link": "l"},
                                       "inter": {"link": "l", "switch": {**FREE_SWITCH, "bandwidth": "200 GB/s"}}}),
      [(f"g{i}", "all_reduce", S, Group(i, 8, 2)) for i in range(2)]),
@@ -141,9 +143,19 @@ def test_reduced_view_equals_full_simulation(label, make, calls):
     red_ends, red_led = run(spec, [(*calls[0], 0.0, n)])
     assert time_of(red_ends, calls[0][0]) == pytest.approx(max(full_ends.values()), rel=1e-9)
     assert red_led.energy_j == pytest.approx(full_led.energy_j, rel=1e-9)
+    assert red_led.moved_bytes == pytest.approx(full_led.moved_bytes, rel=1e-9)
     assert red_led.bytes_by_type.keys() == full_led.bytes_by_type.keys()
     for k, v in full_led.bytes_by_type.items():
         assert red_led.bytes_by_type[k] == pytest.approx(v, rel=1e-9)
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_all_to_all_on_a_ring_sends_what_each_chip_holds_once(full):
+    # each of 8 chips sends S/8 to each of the 7 others: 7 S bytes sent in all (comm_bytes),
+    # though the message to the chip k hops away loads k links: 8 x 7 x 8 / 2 x S/8 = 28 S
+    _, led = run(ring(8), [("a", "all_to_all", S, Group(0, 8, 1))], full=full)
+    assert led.moved_bytes == pytest.approx(7 * S, rel=1e-9)
+    assert led.bytes_by_type["l"] == pytest.approx(28 * S, rel=1e-9)
 
 
 def test_ocs_pod_reduced_equals_full_with_optical_wraparound():

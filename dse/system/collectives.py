@@ -51,6 +51,9 @@ class Phase:
     #: a message crosses every part's axis in turn (a torus route), not just one of them
     chained: bool = False
     distance: int = 0    # tree: members this far apart pair up; > 0 reduce, < 0 broadcast
+    #: bytes each sending member sends, where ``bytes`` is the load it puts on its links
+    #: instead (an all-to-all along a ring: messages cross several links); None: ``bytes``
+    sends: float | None = None
 
     def shares(self) -> tuple[tuple[int, float], ...]:
         return self.parts or ((self.axis, 1.0),)
@@ -104,7 +107,8 @@ def phases(kind: str, nbytes: float, axes: list[Axis], algorithm: str = "auto",
             if switched:
                 out.append(Phase(i, g - 1, (g - 1) * nbytes / g, "all_to_all"))
             else:
-                out.append(Phase(i, g * (g - 1) / 2, (g - 1) * nbytes / 2, "all_to_all"))
+                out.append(Phase(i, g * (g - 1) / 2, (g - 1) * nbytes / 2, "all_to_all",
+                                 sends=(g - 1) * nbytes / g))
         return out
     if algorithm == "ring" and len(axes) > 1:
         g, slow = _flat(axes)

@@ -101,7 +101,7 @@ class Communicator:
         """Energy and bytes per link type of ``mult`` members' share of phase ``p``: each
         part's share of them sends ``p.bytes`` across its axis."""
         sent = p.bytes * mult
-        self.ledger.moved_bytes += sent * p.senders()
+        self.ledger.moved_bytes += (p.bytes if p.sends is None else p.sends) * mult * p.senders()
         for i, f in p.shares():
             a = axes[i]
             for h in a.hops:
