@@ -45,7 +45,11 @@ class Group:
 
 
 class Communicator:
-    def __init__(self, env: simpy.Environment, topo: Topology, *, full: bool, algorithm: str = "auto"):
+    def __init__(self, env: simpy.Environment, topo: Topology, *, full: bool, algorithm: str = "auto",
+                 in_node: dict[int, float] | None = None):
+        """``in_node``: for a representative chip (reduced view), how many of the chips it
+        stands for are in its own node; they alone load that node's switch. Not given: the
+        chips it stands for fill whole nodes (or all lie in its node if fewer)."""
         self.env = env
         self.topo = topo
         self.full = full
@@ -55,6 +59,12 @@ class Communicator:
         self.switched = topo.kind in ("switched", "two_level")
         self._axes: dict[tuple, list[Axis]] = {}
         self._rendezvous: dict[tuple, list] = {}
+        self.in_node = in_node or {}
+
+    def _node_mult(self, chip: int, mult: float) -> float:
+        if chip in self.in_node:
+            return self.in_node[chip]
+        return min(mult, self.topo.spec.topology.node_size) if self.topo.kind == "two_level" else mult
 
     def axes(self, group: Group, rep: int) -> list[Axis]:
         key = (group.size, group.stride, rep)
@@ -73,7 +83,7 @@ class Communicator:
         if not self.full:
             axes = self.axes(group, chip)
             for p in phases(kind, nbytes, axes, algo, self.switched):
-                yield from self._reduced_phase(p, axes, mult)
+                yield from self._reduced_phase(p, axes, mult, chip)
             return
         key = (kind, group.base, group.stride, seq)
         entry = self._rendezvous.setdefault(key, [0, self.env.event()])
@@ -83,9 +93,11 @@ class Communicator:
             self.env.process(self._full_collective(kind, nbytes, group, algo, entry[1]))
         yield entry[1]
 
-    def _reduced_phase(self, p: Phase, axes: list[Axis], mult: float):
+    def _reduced_phase(self, p: Phase, axes: list[Axis], mult: float, chip: int):
         """The representative's phase: one flow per part, each loading a shared switch with
-        the represented members that cross it (their share of ``mult``)."""
+        the represented members that cross it (their share of ``mult``; of a node's switch,
+        their share of those in the node)."""
+        node_mult = self._node_mult(chip, mult)
         yield self.env.timeout(p.steps * p.latency_s(axes))
         self.charge(p, axes, mult)
         flows = []
@@ -93,7 +105,10 @@ class Communicator:
             path = []
             for h in axes[i].hops:
                 r = self.net.resource(h.key, h.bandwidth_bps, h.link_type)
-                path.append((r, h.weight * mult * share if h.shared else h.weight))
+                if not h.shared:
+                    path.append((r, h.weight))
+                else:
+                    path.append((r, h.weight * share * (node_mult if h.key[0] == "isw" else mult)))
             flows.append(self.net.transfer(path, p.bytes))
         yield flows[0] if len(flows) == 1 else self.env.all_of(flows)
 
@@ -171,7 +186,7 @@ class Communicator:
         axes = self.axes(pp_group, src)
         i = self._p2p_axis(src, dst, axes)
         p = Phase(i, 1, nbytes, "p2p")
-        return self.env.process(self._reduced_phase(p, axes, mult))
+        return self.env.process(self._reduced_phase(p, axes, mult, src))
 
     def _p2p_axis(self, src: int, dst: int, axes: list[Axis]) -> int:
         if len(axes) == 1:

@@ -222,7 +222,16 @@ def simulate_system(system: str | Path | System | SystemSpec, workload: str | Wo
 
     # ---- the step, in SimPy ----------------------------------------------------------
     env = simpy.Environment()
-    comm = Communicator(env, sysm.topology, full=full, algorithm=par.algorithm)
+    in_node = {}
+    if not full and sysm.topology.kind == "two_level":
+        # the chips a representative stands for that share its node's switch
+        node = sysm.topology.node_of
+        for s_ in range(p):
+            for r_ in range(ep):
+                rep = chip_of(0, r_, s_)
+                in_node[rep] = sum(1 for t_ in range(tp) for d_ in range(r_, dp, ep)
+                                   if node(chip_of(t_, d_, s_)) == node(rep))
+    comm = Communicator(env, sysm.topology, full=full, algorithm=par.algorithm, in_node=in_node)
     boxes: dict[tuple, simpy.Event] = {}
     finish: dict[int, float] = {}
     fb_end: dict[int, float] = {}      # when a chip's last backward pass ended
