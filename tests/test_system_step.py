@@ -183,6 +183,21 @@ def test_reduced_equals_full_with_blocking_node_switches(par, wl):
         assert red[k] == pytest.approx(full[k], rel=1e-9), k
 
 
+def test_reduced_equals_full_for_pipeline_messages_in_an_ocs_pod():
+    # stages on z (2 chips, one cube of 2): stage 0 -> 1 crosses an electrical link, the
+    # backward message 1 -> 0 the optical one that closes the ring; each at its own
+    # bandwidth, latency and energy, not the ring's average
+    links = {"ici": {"bandwidth": "100 GB/s", "latency": "1 us", "energy_per_bit": "3 pJ/bit", "static_power": "0 W"},
+             "ocs": {"bandwidth": "40 GB/s", "latency": "4 us", "energy_per_bit": "9 pJ/bit", "static_power": "0 W"}}
+    spec = system(16, {"kind": "ocs_pod", "shape": [4, 2, 2], "cube": [2, 2, 2], "link": "ici", "optical": "ocs"},
+                  links, {"data": 2, "tensor": 4, "pipeline": 2, "micro_batches": 2})
+    wl = "gpt:layers=4,d_model=512,heads=8,seq=256,batch=1"
+    red = simulate_system(spec, wl).summary_row
+    full = simulate_system(spec, wl, full=True).summary_row
+    for k in ("step_time_s", "energy_j", "comm_energy_j", "comm_bytes", "link_ici_bytes", "link_ocs_bytes"):
+        assert red[k] == pytest.approx(full[k], rel=1e-9), k
+
+
 def test_folding_identical_layers_matches_simulating_them_all():
     arch = load_architecture("h100-class")
     wl = load_workload("gpt:layers=8,d_model=2048,heads=16,seq=1024,batch=2,vocab=32000")

@@ -5,7 +5,7 @@ per link type."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import simpy
 
@@ -185,8 +185,26 @@ class Communicator:
             return self._delayed(sum(l.latency_s for l in route), lambda: self.send_route(route, nbytes))
         axes = self.axes(pp_group, src)
         i = self._p2p_axis(src, dst, axes)
+        if self.topo.kind in ("ring", "torus", "ocs_pod"):
+            # one message: the links of its own route (an ocs_pod ring mixes electrical and
+            # optical links; the axis' average mix is what a collective's steps see)
+            axes, i = [self._route_axis(axes[i], self.topo.route(src, dst))], 0
         p = Phase(i, 1, nbytes, "p2p")
         return self.env.process(self._reduced_phase(p, axes, mult, src))
+
+    @staticmethod
+    def _route_axis(axis: Axis, route) -> Axis:
+        """``axis`` as one message on ``route`` sees it: the route's slowest link, its link
+        types and their energies, its latency; the axis' link class (and sharing) kept."""
+        hop = axis.hops[0]
+        slow = min(route, key=lambda l: l.bandwidth_bps)
+        counts: dict[str, int] = {}
+        for l in route:
+            counts[l.link_type] = counts.get(l.link_type, 0) + 1
+        hop = replace(hop, bandwidth_bps=slow.bandwidth_bps, link_type=slow.link_type,
+                      energy_per_bit_j=sum(l.energy_per_bit_j for l in route), crossings=len(route),
+                      mix=tuple((k, c / len(route)) for k, c in counts.items()))
+        return Axis(axis.size, (hop,), sum(l.latency_s for l in route))
 
     def _p2p_axis(self, src: int, dst: int, axes: list[Axis]) -> int:
         if len(axes) == 1:
