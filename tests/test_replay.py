@@ -80,3 +80,31 @@ def test_dse_replay_command_compares_technologies(tmp_path):
     assert table.loc["hbm3", "time_s"] < table.loc["ddr4-3200", "time_s"]
     bad = subprocess.run([sys.executable, "-m", "dse", "replay", str(p), "-m", "nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown memory technology" in bad.stderr
+
+
+@pytest.mark.parametrize("line, words", [
+    ("0 0x1000 R 99999999999999999999", "size '99999999999999999999' is too large (at most 1 TiB"),
+    ("0 0x1000 R 1099511627777", "size '1099511627777' is too large"),   # 1 TiB + 1
+    ("1e30 0x2000 R 64", "is too large (at most 2**53"),
+    ("99999999999999999999 0x2000 R 64", "time '99999999999999999999' is too large"),
+    ("inf 0x2000 R 64", "time 'inf' is too large"),
+])
+def test_replay_refuses_sizes_and_times_past_what_it_counts_exactly(tmp_path, line, words):
+    # an int64 cast of these wrapped around: bytes_read -9.2e18 and a negative energy, exit 0
+    import subprocess
+    import sys
+
+    p = tmp_path / "m.trace"
+    p.write_text("0 0x0 R 64\n# comment\n" + line + "\n")
+    proc = subprocess.run([sys.executable, "-m", "dse", "replay", str(p), "-m", "ddr4-3200", "-f", "csv"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{p}:3: " in lines[0] and words in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_replay_takes_a_one_tib_access_and_the_largest_exact_time():
+    df = parse_memtrace("0 0x0 R 1099511627776\n9007199254740992 0x40 W 64\n")
+    assert df["size"].tolist() == [2**40, 64] and df["time"].tolist() == [0, 2**53]
+    assert replay(df, model("ddr4-3200"))["bytes_read"] == 2**40

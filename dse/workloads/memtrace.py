@@ -8,7 +8,8 @@ Accepted lines (whitespace-separated, one access per line)::
 ``time`` is a non-negative number (cycles or any time unit, integer or decimal);
 ``address`` is hexadecimal with or without ``0x``, at most 64 bits; ``op`` is
 R, W, RD, WR, READ or WRITE (any case); ``size`` is a positive integer number of
-bytes (default ``default_size``, 64). ``#`` starts a comment; blank lines are
+bytes (default ``default_size``, 64), at most ``MAX_SIZE`` (1 TiB); a time is at most
+``MAX_TIME`` (2**53, the largest integer a float64 holds exactly). ``#`` starts a comment; blank lines are
 ignored. A file uses one layout throughout (decided by its first access line);
 without times, ``time`` is the access's ordinal (0, 1, 2, ...).
 """
@@ -21,6 +22,13 @@ import numpy as np
 import pandas as pd
 
 from dse.errors import SpecError
+
+#: Largest access accepted: 1 TiB, more than any one memory tier dse models holds, and
+#: small enough that a million such accesses sum exactly in a float64 (2**40 x 2**20 = 2**60).
+MAX_SIZE = 2**40
+#: Largest time accepted: integers up to 2**53 are exact in a float64 (and fit an int64);
+#: beyond, times could not be ordered or subtracted exactly.
+MAX_TIME = 2**53
 
 _OPS = {"R": False, "RD": False, "READ": False, "W": True, "WR": True, "WRITE": True}
 
@@ -133,6 +141,10 @@ def parse_memtrace(source: str | Path | io.TextIOBase, *, default_size: int = 64
         if bad.any():
             row = int(bad.argmax())
             raise fail(row, f"bad time {str(df['time'].iloc[row])!r} (a non-negative number)")
+        big = ~(t.to_numpy(dtype=np.float64) <= MAX_TIME)  # inf and values past 2**53
+        if big.any():
+            row = int(big.argmax())
+            raise fail(row, f"time {str(df['time'].iloc[row])!r} is too large (at most 2**53 = {MAX_TIME:,})")
         if pd.api.types.is_integer_dtype(t.dtype):
             time = t.to_numpy(dtype=np.int64)
         else:
@@ -151,6 +163,10 @@ def parse_memtrace(source: str | Path | io.TextIOBase, *, default_size: int = 64
         if bad.any():
             row = int(bad.argmax())
             raise fail(row, f"bad size {str(df['size'].iloc[row])!r} (a positive integer of bytes)")
+        big = given & (sv > MAX_SIZE)
+        if big.any():
+            row = int(big.argmax())
+            raise fail(row, f"size {str(df['size'].iloc[row])!r} is too large (at most 1 TiB = {MAX_SIZE:,} bytes)")
         size = np.where(given, np.nan_to_num(sv), default_size).astype(np.int64)
     return _frame(time, address, is_write, size, timed=timed)
 
