@@ -8,7 +8,7 @@ import pandas as pd
 from dse.serving.budget import kv_blocks
 from dse.serving.cost import IterationCost
 from dse.serving.metrics import request_table, run_summary
-from dse.serving.requests import Request, check_context
+from dse.serving.requests import Request, check_context, check_requests
 from dse.serving.scheduler import RunLog, SchedulerConfig, run_disaggregated, run_server
 from dse.serving.spec import ServingSpec
 from dse.spec.architecture import Architecture
@@ -60,6 +60,7 @@ def simulate_serving(arch: Architecture, spec: ServingSpec, cost: IterationCost 
     if requests is None:
         requests = spec.stream(shape)
     else:
+        check_requests(requests)
         check_context(requests, shape.max_context, shape.name)
     blocks = kv_blocks(arch, shape.weight_bytes(fmt), shape.kv_bytes_per_token(fmt), spec.block_tokens)
     swap_s, swap_j = _swap_costs(arch)

@@ -8,7 +8,8 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from dse.errors import SpecError
-from dse.serving.requests import Lengths, Request, check_context, load_trace, poisson_requests
+from dse.serving.requests import (Lengths, Request, check_context, check_count, check_seed, load_trace,
+                                  poisson_requests)
 from dse.workloads.models.llm_config import Formats, LlmShape, load_config
 
 #: the prefix that marks a workload spec as a serving run
@@ -58,7 +59,9 @@ class ServingSpec:
             if not (isinstance(v, (int, float)) and v > 0):
                 what = "arrival rate" if name == "rate" else name
                 raise SpecError(f"{what} must be positive, got {v!r}", field=name)
-        for name in ("requests", "batch_cap", "chunk_tokens", "block_tokens"):
+        check_count(self.requests)
+        check_seed(self.seed)
+        for name in ("batch_cap", "chunk_tokens", "block_tokens"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise SpecError(f"must be a positive integer, got {v!r}", field=name)

@@ -9,11 +9,17 @@ from arrival to the first token, TPOT as (end-to-end - TTFT) / (output tokens - 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
+from dse.serving.requests import MAX_REQUESTS
 from dse.validate.case import CaseBase
+
+#: seconds from the first request, finite and >= 0
+_Arrival = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+#: a token count: a positive integer (strict: neither true nor 12.5)
+_Tokens = Annotated[int, Field(gt=0, strict=True)]
 
 
 class Case(CaseBase):
@@ -22,8 +28,8 @@ class Case(CaseBase):
     kind: Literal["serving"]
     architecture: str = Field(min_length=1)
     serve: str = Field(min_length=1, description="serving spec: serve:model=...,batch_cap=...,chunk_tokens=...")
-    requests: list[tuple[float, int, int]] = Field(min_length=1,
-                                                   description="[arrival_s, prompt_tokens, output_tokens] per request")
+    requests: list[tuple[_Arrival, _Tokens, _Tokens]] = Field(
+        min_length=1, max_length=MAX_REQUESTS, description="[arrival_s, prompt_tokens, output_tokens] per request")
 
     @field_validator("serve")
     @classmethod

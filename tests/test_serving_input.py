@@ -1,0 +1,156 @@
+"""Bad serving input, from the command line, a trace file, a validation case or the library:
+one line naming the file (its line where there is one), the field and what is wrong, exit 2.
+The expected line numbers are counted by hand in the texts below."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from dse.errors import DseError, SpecError
+from dse.serving import Request, ServingSpec, simulate_serving
+from dse.serving.requests import MAX_REQUESTS, load_trace
+from dse.spec.loader import load_architecture
+
+
+def dse(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dse", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
+
+
+def one_line_exit_2(proc, *needles: str) -> str:
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]
+
+
+# ---- dse serve's options --------------------------------------------------------------
+
+def test_negative_seed_is_refused_before_numpy_sees_it():
+    one_line_exit_2(dse("serve", "h100-class", "--seed", "-1"), "seed", "integer >= 0", "-1")
+
+
+def test_request_count_has_an_upper_bound_with_its_reason():
+    # 99,999,999,999 requests asked numpy for 745 GiB (MemoryError traceback)
+    msg = one_line_exit_2(dse("serve", "h100-class", "--requests", "99999999999"), "requests",
+                          f"{MAX_REQUESTS:,}")
+    assert "99,999,999,999" in msg
+    with pytest.raises(SpecError, match="more than"):
+        ServingSpec(requests=MAX_REQUESTS + 1)
+    ServingSpec(requests=MAX_REQUESTS)  # the bound itself is allowed
+
+
+# ---- trace files: the bad row, its own value ------------------------------------------
+
+HEAD = "arrival_s,prompt_tokens,output_tokens\n"
+
+
+@pytest.mark.parametrize("name, text, where, words", [
+    # a bad cell used to turn the column into text: the first row was blamed with its valid 512
+    ("t.csv", HEAD + "0,512,128\n0.1,abc,128\n", ":3", "prompt_tokens must be a positive integer, got 'abc'"),
+    ("t.csv", HEAD + "0,512,128\n0.1,512,128\n0.2,,128\n", ":4", "prompt_tokens must be a positive integer, got ''"),
+    ("t.csv", HEAD + "0,512,128\n0.1,300.0,128\n", ":3", "got '300.0'"),
+    ("t.csv", HEAD + "0,512,128\n0.1,512,abc\n", ":3", "output_tokens must be a positive integer, got 'abc'"),
+    ("t.csv", HEAD + "\n0,512,128\n-1,512,128\n", ":4", "arrival_s must be a time in seconds >= 0, got '-1'"),
+    ("t.csv", HEAD + "1e400,5,5\n", ":2", "got '1e400'"),
+    ("t.csv", "arrival_s,prompt_tokens\n0,5\n", ":1", "missing column(s) output_tokens"),
+    ("t.csv", HEAD + "0,5\n", ":2", "expected 3 cells"),
+    # JSON lines are numbered as lines (no header): the second line is :2
+    ("t.jsonl", '{"arrival_s": 0, "prompt_tokens": 5, "output_tokens": 5}\n'
+                '{"arrival_s": 0, "prompt_tokens": -5, "output_tokens": 5}\n', ":2", "got -5"),
+    ("t.jsonl", '{"arrival_s": 0, "prompt_tokens": 5, "output_tokens": 5}\n\n[1,2]\n', ":3",
+     "expected a JSON object"),
+    ("t.jsonl", '{"arrival_s": 0, "prompt_tokens": true, "output_tokens": 5}\n', ":1",
+     "prompt_tokens must be a positive integer, got True"),
+    ("t.jsonl", '{"arrival_s": 0, "prompt_tokens": 5, "output_tokens": 5, "arrival_s": 3}\n', ":1",
+     "'arrival_s' given twice"),
+    ("t.jsonl", '{"arrival_s": 0, "prompt_tokens": 5}\n', ":1", "missing key(s) output_tokens"),
+    ("t.jsonl", '{"arrival_s": 0, "prompt_tokens": 5, "output_tokens": 5\n', ":1", "not valid JSON"),
+    ("t.json", '[{"arrival_s": 0, "prompt_tokens": 5, "output_tokens": 5}, {"arrival_s": 1}]', ": request 1",
+     "missing key(s) prompt_tokens, output_tokens"),
+])
+def test_a_bad_trace_row_is_named_with_its_own_value(tmp_path, name, text, where, words):
+    p = tmp_path / name
+    p.write_text(text)
+    with pytest.raises(SpecError) as info:
+        load_trace(p)
+    assert str(info.value).startswith(f"{p}{where}: ") and words in str(info.value), str(info.value)
+    one_line_exit_2(dse("serve", "h100-class", "-t", str(p), "-f", "csv"), f"{p}{where}: ", words)
+
+
+def test_a_json_array_trace_is_read_and_blank_lines_do_not_count(tmp_path):
+    arr = tmp_path / "a.json"
+    arr.write_text('[{"arrival_s": 0.5, "prompt_tokens": 7, "output_tokens": 3},'
+                   ' {"arrival_s": 0, "prompt_tokens": 9, "output_tokens": 2}]')
+    assert [(r.arrival_s, r.prompt_tokens, r.output_tokens) for r in load_trace(arr)] == [(0.0, 9, 2), (0.5, 7, 3)]
+    csv = tmp_path / "b.csv"
+    csv.write_text("note,output_tokens,arrival_s,prompt_tokens\n\nx,4,0.25,11\n")   # columns in any order
+    (r,) = load_trace(csv)
+    assert (r.arrival_s, r.prompt_tokens, r.output_tokens, r.source) == (0.25, 11, 4, f"{csv}:3")
+
+
+def test_a_binary_file_is_not_a_trace(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_bytes(b"\x7fELF\x02\x01\x01\x00\x00\x00" * 20)
+    one_line_exit_2(dse("serve", "h100-class", "-t", str(p)), str(p), "not a text file")
+
+
+def test_a_trace_request_past_the_context_names_its_line(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_text(HEAD + "0,512,128\n0,9000,1\n")   # llama-3-8b: 8192 tokens of context
+    one_line_exit_2(dse("serve", "h100-class", "-t", str(p)), f"{p}:3:", "8192")
+
+
+# ---- validation cases and the library entry point ---------------------------------------
+
+CASE = """\
+cases:
+  - name: x
+    kind: serving
+    system: one H100
+    architecture: h100-class
+    cite: nobody, 2026
+    source: a test
+    metric: tpot_p50_s
+    measured: 7 ms
+    serve: serve:model=llama-3-8b
+    requests: {requests}
+"""
+
+
+@pytest.mark.parametrize("requests, field, words", [
+    ("[[0, -13, 120]]", "requests[0][1]", "greater than 0"),
+    ("[[0, 13, -120]]", "requests[0][2]", "greater than 0"),
+    ("[[-5, 13, 120]]", "requests[0][0]", "greater than or equal to 0"),
+    ("[[0, 13, 120], [0, true, 5]]", "requests[1][1]", "integer"),
+    ("[[.nan, 13, 120]]", "requests[0][0]", "finite"),
+])
+def test_validate_refuses_a_serving_case_with_impossible_requests(tmp_path, requests, field, words):
+    # these ran with exit 0: a TPOT of 0.0 and an error of -100%
+    p = tmp_path / "v.yaml"
+    p.write_text(CASE.format(requests=requests))
+    one_line_exit_2(dse("validate", str(p)), f"{p}:11:", field, words)
+
+
+@pytest.fixture(scope="module")
+def h100():
+    return load_architecture("h100-class")
+
+
+@pytest.mark.parametrize("requests, words", [
+    ([Request(0, 0.0, 13, 120), Request(1, 0.0, -13, 120)], "requests[1]: prompt_tokens must be a positive integer"),
+    ([Request(0, 0.0, 13, 0)], "requests[0]: output_tokens must be a positive integer, got 0"),
+    ([Request(0, -5.0, 13, 120)], "requests[0]: arrival_s must be a time in seconds >= 0, got -5.0"),
+    ([Request(0, float("inf"), 13, 120)], "got inf"),
+    ([Request(0, 0.0, True, 120)], "got True"),
+    ([(0.0, 13, 120)], "requests[0]: expected a Request"),
+    ([], "non-empty list"),
+])
+def test_simulate_serving_checks_the_requests_it_is_given(h100, requests, words):
+    with pytest.raises(DseError) as info:
+        simulate_serving(h100, ServingSpec(), requests=requests)
+    assert words in str(info.value), str(info.value)
