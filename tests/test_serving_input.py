@@ -154,3 +154,73 @@ def test_simulate_serving_checks_the_requests_it_is_given(h100, requests, words)
     with pytest.raises(DseError) as info:
         simulate_serving(h100, ServingSpec(), requests=requests)
     assert words in str(info.value), str(info.value)
+
+
+# ---- serving workloads in studies: checked when the study is read ------------------------
+
+STUDY = """\
+name: sv
+architecture: h100-class
+workloads:
+  - {workload}
+parameters:
+  serving.batch_cap: {{choices: [4, 8]}}
+{extra}objectives:
+  - maximize tokens_per_j
+sampler: grid
+"""
+
+
+@pytest.mark.parametrize("workload, extra, line, words", [
+    # each of these failed every trial: "every one of the 2 trials failed; the first: ... ValueError"
+    ("serve:model=llama-3-8b,rate=10,requests=20,seed=-1", "", 4, "workloads[0].seed: "),
+    ("serve:model=llama-3-8b,requests=99999999999", "", 4, "workloads[0].requests: "),
+    ("serve:model=llama-3-8b,prompt_tokens=9000", "", 4, "8192 tokens"),
+    ("serve:model=llama-3-8b,prompt_tokens=4096,output_tokens=100-4097", "", 4, "4096 + 4097"),
+    ("serve:model=llama-3-8b,trace=nothere.csv", "", 4, "workloads[0].trace: "),
+    ("serve:model=nothere", "", 4, "workloads[0].model: "),
+    ("serve:model=llama-3-8b,requests=20", "  serving.trace: {choices: [nothere.csv, t.csv]}\n", 7,
+     "value 'nothere.csv' is rejected by the serving run: trace: file 'nothere.csv' not found"),
+    ("serve:model=llama-3-8b,requests=20", "  serving.prompt_tokens: {choices: [512, 9000]}\n", 7,
+     "value 9000 is rejected by the serving run: prompt_tokens: "),
+])
+def test_a_study_checks_its_serving_workloads_when_it_is_read(tmp_path, workload, extra, line, words):
+    (tmp_path / "t.csv").write_text(HEAD + "0,5,5\n")
+    p = tmp_path / "sv.yaml"
+    p.write_text(STUDY.format(workload=workload, extra=extra))
+    one_line_exit_2(dse("sweep", str(p), "--out", str(tmp_path / "out")), f"{p}:{line}: ", words)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("trials.*"))
+
+
+def test_a_bad_row_of_a_studys_trace_names_the_trace_line(tmp_path):
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "bad.csv").write_text(HEAD + "0,5,5\n0.5,-256,5\n")
+    (sub / "sv.yaml").write_text(STUDY.format(workload="serve:model=llama-3-8b,trace=bad.csv", extra=""))
+    one_line_exit_2(dse("sweep", "sub/sv.yaml", "--out", "out", cwd=tmp_path), "sub/bad.csv:3: ", "got '-256'")
+
+
+def test_study_traces_are_read_from_the_study_files_folder(tmp_path):
+    # sub/sv.yaml naming trace=tr.csv (sub/tr.csv) failed every trial when run from the parent
+    # folder; so did a plain workload trace file 'wl.yaml' beside the study
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "tr.csv").write_text(HEAD + "0,64,3\n0.01,32,2\n")
+    (sub / "sv.yaml").write_text(STUDY.format(workload="serve:model=llama-3-8b,trace=tr.csv", extra=""))
+    proc = dse("sweep", "sub/sv.yaml", "--out", "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    import pandas as pd
+
+    trials = pd.read_csv(tmp_path / "out" / "trials.csv")
+    assert len(trials) == 4 and (trials["state"] == "COMPLETE").all()   # 2 trials, each with its __all__ row
+    assert (trials["requests"] == 2).all()        # the trace's two requests were served
+    assert (trials["output_tokens"] == 5).all()   # 3 + 2 tokens
+    (sub / "wl.yaml").write_text("name: two\nsamples: 1\nprecision: bf16\n"
+                                 "ops:\n  - {name: fc, kind: matmul, m: 8, k: 64, n: 64}\n")
+    (sub / "sw.yaml").write_text("name: sw\narchitecture: h100-class\nworkloads:\n  - wl.yaml\n"
+                                 "parameters:\n  compute.tensor_cores.count: {choices: [100, 132]}\n"
+                                 "objectives:\n  - maximize tops_per_w\nsampler: grid\n")
+    proc = dse("sweep", "sub/sw.yaml", "--out", "out2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    trials = pd.read_csv(tmp_path / "out2" / "trials.csv")
+    assert (trials["state"] == "COMPLETE").all() and (trials["macs"] == 8 * 64 * 64).all()

@@ -194,25 +194,29 @@ def _derived(spec: StudySpec, doc, valid: list[str], params: list[Parameter]) ->
     return out
 
 
-def _check_values(space: Space, base_raw: dict, doc) -> None:
-    """Each searched value at its extremes must be accepted by the architecture."""
-    from dse.serving.spec import ServingSpec, split_serving
+def _check_values(space: Space, base_raw: dict, doc, workloads: list[WorkloadItem]) -> None:
+    """Each searched value at its extremes must be accepted by the architecture, or by every
+    serving workload of the study (a trace file that is missing, a prompt past the context)."""
+    from dse.serving.spec import ServingSpec, check_serving_values, split_serving
 
+    serving_runs = [w.workload for w in workloads if isinstance(w.workload, ServingSpec)] or [ServingSpec()]
     for p in space.parameters:
         values = list(p.choices) if p.kind == "categorical" else [p.low, p.high]
         for v in values:
+            arch_values, serving = split_serving({p.path: v})
             try:
-                arch_values, serving = split_serving({p.path: v})
                 if serving:
-                    ServingSpec().with_values(**serving)
+                    for run in serving_runs:
+                        check_serving_values(run, serving)
                 else:
                     build_architecture(base_raw, arch_values)
             except DseError as exc:
-                raise SpecError(f"value {v!r} is rejected by the architecture: {exc.message}",
+                what = f"the serving run: {exc}" if serving else f"the architecture: {exc.message}"
+                raise SpecError(f"value {v!r} is rejected by {what}",
                                 where=_where(doc, "parameters", p.path)) from None
 
 
-def _workloads(spec: StudySpec, doc) -> list[WorkloadItem]:
+def _workloads(spec: StudySpec, doc, base_dir: Path) -> list[WorkloadItem]:
     from dse.workloads import load_workload
 
     total = sum(w.weight for w in spec.workloads)
@@ -222,11 +226,13 @@ def _workloads(spec: StudySpec, doc) -> list[WorkloadItem]:
     for i, w in enumerate(spec.workloads):
         try:
             if is_serving_spec(w.spec):  # a request stream served by the chip (dse.serving)
-                wl = parse_serving_spec(w.spec)
+                wl = parse_serving_spec(w.spec).with_values(base_dir=str(base_dir))
                 if w.precision is not None:
                     wl = wl.with_values(precision=w.precision)
-            else:
-                wl = load_workload(w.spec, batch=w.batch, precision=w.precision)
+                wl.check()  # its trace, model and lengths now, not in every trial
+            else:  # a trace file is read from the study's folder first, as its architecture is
+                local = base_dir / w.spec
+                wl = load_workload(str(local) if is_file(local) else w.spec, batch=w.batch, precision=w.precision)
         except SpecError as exc:
             # an error inside a trace file names that file's line and field; any other (no such
             # file or generator, a bad parameter) names the study's line and entry
@@ -255,9 +261,9 @@ def resolve_study(source: str | Path | StudySpec | Study) -> Study:
     valid = _valid_paths(arch_doc.data, arch)
     params = _parameters(spec, doc, valid, arch)
     space = Space(params, _derived(spec, doc, valid, params))
-    _check_values(space, arch_doc.data, doc)
+    workloads = _workloads(spec, doc, base_dir)
+    _check_values(space, arch_doc.data, doc, workloads)
     known = metric_names(arch)
-    workloads = _workloads(spec, doc)
     if any(not isinstance(w.workload, Workload) for w in workloads):
         from dse.results import SERVING_METRICS
         known += [*SERVING_METRICS, "kv_blocks", "kv_peak_blocks", "peak_running", "preemptions",

@@ -5,6 +5,7 @@ workload spec is expected (a study's workloads), or built by ``dse serve``'s opt
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 from dse.errors import SpecError
@@ -52,6 +53,9 @@ class ServingSpec:
     disaggregated: bool = False
     #: default: one direction of an H100's NVLink 4, 900 GB/s in total (H100 datasheet, 2023)
     kv_link: str = "450 GB/s"
+    #: the folder a relative ``trace`` or ``model`` path is read from first (a study's own
+    #: folder, as its ``architecture:`` is); not a knob, not part of the label
+    base_dir: str | None = None
 
     def __post_init__(self):
         for name in ("rate", "slo_ttft_s", "slo_tpot_s"):
@@ -91,8 +95,21 @@ class ServingSpec:
         return Formats(self.weight_precision or self.precision, self.precision,
                        self.kv_precision or self.precision)
 
+    def _local(self, path: str) -> str:
+        """``path``, or the same relative path in ``base_dir`` where a file or folder is there."""
+        if self.base_dir and not Path(path).is_absolute():
+            near = Path(self.base_dir) / path
+            if near.exists():
+                return str(near)
+        return path
+
     def shape(self) -> LlmShape:
-        return load_config(self.model)
+        try:
+            return load_config(self._local(self.model))
+        except SpecError as exc:
+            if exc.where == self.model and exc.message.startswith("no bundled model"):  # no file to name
+                raise SpecError(f"{self.model!r}: {exc.message}", field="model") from None
+            raise
 
     def weight_bytes(self) -> float:
         """Every weight of the model in its format (what must fit beside the KV cache)."""
@@ -102,17 +119,44 @@ class ServingSpec:
         """The requests, checked against the model's context."""
         shape = shape or self.shape()
         if self.trace:
-            reqs = load_trace(self.trace)
+            path = self._local(self.trace)
+            if not Path(path).is_file():
+                elsewhere = self.base_dir and Path(self.base_dir).resolve() != Path.cwd().resolve()
+                looked = f" (looked in {self.base_dir} and the current folder)" if elsewhere else ""
+                raise SpecError(f"file {self.trace!r} not found{looked}", field="trace")
+            reqs = load_trace(path)
+            check_context(reqs, shape.max_context, shape.name)
+            return reqs
+        prompt, output = self._lengths(shape)
+        return poisson_requests(self.rate, self.requests, prompt, output, self.seed)
+
+    def _lengths(self, shape: LlmShape) -> tuple[Lengths, Lengths]:
+        """The drawn lengths, whose longest request must fit the model's context (so that a
+        study knows before its first trial, whatever the seed draws)."""
+        prompt = Lengths.parse(self.prompt_tokens, "prompt_tokens")
+        output = Lengths.parse(self.output_tokens, "output_tokens")
+        if prompt.high > shape.max_context:
+            raise SpecError(f"a prompt of {prompt.high} tokens is longer than the context of {shape.name} "
+                            f"({shape.max_context} tokens)", field="prompt_tokens")
+        if prompt.high + output.high > shape.max_context:
+            raise SpecError(f"prompt plus output ({prompt.high} + {output.high} tokens) exceeds the context of "
+                            f"{shape.name} ({shape.max_context} tokens)", field="output_tokens")
+        return prompt, output
+
+    def check(self) -> None:
+        """Everything a run would find wrong before it simulates: the model, the trace file and
+        its requests, the drawn lengths against the context (a study calls this when it is
+        read, so that a bad serving workload fails once, not in every trial)."""
+        shape = self.shape()
+        if self.trace:
+            self.stream(shape)
         else:
-            reqs = poisson_requests(self.rate, self.requests, Lengths.parse(self.prompt_tokens, "prompt_tokens"),
-                                    Lengths.parse(self.output_tokens, "output_tokens"), self.seed)
-        check_context(reqs, shape.max_context, shape.name)
-        return reqs
+            self._lengths(shape)
 
     @property
     def label(self) -> str:
         changed = [f"{f.name}={getattr(self, f.name)}" for f in fields(self)
-                   if getattr(self, f.name) != f.default]
+                   if getattr(self, f.name) != f.default and f.name != "base_dir"]
         return PREFIX + (":" + ",".join(changed) if changed else "")
 
     def with_values(self, **values: Any) -> "ServingSpec":
@@ -130,15 +174,29 @@ def split_serving(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
     return arch, serving
 
 
+#: the knobs that decide the request stream (a study checks each searched value of these)
+STREAM_FIELDS = ("model", "rate", "requests", "prompt_tokens", "output_tokens", "trace", "seed")
+
+
 def serving_fields() -> list[str]:
-    return [f.name for f in fields(ServingSpec)]
+    """The knobs a study may search (``serving.<name>``) or a ``serve:`` spec may set."""
+    return [f.name for f in fields(ServingSpec) if f.name != "base_dir"]
+
+
+def check_serving_values(run: ServingSpec, values: dict[str, Any]) -> ServingSpec:
+    """``run`` with a trial's ``serving.*`` values, checked as a run would find it (the stream
+    too where a value changes it: a trace that is missing, a prompt past the context)."""
+    new = run.with_values(**values)
+    if any(k in STREAM_FIELDS for k in values):
+        new.check()
+    return new
 
 
 def from_dict(values: dict[str, Any]) -> ServingSpec:
     known = {f.name: f for f in fields(ServingSpec)}
     for key in values:
         if key not in known:
-            raise SpecError(f"unknown serving parameter {key!r} (valid: {', '.join(known)})", field=key)
+            raise SpecError(f"unknown serving parameter {key!r} (valid: {', '.join(serving_fields())})", field=key)
     clean = {}
     for key, v in values.items():
         default = known[key].default
@@ -165,6 +223,9 @@ def parse_serving_spec(text: str) -> ServingSpec:
     for key in ("prompt_tokens", "output_tokens"):  # "128-1024" must stay text
         if key in params:
             params[key] = str(params[key])
+    if "base_dir" in params:
+        raise SpecError(f"unknown serving parameter 'base_dir' (valid: {', '.join(serving_fields())})",
+                        where=text, field="base_dir")
     try:
         return from_dict(params)
     except SpecError as exc:
