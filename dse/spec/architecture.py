@@ -426,6 +426,9 @@ class Architecture(_Strict):
                 if tier not in tiers:
                     raise ValueError(at(f"prefetch[{i}].{key}", f"'{tier}' is not a memory tier "
                                                                f"(have: {', '.join(sorted(tiers))})"))
+            if pf.target == pf.source:
+                raise ValueError(at(f"prefetch[{i}].to", f"copies {pf.role} from '{pf.source}' to itself "
+                                    "(name another memory tier)"))
             if self.placement.get(pf.role, self.memories[0].name) != pf.source:
                 raise ValueError(at(f"prefetch[{i}].from", f"{pf.role} are placed on "
                                     f"'{self.tier_of(pf.role)}', not '{pf.source}'"))

@@ -1,0 +1,43 @@
+"""Inputs that ran with exit 0 and nonsense, or failed for the wrong reason: each now works or
+stops with one line naming the file (and line) and the field, exit 2. Found by the input reviewer."""
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+
+def dse(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dse", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
+
+
+def assert_one_line_error(proc, *fragments: str) -> str:
+    assert proc.returncode == 2, proc.stderr + proc.stdout
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    for f in fragments:
+        assert f in lines[0], lines[0]
+    return lines[0]
+
+
+def line_of(text: str, needle: str) -> int:
+    return next(i for i, ln in enumerate(text.splitlines(), 1) if needle in ln)
+
+
+def test_a_prefetch_from_a_tier_to_itself_is_refused(tmp_path):
+    # it ran with exit 0: optane 'copied' 1 MiB of weights onto itself, 390 us of nonsense
+    from dse.spec.loader import bundled_dir
+
+    text = (bundled_dir("architectures") / "dram-nvm-tiered.yaml").read_text()
+    old = "  - {role: weights, from: optane, to: ddr4}\n"
+    assert old in text
+    text = text.replace(old, "  - {role: weights, from: optane, to: optane}\n")
+    p = tmp_path / "arch.yaml"
+    p.write_text(text)
+    assert_one_line_error(dse("check", str(p)), f"{p}:{line_of(text, 'to: optane}')}", "prefetch[0].to",
+                          "from 'optane' to itself")
