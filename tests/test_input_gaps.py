@@ -41,3 +41,16 @@ def test_a_prefetch_from_a_tier_to_itself_is_refused(tmp_path):
     p.write_text(text)
     assert_one_line_error(dse("check", str(p)), f"{p}:{line_of(text, 'to: optane}')}", "prefetch[0].to",
                           "from 'optane' to itself")
+
+
+def test_a_generator_spec_whose_value_is_a_json_file_is_not_taken_for_a_path(tmp_path):
+    # 'llm:model=cfg.json' ends in .json: it was read as a file path and 'file not found'
+    (tmp_path / "tiny.json").write_text(json.dumps({
+        "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 4, "num_hidden_layers": 2,
+        "intermediate_size": 128, "vocab_size": 100, "max_position_embeddings": 2048}))
+    proc = dse("workload", "llm:model=tiny.json", "-f", "csv", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    ops = pd.read_csv(io.StringIO(proc.stdout)).set_index("name")
+    assert ops.loc["layer0.q_proj", "macs"] == 1 * 64 * 64   # one decode token x d_model x heads * head_dim
+    proc = dse("run", "h100-class", "-w", "llm:model=tiny.json", "-f", "csv", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr

@@ -9,6 +9,7 @@ or a path to a trace or .onnx file. Every generator also takes ``precision`` and
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from dse.errors import SpecError
@@ -30,9 +31,16 @@ class WorkloadImportWarning(UserWarning):
     """Part of an imported model could not be mapped to ops (e.g. unsupported ONNX op types)."""
 
 
+#: ``name:key=value...``: a generator spec, even where a value is a path (``llm:model=cfg.json``)
+_GENERATOR_SPEC = re.compile(r"[A-Za-z0-9_.-]+:[A-Za-z_][A-Za-z0-9_]*=")
+
+
 def _looks_like_path(spec: str) -> bool:
-    return (spec.lower().endswith((*TRACE_SUFFIXES, ".onnx")) or os.sep in spec or "/" in spec
-            or is_file(spec))
+    if is_file(spec):
+        return True
+    if _GENERATOR_SPEC.match(spec):
+        return False
+    return spec.lower().endswith((*TRACE_SUFFIXES, ".onnx")) or os.sep in spec or "/" in spec
 
 
 def load_workload(spec: str, *, batch: int | None = None, precision: str | None = None) -> Workload:
