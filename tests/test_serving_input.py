@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from dse.errors import DseError, SpecError
@@ -224,3 +225,47 @@ def test_study_traces_are_read_from_the_study_files_folder(tmp_path):
     assert proc.returncode == 0, proc.stderr
     trials = pd.read_csv(tmp_path / "out2" / "trials.csv")
     assert (trials["state"] == "COMPLETE").all() and (trials["macs"] == 8 * 64 * 64).all()
+
+
+# ---- TPOT where no request has a second token ---------------------------------------------
+
+def test_tpot_is_empty_not_zero_when_no_request_has_a_second_token(tmp_path):
+    # it read 0 s (p50/p90/p99/mean), so a 'tpot_p99_s <= X' constraint was always met
+    import json
+
+    proc = dse("serve", "h100-class", "-n", "2", "--output-tokens", "1", "-f", "json")
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout)
+    assert all(row[f"tpot_{s}_s"] is None for s in ("p50", "p90", "p99", "mean"))
+    assert row["ttft_p50_s"] > 0 and row["e2e_p50_s"] == row["ttft_p50_s"]   # one token: done at the first
+    # a one-token request has no gap between tokens: it cannot miss the TPOT objective
+    assert row["slo_attainment"] == 1.0
+
+
+def test_tpot_percentiles_count_only_requests_with_a_second_token(h100, tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_text(HEAD + "0,64,1\n0,64,5\n5,64,1\n")
+    res = simulate_serving(h100, ServingSpec(trace=str(p)))
+    df = res.requests.set_index("request")
+    assert df.loc[0, "tpot_s"] is pd.NA and df.loc[2, "tpot_s"] is pd.NA
+    # the one request with 5 tokens: 4 gaps between its first and last token
+    expected = (df.loc[1, "finish_s"] - df.loc[1, "first_token_s"]) / 4
+    assert res["tpot_p50_s"] == pytest.approx(expected) and res["tpot_mean_s"] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("goal, line", [("objectives:\n  - minimize tpot_p99_s\n", 8),
+                                        ("objectives:\n  - maximize tokens_per_j\nconstraints:\n"
+                                         "  - tpot_p99_s <= 1 ms\n", 10)])
+def test_a_study_goal_on_tpot_needs_a_request_with_a_second_token(tmp_path, goal, line):
+    p = tmp_path / "tp.yaml"
+    p.write_text("name: tp\narchitecture: h100-class\nworkloads:\n  - serve:model=llama-3-8b,requests=4,"
+                 "output_tokens=1\nparameters:\n  serving.batch_cap: {choices: [4, 8]}\n" + goal + "sampler: grid\n")
+    one_line_exit_2(dse("sweep", str(p), "--out", str(tmp_path / "out")), f"{p}:{line}: ", "'tpot_p99_s'",
+                    "second token")
+
+
+def test_a_validation_case_on_tpot_with_only_one_token_outputs_is_one_line(tmp_path):
+    # float(None) was a TypeError traceback once the summary left the TPOT empty
+    p = tmp_path / "v.yaml"
+    p.write_text(CASE.format(requests="[[0, 13, 1], [0, 20, 1]]"))
+    one_line_exit_2(dse("validate", str(p)), "case 'x'", "tpot_p50_s", "no request has a second token")

@@ -282,6 +282,11 @@ def resolve_study(source: str | Path | StudySpec | Study) -> Study:
         raise SpecError(f"objective listed twice: {', '.join(dupes)}", where=_where(doc, "objectives"))
     constraints = [parse_constraint(c, known, where=_where(doc, "constraints", i))
                    for i, c in enumerate(spec.constraints)]
+    from dse.serving.spec import check_tpot_defined  # a TPOT goal needs a request with a second token
+
+    for key, metrics in (("objectives", [o.metric for o in objectives]), ("constraints", [c.metric for c in constraints])):
+        for i, m in enumerate(metrics):
+            check_tpot_defined(m, [w.workload for w in workloads], where=_where(doc, key, i))
     if spec.sampler == "grid":
         try:
             space.grid()

@@ -39,12 +39,16 @@ def run_summary(log: RunLog, requests: pd.DataFrame, *, static_power_w: float, s
     row: dict = {"requests": len(requests), "output_tokens": tokens,
                  "prompt_tokens": int(requests["prompt_tokens"].sum()), "duration_s": span}
     for col in (TTFT, TPOT, E2E):
+        # TPOT has no value when no request produced a second token (every output one token
+        # long): its percentiles are then empty (None), not a false 0 s
         vals = requests[col].dropna().to_numpy(dtype=float)
         for p in PERCENTILES:
-            row[percentile_col(col, p)] = float(np.percentile(vals, p)) if len(vals) else 0.0
-        row[R.mean_col(col)] = float(vals.mean()) if len(vals) else 0.0
-    tpot = requests[TPOT].fillna(0.0).to_numpy(dtype=float)
-    met = (requests[TTFT].to_numpy() <= slo_ttft_s) & (tpot <= slo_tpot_s)
+            row[percentile_col(col, p)] = float(np.percentile(vals, p)) if len(vals) else None
+        row[R.mean_col(col)] = float(vals.mean()) if len(vals) else None
+    # a one-token request has no gap between tokens, so it cannot miss the TPOT objective
+    tpot = requests[TPOT]
+    tpot_met = (tpot.isna() | (tpot <= slo_tpot_s)).to_numpy(dtype=bool)
+    met = (requests[TTFT].to_numpy() <= slo_ttft_s) & tpot_met
     row[TOKENS_PER_S] = tokens / span
     row[REQUESTS_PER_S] = len(requests) / span
     row[GOODPUT] = float(met.sum()) / span

@@ -192,6 +192,26 @@ def check_serving_values(run: ServingSpec, values: dict[str, Any]) -> ServingSpe
     return new
 
 
+def check_tpot_defined(metric: str | None, runs: list, *, where: str | None = None) -> None:
+    """A study's objective or constraint on TPOT (``tpot_p99_s``...) needs its serving runs to
+    have requests with a second token: where every output is one token long there is no TPOT
+    (the summary leaves it empty), and such a goal would be met, or ranked, on nothing."""
+    from dse.results import TPOT
+
+    if not metric or not metric.startswith(TPOT[:-len("_s")] + "_"):
+        return
+    for run in runs:
+        if not isinstance(run, ServingSpec):
+            continue
+        if run.trace:
+            longest = max(r.output_tokens for r in run.stream())
+        else:
+            longest = Lengths.parse(run.output_tokens, "output_tokens").high
+        if longest < 2:
+            raise SpecError(f"'{metric}': no request of {run.label} has a second token "
+                            "(every output is 1 token), so it has no TPOT", where=where)
+
+
 def from_dict(values: dict[str, Any]) -> ServingSpec:
     known = {f.name: f for f in fields(ServingSpec)}
     for key in values:

@@ -46,4 +46,9 @@ def evaluate(case: Case, base: Path) -> float:
 
     arch = load_architecture(case.architecture)
     reqs = [Request(i, float(a), int(p), int(o)) for i, (a, p, o) in enumerate(case.requests)]
-    return float(simulate_serving(arch, parse_serving_spec(case.serve), requests=reqs)[case.metric])
+    value = simulate_serving(arch, parse_serving_spec(case.serve), requests=reqs)[case.metric]
+    if value is None:  # a TPOT where every output is one token long
+        from dse.errors import SpecError
+
+        raise SpecError(f"{case.metric}: no request has a second token, so there is no TPOT", field="requests")
+    return float(value)
