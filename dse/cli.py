@@ -187,15 +187,17 @@ def replay(
 
     from dse.spec.architecture import MemoryTier
     from dse.spec.yaml_io import YamlDoc, spec_error_from_validation
-    from dse.tech.library import technology
+    from dse.tech.library import MEMORY_ALIASES, technology
     from dse.tech.models import tier_model
     from dse.workloads.memtrace import parse_memtrace
 
+    if fmt not in ("table", "csv", "json"):
+        fail(f"--format: '{fmt}' is not one of table, csv, json")
     if not trace.exists():
         fail(f"{trace}: file not found")
     df = parse_memtrace(trace)
     rows = []
-    for name in [m.strip() for m in memory.split(",") if m.strip()]:
+    for name in [MEMORY_ALIASES.get(m.strip(), m.strip()) for m in memory.split(",") if m.strip()]:
         technology(name)  # one clear line for an unknown name
         try:
             tier = MemoryTier(name=name, technology=name, channels=units)

@@ -54,3 +54,16 @@ def test_a_generator_spec_whose_value_is_a_json_file_is_not_taken_for_a_path(tmp
     assert ops.loc["layer0.q_proj", "macs"] == 1 * 64 * 64   # one decode token x d_model x heads * head_dim
     proc = dse("run", "h100-class", "-w", "llm:model=tiny.json", "-f", "csv", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_replay_refuses_an_unknown_format_and_takes_compares_short_memory_names(tmp_path):
+    # -f xml printed a table with exit 0; -m ddr4 said "did you mean gddr6" while dse compare took it
+    p = tmp_path / "t.trace"
+    p.write_text("0 0x0 R 64\n10 0x40 W 64\n")
+    assert_one_line_error(dse("replay", str(p), "-f", "xml"), "--format", "'xml'", "table, csv, json")
+    short = dse("replay", str(p), "-m", "ddr4,ddr5,lpddr5,optane", "-f", "csv")
+    assert short.returncode == 0, short.stderr
+    full = dse("replay", str(p), "-m", "ddr4-3200,ddr5-4800,lpddr5-6400,optane-pmem", "-f", "csv")
+    table = pd.read_csv(io.StringIO(short.stdout))
+    assert table["memory"].tolist() == ["ddr4-3200", "ddr5-4800", "lpddr5-6400", "optane-pmem"]
+    assert short.stdout == full.stdout

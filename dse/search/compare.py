@@ -13,9 +13,7 @@ from dse import results as R
 from dse.errors import DesignError, SpecError
 from dse.report.compare import write_compare
 
-#: Short names accepted on the command line -> entries of dse/tech/data/memories.yaml.
-MEMORY_ALIASES = {"ddr4": "ddr4-3200", "ddr5": "ddr5-4800", "lpddr5": "lpddr5-6400", "hbm3": "hbm3",
-                  "optane": "optane-pmem", "hbm2e": "hbm2e", "hbm3e": "hbm3e", "gddr6": "gddr6"}
+from dse.tech.library import MEMORY_ALIASES  # short names, shared with `dse replay -m`
 #: Short workload names -> workload specs.
 WORKLOAD_ALIASES = {"gpt-decode": "gpt:phase=decode", "gpt-prefill": "gpt:phase=prefill",
                     "bert": "bert-base"}

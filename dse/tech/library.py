@@ -26,6 +26,12 @@ def memory_technologies() -> dict[str, dict[str, Any]]:
     return _table("memories.yaml")["technologies"]
 
 
+#: Short names accepted on the command line (``dse compare -m``, ``dse replay -m``) -> entries
+#: of dse/tech/data/memories.yaml.
+MEMORY_ALIASES = {"ddr4": "ddr4-3200", "ddr5": "ddr5-4800", "lpddr5": "lpddr5-6400", "hbm3": "hbm3",
+                  "optane": "optane-pmem", "hbm2e": "hbm2e", "hbm3e": "hbm3e", "gddr6": "gddr6"}
+
+
 def technology(name: str) -> dict[str, Any]:
     """One technology entry, or a SpecError listing the known names."""
     techs = memory_technologies()
