@@ -108,3 +108,18 @@ def test_replay_takes_a_one_tib_access_and_the_largest_exact_time():
     df = parse_memtrace("0 0x0 R 1099511627776\n9007199254740992 0x40 W 64\n")
     assert df["size"].tolist() == [2**40, 64] and df["time"].tolist() == [0, 2**53]
     assert replay(df, model("ddr4-3200"))["bytes_read"] == 2**40
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n\n   \n"])
+def test_a_trace_without_accesses_is_refused_not_replayed_as_zeros(tmp_path, text):
+    # it printed accesses 0, time 0 s, energy 0 J and an empty row_hit_rate, exit 0
+    import subprocess
+    import sys
+
+    p = tmp_path / "empty.trace"
+    p.write_text(text)
+    proc = subprocess.run([sys.executable, "-m", "dse", "replay", str(p), "-m", "ddr4-3200", "-f", "csv"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {p}: no accesses"), proc.stderr

@@ -10,7 +10,8 @@ Accepted lines (whitespace-separated, one access per line)::
 R, W, RD, WR, READ or WRITE (any case); ``size`` is a positive integer number of
 bytes (default ``default_size``, 64), at most ``MAX_SIZE`` (1 TiB); a time is at most
 ``MAX_TIME`` (2**53, the largest integer a float64 holds exactly). ``#`` starts a comment; blank lines are
-ignored. A file uses one layout throughout (decided by its first access line);
+ignored (a file with no access line at all is an error). A file uses one layout
+throughout (decided by its first access line);
 without times, ``time`` is the access's ordinal (0, 1, 2, ...).
 """
 from __future__ import annotations
@@ -92,9 +93,8 @@ def parse_memtrace(source: str | Path | io.TextIOBase, *, default_size: int = 64
         where = where or "<memtrace>"
     first = next((ln.split("#", 1)[0].split() for ln in io.StringIO(text)
                   if ln.split("#", 1)[0].strip()), None)
-    if first is None:
-        return _frame(np.zeros(0, np.int64), np.zeros(0, np.uint64), np.zeros(0, bool),
-                      np.zeros(0, np.int64), timed=False)
+    if first is None:  # replayed, it gave a row of zeros and an empty row-hit rate
+        raise SpecError("no accesses: expected one '<time> <hex address> <R|W> [size]' per line", where=where)
     timed = len(first) >= 3 and first[1].upper() not in _OPS
     names = ["time", "address", "op", "size"] if timed else ["address", "op", "size"]
 
