@@ -111,7 +111,10 @@ def run_op(env: simpy.Environment, machine: Machine, plan: OpPlan, max_chunks: i
     finish = None
     if alone is not None and not writes and first_out is None and (not reads or loads is not None):
         finish = (reads[0][0] if reads else None, l_tile if reads else 0.0, loads if reads else None)
-    compute = env.process(_compute(env, chunks, c_tile, ports, private, machine, alone, finish))
+    if not c_tile and reads and writes and not ports and not private and first_out is None:
+        _copy_compute(env, chunks)  # a copy (a prefetch's DMA): its compute stage decides nothing
+    else:
+        compute = env.process(_compute(env, chunks, c_tile, ports, private, machine, alone, finish))
     if first_out is not None:
         s_tile = max((t for _, t in writes), default=0.0)
         env.process(_first_out(env, chunks[0], s_tile, first_out))
@@ -296,6 +299,102 @@ def _compute(env, chunks: list[_Chunk], c_tile: float, ports, private, machine: 
         computed_at.append(env.now)
         if ch.computed is not None:
             ch.computed.succeed(env.now)
+
+
+def _copy_compute(env, chunks: list[_Chunk]) -> None:
+    """``_compute``'s stage for an op with no compute and no SRAM ports that loads and stores
+    (a copy between memory tiers: a prefetch's DMA), as callbacks instead of a process.
+
+    Such a stage decides nothing: it holds no resource and takes no time of its own, so each
+    chunk only passes the loads' times on (its first tile's, then its last's) to the store
+    and to the loads, through the events they wait for (``computed_first``, ``computed``).
+    It must still pass them on at the same place among all the run's events: SimPy takes the
+    events of one instant in the order they were scheduled, so a store or a load that asked
+    for a shared bus one event earlier could be granted it before another op's request
+    instead of after (or turn it the other way first). So every step below is taken from the
+    same event as ``_compute``'s process took it, and schedules what that process did, in the
+    same order, except what no other process sees:
+
+    - the process's start and end, and each chunk's zero-length array timeout. That timeout
+      was scheduled right after the chunk's ``computed_first``, at the same instant, so it
+      was processed right after it, before any other event: its step (wait for the chunk's
+      last tile) runs as the last callback of ``computed_first`` instead.
+    - a ``computed_first`` or ``computed`` that would be the next event processed anyway:
+      nothing else is scheduled at this instant, and the step runs as the only callback of
+      the event being processed (a timeout of its own, or a load's event only it waits for)
+      or the last. It is processed in place (``_fire``), its waiters resumed at once, as
+      SimPy's step would. A ``computed`` is processed after the next chunk's first step (it
+      was scheduled before that step, processed after it), so it counts as scheduled at
+      this instant for that step (``held``).
+
+    tests/test_closed_form.py checks a run of copies beside copies and ops against the same
+    run with ``_compute``'s process."""
+    queue = env._queue
+    last = len(chunks) - 1
+
+    def arrive(j: int, held: bool = False) -> None:  # wait for chunk j's first tile
+        ev = chunks[j].loaded_first
+        if ev.callbacks is None:  # (processed: a process would go on at once)
+            started(j, ev._value, held)
+        else:
+            ev.callbacks.append(lambda e: started(j, e._value))
+
+    def started(j: int, first: float, held: bool = False) -> None:
+        now = env.now
+        if first > now:
+            env.timeout(first - now).callbacks.append(lambda _: first_tile(j))
+        else:
+            first_tile(j, held)
+
+    def first_tile(j: int, held: bool = False) -> None:
+        ch = chunks[j]
+        ev = ch.computed_first
+        if not held and (not queue or queue[0][0] > env.now):
+            _fire(ev, env.now)
+            wait_loaded(j)
+        else:
+            ev.succeed(env.now)
+            cbs = ev.callbacks
+            # (appended while computed_first is processed, so after every callback it has:
+            # SimPy's step goes through the list as it grows)
+            cbs.append(lambda _: cbs.append(lambda _: wait_loaded(j)))
+
+    def wait_loaded(j: int) -> None:
+        ev = chunks[j].loaded
+        if ev.callbacks is None:
+            loaded(j, ev._value)
+        else:
+            ev.callbacks.append(lambda e: loaded(j, e._value))
+
+    def loaded(j: int, end: float) -> None:
+        now = env.now
+        if end > now:
+            env.timeout(end - now).callbacks.append(lambda _: computed(j))
+        else:
+            computed(j)
+
+    def computed(j: int) -> None:
+        ev = chunks[j].computed
+        inplace = (not queue or queue[0][0] > env.now)
+        if not inplace:
+            ev.succeed(env.now)
+        if j < last:
+            arrive(j + 1, inplace)
+        if inplace:
+            _fire(ev, env.now)
+
+    arrive(0)
+
+
+def _fire(event: simpy.Event, value) -> None:
+    """Trigger ``event`` and process it at once, as ``simpy.Environment.step`` would: only
+    where it would be the next event processed (nothing else scheduled at this instant, and
+    nothing left to do in the event being processed)."""
+    event._ok = True
+    event._value = value
+    callbacks, event.callbacks = event.callbacks, None
+    for callback in callbacks:
+        callback(event)
 
 
 def _store(env, chunks: list[_Chunk], writes):
