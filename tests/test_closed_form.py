@@ -281,3 +281,81 @@ def test_only_a_port_or_bus_that_one_unit_uses_one_way_is_never_asked_for():
     one = toy(placement={"weights": "dram", "activations": "dram"})
     mapping, copies = _mapped(one, Workload("g", [Op("a", "matmul", m=256, n=256, k=256)]))
     assert "dram" not in private_buses(mapping, copies)
+
+
+def _prefetching(nvm_bandwidth: str):
+    """The toy design with its weights in a slower NVM tier, each copied into DDR4 before an op
+    first reads it (a prefetch); activations in DDR4 too, so ops and copies share its bus."""
+    nvm = {"name": "nvm", "capacity": "64 GiB", "channels": 1, "bandwidth_per_channel": nvm_bandwidth,
+           "latency": "300 ns", "read_energy": "20 pJ/bit", "write_energy": "60 pJ/bit", "background_power": "0.1 W"}
+    dram = {"name": "dram", "technology": "ddr4-3200", "channels": 1, "capacity": "4 GiB"}
+    return toy(memories=[nvm, dram], placement={"weights": "nvm", "activations": "dram"},
+               prefetch=[{"role": "weights", "from": "nvm", "to": "dram"}])
+
+
+def _twins() -> Workload:
+    # two equal branches: their copies ask for the same bus at the same instants (ties that
+    # only the order SimPy schedules events in decides)
+    return Workload("twins", [
+        Op("p", "vector", elements=65536),
+        Op("c1", "matmul", m=256, n=256, k=128, deps=("p",)),
+        Op("ds", "matmul", m=256, n=256, k=128, deps=("p",)),
+        Op("c2", "matmul", m=256, n=256, k=256, deps=("c1",)),
+        Op("add", "vector", elements=65536, inputs=2, deps=("c2", "ds"))])
+
+
+@pytest.mark.parametrize("nvm_bandwidth", ["2 GB/s", "6.6 GB/s", "25 GB/s"])
+@pytest.mark.parametrize("max_chunks", [None, 8, 2])
+@pytest.mark.parametrize("closed_form", [True, False])
+@pytest.mark.parametrize("workload", [_fork, _twins])
+def test_a_copy_runs_with_fewer_events_and_the_same_times_as_with_its_compute_process(
+        nvm_bandwidth, max_chunks, closed_form, workload, monkeypatch):
+    # when p ends, c1 and ds start together and each first copies its weights from NVM to
+    # DDR4: two copies at once, queueing on both buses; c2's copy runs while ds reads DDR4.
+    # A copy's compute stage without a process (pipeline._copy_compute) must grant the buses
+    # in the same order at the same times, with the op times, bus busy times and turnarounds
+    # of the same run with _compute's process, and schedule fewer events
+    from types import SimpleNamespace
+
+    from dse.sim import pipeline
+
+    from dse.sim.machine import MemoryBus
+
+    arch, wl = _prefetching(nvm_bandwidth), workload()
+    through_simpy = _event_by_event(monkeypatch)
+    grants: list[tuple] = []  # every bus grant, in order: (bus, way, when, its busy time so far)
+    turn = MemoryBus.turn
+
+    def spy(bus, way):
+        grants.append((bus.name, way, bus.env.now, bus.busy_s))
+        return turn(bus, way)
+
+    monkeypatch.setattr(MemoryBus, "turn", spy)
+    chunks: list[int] = []  # chunks of each copy run through SimPy
+    spied = pipeline._copy_compute
+
+    def counted(env, chunk_list):
+        chunks.append(len(chunk_list))
+        spied(env, chunk_list)
+
+    monkeypatch.setattr(pipeline, "_copy_compute", counted)
+    new = simulate(arch, wl, max_chunks=max_chunks, closed_form=closed_form)
+    copies = [name for name in through_simpy if ".prefetch_" in name]
+    assert {"c1.prefetch_b", "ds.prefetch_b"} <= set(copies) and len(chunks) == len(copies)
+
+    def as_process(env, chunk_list):  # the stage as it ran before: _compute's process
+        env.process(pipeline._compute(env, chunk_list, 0.0, [], [], SimpleNamespace(sram_busy_s={})))
+
+    new_grants = list(grants)
+    grants.clear()
+    monkeypatch.setattr(pipeline, "_copy_compute", as_process)
+    old = simulate(arch, wl, max_chunks=max_chunks, closed_form=closed_form)
+    assert new_grants == grants  # the buses granted in the same order at the same times
+    assert new.timeline == old.timeline  # the same times to the bit, every op and copy
+    for key, value in old.summary_row.items():
+        if key != "sim_events":  # (bus busy times, energies, ...: the same to the bit)
+            assert new.summary_row[key] == value or (math.isnan(value) and math.isnan(new.summary_row[key])), key
+    assert new["bytes_written_dram"] > 0 and new["energy_j"] == old["energy_j"]
+    # each copy through SimPy no longer schedules its process's start and end, nor a
+    # zero-length array timeout per chunk
+    assert new["sim_events"] <= old["sim_events"] - sum(g + 2 for g in chunks)
