@@ -312,10 +312,13 @@ def test_a_copy_runs_with_fewer_events_and_the_same_times_as_with_its_compute_pr
         nvm_bandwidth, max_chunks, closed_form, workload, monkeypatch):
     # when p ends, c1 and ds start together and each first copies its weights from NVM to
     # DDR4: two copies at once, queueing on both buses; c2's copy runs while ds reads DDR4.
-    # A copy's compute stage without a process (pipeline._copy_compute) must grant the buses
-    # in the same order at the same times, with the op times, bus busy times and turnarounds
-    # of the same run with _compute's process, and schedule fewer events
+    # A copy's compute stage without a process (pipeline._copy_compute, its first tiles
+    # processed in place: _FirstTile) must grant the buses in the same order at the same
+    # times, with the op times, bus busy times and turnarounds of the same run with
+    # _compute's process and plain events, and schedule fewer events
     from types import SimpleNamespace
+
+    import simpy
 
     from dse.sim import pipeline
 
@@ -349,6 +352,7 @@ def test_a_copy_runs_with_fewer_events_and_the_same_times_as_with_its_compute_pr
     new_grants = list(grants)
     grants.clear()
     monkeypatch.setattr(pipeline, "_copy_compute", as_process)
+    monkeypatch.setattr(pipeline, "_FirstTile", lambda env, transfer_s: simpy.Event(env))  # (a plain event)
     old = simulate(arch, wl, max_chunks=max_chunks, closed_form=closed_form)
     assert new_grants == grants  # the buses granted in the same order at the same times
     assert new.timeline == old.timeline  # the same times to the bit, every op and copy

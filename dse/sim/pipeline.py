@@ -77,6 +77,15 @@ def run_op(env: simpy.Environment, machine: Machine, plan: OpPlan, max_chunks: i
     c_tile = plan.compute_s / n
     reads = [(machine.buses[t], s / n) for t, s in plan.read_s.items() if s > 0]
     writes = [(machine.buses[t], s / n) for t, s in plan.write_s.items() if s > 0]
+    ports, private = [], []
+    for name, t in plan.sram_s.items():
+        if t > 0:
+            if name in machine.private_ports:
+                private.append((t / n, name))
+            else:
+                ports.append((machine.sram_ports[name], t / n, name))
+    # a copy (a prefetch's DMA): its compute stage decides nothing (``_copy_compute``)
+    copy = not c_tile and reads and writes and not ports and not private and first_out is None
     # a chunk's "computed" events exist only where a process waits for them (an event
     # nobody waits for changes nothing but SimPy's count): the store waits for every chunk,
     # the loads for all but the last two (double buffering), a streaming consumer for the first;
@@ -87,6 +96,9 @@ def run_op(env: simpy.Environment, machine: Machine, plan: OpPlan, max_chunks: i
     chunks = [_Chunk(g, event() if reads else None, event() if reads else None, event() if first_seen else None,
                      event() if j < waited else None)
               for j, g in enumerate(sizes)]
+    if copy and len(reads) == 1 and not reads[0][0].private:
+        for ch in chunks:
+            ch.loaded_first = _FirstTile(env, ch.g * reads[0][1])
     if reads:
         # Double buffering: tile i+2 may load only once tile i, which arrives `latency`
         # after its transfer, is computed. So tiles cannot start closer together on
@@ -97,13 +109,6 @@ def run_op(env: simpy.Environment, machine: Machine, plan: OpPlan, max_chunks: i
         period = max(l_tile, c_tile, (latency + l_tile + c_tile) / 2)
         loads = _Loaded(alone) if len(reads) == 1 and alone is not None else None
         env.process(_load(env, chunks, reads, l_tile, latency, period, loads))
-    ports, private = [], []
-    for name, t in plan.sram_s.items():
-        if t > 0:
-            if name in machine.private_ports:
-                private.append((t / n, name))
-            else:
-                ports.append((machine.sram_ports[name], t / n, name))
     if alone is not None and {id(b) for b, _ in reads} & {id(b) for b, _ in writes}:
         alone = None  # (see _compute: its loads and stores could ask for one bus at one instant)
     # an op that stores nothing and reads one bus at most may be taken over in closed form
@@ -111,8 +116,8 @@ def run_op(env: simpy.Environment, machine: Machine, plan: OpPlan, max_chunks: i
     finish = None
     if alone is not None and not writes and first_out is None and (not reads or loads is not None):
         finish = (reads[0][0] if reads else None, l_tile if reads else 0.0, loads if reads else None)
-    if not c_tile and reads and writes and not ports and not private and first_out is None:
-        _copy_compute(env, chunks)  # a copy (a prefetch's DMA): its compute stage decides nothing
+    if copy:
+        _copy_compute(env, chunks)
     else:
         compute = env.process(_compute(env, chunks, c_tile, ports, private, machine, alone, finish))
     if first_out is not None:
@@ -384,6 +389,33 @@ def _copy_compute(env, chunks: list[_Chunk]) -> None:
             _fire(ev, env.now)
 
     arrive(0)
+
+
+class _FirstTile(simpy.Event):
+    """A copy's chunk's first tile, loaded (its ``loaded_first``), where the copy reads one
+    bus that others may use: processed in place (``_fire``) where that moves nothing else.
+
+    ``_transfer`` triggers it once the bus is granted (resumed as the last callback of the
+    grant, or of its turnaround's timeout), then schedules its transfer's timeout
+    (``transfer_s``) and waits. With nothing else scheduled at this instant, it would be the
+    next event processed, right after that timeout was scheduled; its only waiter, the
+    copy's compute stage, then schedules a timeout to the tile's arrival (or, not yet at
+    this chunk, nothing). Processed in place, that timeout is scheduled before the
+    transfer's instead of after it: every other event keeps its place, and those two keep
+    their order too unless they fall at the same instant, or the tile is there at once
+    (the stage would go on to what the store sees): it is then scheduled as before."""
+
+    def __init__(self, env: simpy.Environment, transfer_s: float) -> None:
+        super().__init__(env)
+        self.transfer_s = transfer_s
+
+    def succeed(self, value=None):
+        env = self.env
+        queue, now = env._queue, env._now
+        if (not queue or queue[0][0] > now) and value > now and now + (value - now) != now + self.transfer_s:
+            _fire(self, value)
+            return self
+        return super().succeed(value)
 
 
 def _fire(event: simpy.Event, value) -> None:
