@@ -53,6 +53,12 @@ def test_grid_sampler_evaluates_exactly_the_grid(tmp_path):
     assert seen == set(itertools.product([64, 128, 192, 256], [1, 2]))
 
 
+def test_a_grid_of_one_point_runs_that_point_once(tmp_path):
+    spec = fx.study(sampler="grid", n_trials=None, parameters={"compute.pe.rows": {"choices": [64]}})
+    df = agg(run_study(fx.write(tmp_path, spec)))
+    assert list(df[ROWS]) == [64] and list(df["state"]) == ["COMPLETE"]
+
+
 def test_three_processes_run_each_grid_point_once(tmp_path):
     """The grid's points are a queue in the storage: every process takes the next one, so a
     grid of 8 points run by three processes evaluates each exactly once (each process's own

@@ -39,7 +39,7 @@ def make_sampler(st: "Study", seed: int | None, n_trials: int | None) -> optuna.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if name == "grid":
-            return optuna.samplers.GridSampler(st.space.grid(), seed=seed)
+            return _QueuedGrid(st.space.grid(), seed=seed)
         if name == "random":
             return optuna.samplers.RandomSampler(seed=seed)
         if name == "tpe":
@@ -56,3 +56,15 @@ def make_sampler(st: "Study", seed: int | None, n_trials: int | None) -> optuna.
                                 "(pip install torch), or choose tpe")
             return optuna.samplers.GPSampler(seed=seed, deterministic_objective=True)
     raise SpecError(f"unknown sampler '{name}'")
+
+
+class _QueuedGrid(optuna.samplers.GridSampler):
+    """Optuna's grid sampler for a grid whose points dse queues itself (dse.search.study: every
+    point a waiting trial with its values fixed, run once by whichever process takes it). Such
+    trials never get a grid id, so the grid's own bookkeeping after a trial (which stops the
+    study once its points are visited, and looks up the grid id of the last one: a KeyError on a
+    grid of one point) has nothing to do: the budget ends the study."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        return None
+
