@@ -35,3 +35,18 @@ def test_resources_busy_for_the_same_time_up_to_rounding_are_one_bound_in_both_r
     pe = arch.compute[0]
     assert sum(op.ops for op in wl.ops) / (2 * pe.rows * pe.cols * pe.clock) < 0.1 * fast["latency_s"]
     assert fast["bound"] == slow["bound"] == "buf"
+
+
+def test_tied_tiers_are_named_the_same_in_every_process():
+    """An op's per-tier times are listed in the order the plan names its tiers, not a set's,
+    which changes with PYTHONHASHSEED: where two tiers tie, every process names the same one."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from dse.sim.cost import OpPlan; from dse.workloads.ops import Op; "
+            "p = OpPlan(Op('x', 'vector'), 'u', 0.0, 1, read_s={'optane': 1.0, 'hbm3': 1.0, 'ddr4': 1.0}, "
+            "write_s={'lpddr5': 1.0, 'nvm': 1.0}); print(list(p.transfer_s()))")
+    seen = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in range(6)}
+    assert seen == {"['optane', 'hbm3', 'ddr4', 'lpddr5', 'nvm']\n"}

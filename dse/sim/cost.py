@@ -75,7 +75,9 @@ class OpPlan:
 
     def transfer_s(self) -> dict[str, float]:
         """Time each tier's bus (and each SRAM's port) needs for this op, uncontended."""
-        tiers = set(self.read_s) | set(self.write_s)
+        # (in the order the plan names them, not a set's: where two tie, the op's ``bound`` is
+        # the first, the same in every process whatever PYTHONHASHSEED)
+        tiers = dict.fromkeys([*self.read_s, *self.write_s])
         out = {t: self.read_s.get(t, 0.0) + self.write_s.get(t, 0.0) for t in tiers}
         out.update(self.sram_s)
         return out
