@@ -13,7 +13,8 @@ import yaml
 
 
 def dse(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dse", *args], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run([sys.executable, "-m", "dse", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
 
 
 def write_arch(tmp_path: Path, text: str) -> Path:

@@ -4,29 +4,10 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 
-
-def dse(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dse", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
-
-
-def assert_one_line_error(proc, *fragments: str) -> str:
-    assert proc.returncode == 2, proc.stderr + proc.stdout
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    for f in fragments:
-        assert f in lines[0], lines[0]
-    return lines[0]
-
-
-def line_of(text: str, needle: str) -> int:
-    return next(i for i, ln in enumerate(text.splitlines(), 1) if needle in ln)
+from test_cli_errors import assert_one_line_error, dse, line_of  # (the CLI's one-line errors)
 
 
 def test_a_prefetch_from_a_tier_to_itself_is_refused(tmp_path):

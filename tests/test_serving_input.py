@@ -3,8 +3,6 @@ one line naming the file (its line where there is one), the field and what is wr
 The expected line numbers are counted by hand in the texts below."""
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -13,20 +11,7 @@ from dse.errors import DseError, SpecError
 from dse.serving import Request, ServingSpec, simulate_serving
 from dse.serving.requests import MAX_REQUESTS, load_trace
 from dse.spec.loader import load_architecture
-
-
-def dse(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dse", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
-
-
-def one_line_exit_2(proc, *needles: str) -> str:
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
+from test_cli_errors import assert_one_line_error as one_line_exit_2, dse  # (the CLI's one-line errors)
 
 
 # ---- dse serve's options --------------------------------------------------------------
